@@ -1,0 +1,81 @@
+//! Pod Security Standards, restricted: privilege escalation.
+//!
+//! Source of truth: `k8s.io/pod-security-admission/policy/check_allowPrivilegeEscalation.go`:
+//! from version 1.8 every container must set
+//! `securityContext.allowPrivilegeEscalation: false`; from version 1.25 pods
+//! with `spec.os.name: windows` are exempt.
+
+use palisade_sdk::pss::{self, Control, Level, Settings};
+use palisade_sdk::{Metadata, Severity, Violation, Workload};
+
+pub struct AllowPrivilegeEscalation;
+
+impl Control for AllowPrivilegeEscalation {
+    fn metadata() -> Metadata {
+        pss::metadata(
+            "pss-allow-privilege-escalation",
+            "Containers must forbid privilege escalation",
+            "From v1.8, fails a pod with a container that does not set \
+             securityContext.allowPrivilegeEscalation: false. Windows pods are exempt from v1.25.",
+            "Without no_new_privs a process can gain privileges through setuid binaries or file \
+             capabilities, turning a foothold into root.",
+            "Set securityContext.allowPrivilegeEscalation: false on every container, init \
+             container and ephemeral container.",
+            Severity::High,
+            Level::Restricted,
+            &[
+                pss::STANDARD_URL,
+                "https://github.com/kubernetes/pod-security-admission/blob/master/policy/check_allowPrivilegeEscalation.go",
+            ],
+        )
+    }
+
+    fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
+        if !settings.version.at_least(8) || (settings.version.at_least(25) && w.is_windows()) {
+            return Vec::new();
+        }
+        w.containers()
+            .filter(|c| {
+                c.container
+                    .security_context
+                    .as_ref()
+                    .and_then(|s| s.allow_privilege_escalation)
+                    != Some(false)
+            })
+            .map(|c| {
+                Violation::new(
+                    format!(
+                        "allowPrivilegeEscalation != false ({} must set securityContext.allowPrivilegeEscalation=false)",
+                        pss::container_label(c.name())
+                    ),
+                    c.field("securityContext/allowPrivilegeEscalation"),
+                )
+            })
+            .collect()
+    }
+}
+
+palisade_sdk::export_pod_rule!(pss::PssRule<AllowPrivilegeEscalation>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::pss::check_json;
+
+    const POD: &str = r#"{"kind":"Pod","spec":{"containers":[{"name":"a","securityContext":{"allowPrivilegeEscalation":false}},{"name":"b"}]}}"#;
+
+    #[test]
+    fn must_be_explicitly_false_from_1_8() {
+        let v = check_json::<AllowPrivilegeEscalation>(POD, "latest", Level::Restricted);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].path, "/spec/containers/1/securityContext/allowPrivilegeEscalation");
+        assert!(check_json::<AllowPrivilegeEscalation>(POD, "v1.7", Level::Restricted).is_empty());
+    }
+
+    #[test]
+    fn windows_pods_are_exempt_from_1_25() {
+        let win = POD.replace(r#""spec":{"#, r#""spec":{"os":{"name":"windows"},"#);
+        assert!(check_json::<AllowPrivilegeEscalation>(&win, "v1.25", Level::Restricted).is_empty());
+        assert_eq!(check_json::<AllowPrivilegeEscalation>(&win, "v1.24", Level::Restricted).len(), 1);
+    }
+}

@@ -1,0 +1,94 @@
+//! Pod Security Standards, baseline (v1.34 and later): probes and lifecycle
+//! handlers must not target another host.
+//!
+//! Source of truth: `k8s.io/pod-security-admission/policy/check_hostProbesAndHostLifecycle.go`
+//! (version 1.34): the `host` of `httpGet` and `tcpSocket` in every container's
+//! liveness, readiness and startup probes and postStart/preStop handlers must be
+//! unset or empty. Any value, including a loopback address, is forbidden: the
+//! kubelet makes these requests from the node, so a host field turns the pod
+//! into a way to make the node call arbitrary addresses.
+
+use palisade_sdk::pod::Handler;
+use palisade_sdk::pss::{self, Control, Level, Settings};
+use palisade_sdk::{ContainerRef, Metadata, Severity, Violation, Workload};
+
+pub struct HostProbesLifecycle;
+
+fn check_handler(c: &ContainerRef<'_>, where_: &str, handler: &Option<Handler>, out: &mut Vec<Violation>) {
+    let Some(handler) = handler else { return };
+    for (kind, field) in [("httpGet", &handler.http_get), ("tcpSocket", &handler.tcp_socket)] {
+        let Some(field) = field else { continue };
+        if !field.host.is_empty() {
+            out.push(Violation::new(
+                format!(
+                    "probe or lifecycle host ({} uses {where_}.{kind}.host {})",
+                    pss::container_label(c.name()),
+                    pss::join_quote(&[&field.host])
+                ),
+                c.field(&format!("{}/{kind}/host", where_.replace('.', "/"))),
+            ));
+        }
+    }
+}
+
+impl Control for HostProbesLifecycle {
+    fn metadata() -> Metadata {
+        pss::metadata(
+            "pss-host-probes-lifecycle",
+            "Probes and lifecycle handlers must not set a host",
+            "From v1.34, fails a pod with a container whose liveness, readiness or startup probe, \
+             or postStart or preStop handler, sets httpGet.host or tcpSocket.host.",
+            "The kubelet runs probes and handlers from the node's network: a host field lets a \
+             pod make the node connect to any address, including the node's own services.",
+            "Remove the host field; the kubelet then targets the pod's own IP.",
+            Severity::Medium,
+            Level::Baseline,
+            &[
+                pss::STANDARD_URL,
+                "https://github.com/kubernetes/pod-security-admission/blob/master/policy/check_hostProbesAndHostLifecycle.go",
+            ],
+        )
+    }
+
+    fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
+        if !settings.version.at_least(34) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for c in w.containers() {
+            let k = c.container;
+            check_handler(&c, "livenessProbe", &k.liveness_probe, &mut out);
+            check_handler(&c, "readinessProbe", &k.readiness_probe, &mut out);
+            check_handler(&c, "startupProbe", &k.startup_probe, &mut out);
+            if let Some(lifecycle) = &k.lifecycle {
+                check_handler(&c, "lifecycle.postStart", &lifecycle.post_start, &mut out);
+                check_handler(&c, "lifecycle.preStop", &lifecycle.pre_stop, &mut out);
+            }
+        }
+        out
+    }
+}
+
+palisade_sdk::export_pod_rule!(pss::PssRule<HostProbesLifecycle>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::pss::check_json;
+
+    const POD: &str = r#"{"kind":"Pod","spec":{"containers":[{"name":"a",
+        "readinessProbe":{"httpGet":{"host":"127.0.0.1","port":80}},
+        "livenessProbe":{"tcpSocket":{"port":80}},
+        "lifecycle":{"preStop":{"tcpSocket":{"host":"10.0.0.1","port":1}}}}]}}"#;
+
+    #[test]
+    fn any_host_is_forbidden_from_1_34() {
+        let v = check_json::<HostProbesLifecycle>(POD, "v1.34", Level::Baseline);
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/spec/containers/0/readinessProbe/httpGet/host", "/spec/containers/0/lifecycle/preStop/tcpSocket/host"]
+        );
+        assert!(check_json::<HostProbesLifecycle>(POD, "v1.33", Level::Baseline).is_empty());
+    }
+}

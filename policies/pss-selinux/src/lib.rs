@@ -1,0 +1,109 @@
+//! Pod Security Standards, baseline: SELinux.
+//!
+//! Source of truth: `k8s.io/pod-security-admission/policy/check_seLinuxOptions.go`:
+//! `seLinuxOptions.type` of the pod and every container must be empty,
+//! `container_t`, `container_init_t` or `container_kvm_t` (version 1.0), and
+//! also `container_engine_t` from version 1.31; `user` and `role` must be empty.
+
+use palisade_sdk::pod::SeLinuxOptions;
+use palisade_sdk::pss::{self, Control, Level, Settings};
+use palisade_sdk::{Metadata, Severity, Violation, Workload};
+
+const TYPES_1_0: [&str; 4] = ["", "container_t", "container_init_t", "container_kvm_t"];
+
+pub struct SeLinux;
+
+/// What is wrong with one `seLinuxOptions`, as upstream words it.
+fn problems(settings: &Settings, opts: &SeLinuxOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    let allowed = TYPES_1_0.contains(&opts.type_.as_str())
+        || (settings.version.at_least(31) && opts.type_ == "container_engine_t");
+    if !allowed {
+        out.push(format!("type {}", pss::join_quote(&[&opts.type_])));
+    }
+    if !opts.user.is_empty() {
+        out.push("user may not be set".into());
+    }
+    if !opts.role.is_empty() {
+        out.push("role may not be set".into());
+    }
+    out
+}
+
+impl Control for SeLinux {
+    fn metadata() -> Metadata {
+        pss::metadata(
+            "pss-selinux",
+            "SELinux options must not be customised",
+            "Fails a pod whose seLinuxOptions (pod or container) set a type other than \
+             container_t, container_init_t, container_kvm_t or (from v1.31) container_engine_t, \
+             or set a user or role.",
+            "A custom SELinux type, user or role can lift the confinement the container runtime \
+             applies and give the container access to host resources.",
+            "Remove seLinuxOptions.user and .role, and use one of the allowed types or none.",
+            Severity::High,
+            Level::Baseline,
+            &[
+                pss::STANDARD_URL,
+                "https://github.com/kubernetes/pod-security-admission/blob/master/policy/check_seLinuxOptions.go",
+            ],
+        )
+    }
+
+    fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if let Some(opts) = w.spec.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref()) {
+            let p = problems(settings, opts);
+            if !p.is_empty() {
+                out.push(Violation::new(
+                    format!("seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: {})", p.join("; ")),
+                    w.spec_field("securityContext/seLinuxOptions"),
+                ));
+            }
+        }
+        for c in w.containers() {
+            if let Some(opts) = c.container.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref()) {
+                let p = problems(settings, opts);
+                if !p.is_empty() {
+                    out.push(Violation::new(
+                        format!(
+                            "seLinuxOptions ({} set forbidden securityContext.seLinuxOptions: {})",
+                            pss::container_label(c.name()),
+                            p.join("; ")
+                        ),
+                        c.field("securityContext/seLinuxOptions"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+palisade_sdk::export_pod_rule!(pss::PssRule<SeLinux>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::pss::check_json;
+
+    const ENGINE: &str = r#"{"kind":"Pod","spec":{"containers":[{"name":"a","securityContext":{"seLinuxOptions":{"type":"container_engine_t"}}}]}}"#;
+
+    #[test]
+    fn container_engine_t_is_allowed_from_1_31() {
+        assert_eq!(check_json::<SeLinux>(ENGINE, "v1.30", Level::Baseline).len(), 1);
+        assert!(check_json::<SeLinux>(ENGINE, "v1.31", Level::Baseline).is_empty());
+        assert!(check_json::<SeLinux>(ENGINE, "latest", Level::Baseline).is_empty());
+    }
+
+    #[test]
+    fn user_and_role_are_forbidden() {
+        let v = check_json::<SeLinux>(
+            r#"{"kind":"Pod","spec":{"securityContext":{"seLinuxOptions":{"user":"u","role":"r","level":"s0"}}}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        assert_eq!(v.len(), 1);
+        assert!(v[0].message.contains("user may not be set; role may not be set"), "{}", v[0].message);
+    }
+}

@@ -1,0 +1,91 @@
+//! Pod Security Standards, restricted: volume types.
+//!
+//! Source of truth: `k8s.io/pod-security-admission/policy/check_restrictedVolumes.go`
+//! (version 1.0): every volume must be one of configMap, csi, downwardAPI,
+//! emptyDir, ephemeral, persistentVolumeClaim, projected or secret.
+//!
+//! A volume that sets no source at all is allowed: the API server defaults it
+//! to `emptyDir` before admission (`SetDefaults_Volume` in `k8s.io/kubernetes/pkg/apis/core/v1`),
+//! and upstream's conformance fixtures expect it to pass. A source this rule
+//! does not know is reported under its own name: upstream reports any source
+//! outside the allowed list.
+
+use palisade_sdk::pss::{self, Control, Level, Settings};
+use palisade_sdk::{Metadata, Severity, Violation, Workload};
+
+const ALLOWED: [&str; 8] = [
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
+
+pub struct VolumeTypes;
+
+impl Control for VolumeTypes {
+    fn metadata() -> Metadata {
+        pss::metadata(
+            "pss-volume-types",
+            "Only core volume types may be used",
+            "Fails a pod with a volume that is not a configMap, csi, downwardAPI, emptyDir, \
+             ephemeral, persistentVolumeClaim, projected or secret volume.",
+            "Other volume types (hostPath, nfs, iscsi, cephfs, gitRepo, in-tree cloud disks...) \
+             reach the node or external storage directly, bypassing the storage policies a \
+             PersistentVolumeClaim is subject to.",
+            "Use a PersistentVolumeClaim (backed by a StorageClass or CSI driver) instead of \
+             the direct volume source.",
+            Severity::Medium,
+            Level::Restricted,
+            &[
+                pss::STANDARD_URL,
+                "https://github.com/kubernetes/pod-security-admission/blob/master/policy/check_restrictedVolumes.go",
+            ],
+        )
+    }
+
+    fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for (i, volume) in w.spec.volumes.iter().enumerate() {
+            let sources: Vec<&str> = volume.set_sources().collect();
+            if sources.iter().any(|s| ALLOWED.contains(s)) {
+                continue;
+            }
+            if let Some(bad) = sources.first() {
+                out.push(Violation::new(
+                    format!(
+                        "restricted volume types (volume {} uses restricted volume type {})",
+                        pss::join_quote(&[&volume.name]),
+                        pss::join_quote(&[bad])
+                    ),
+                    w.spec_field(&format!("volumes/{i}/{bad}")),
+                ));
+            }
+        }
+        out
+    }
+}
+
+palisade_sdk::export_pod_rule!(pss::PssRule<VolumeTypes>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::pss::check_json;
+
+    #[test]
+    fn allowed_types_and_sourceless_volumes_pass() {
+        let v = check_json::<VolumeTypes>(
+            r#"{"kind":"Pod","spec":{"volumes":[{"name":"a"},{"name":"b","emptyDir":{}},{"name":"c","nfs":{"server":"x","path":"/"}},
+               {"name":"d","hostPath":null},{"name":"e","gitRepo":{"repository":"r"}}]}}"#,
+            "latest",
+            Level::Restricted,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/volumes/2/nfs", "/spec/volumes/4/gitRepo"]);
+        assert_eq!(v[0].message, "restricted volume types (volume \"c\" uses restricted volume type \"nfs\")");
+    }
+}

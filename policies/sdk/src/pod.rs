@@ -1,0 +1,235 @@
+//! The fields of a pod that hardening rules read, as small typed structs.
+//!
+//! Field names and types follow `k8s.io/api/core/v1` (the Kubernetes API types,
+//! as k8s-openapi mirrors them). Only the fields a rule reads are declared:
+//! serde skips the rest without building them, which keeps components small and
+//! evaluation fast (see the SDK's README for the measurements behind this choice).
+//!
+//! Every field is optional and `null` is read as absent, as Go's decoder does
+//! for pointer fields, so `securityContext: null` means "not set".
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// Read a field whose JSON `null` means "not set", for types with a natural empty value.
+pub(crate) fn nullable<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub namespace: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    pub host_network: Option<bool>,
+    #[serde(rename = "hostPID")]
+    pub host_pid: Option<bool>,
+    #[serde(rename = "hostIPC")]
+    pub host_ipc: Option<bool>,
+    pub host_users: Option<bool>,
+    pub os: Option<PodOs>,
+    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub volumes: Vec<Volume>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub init_containers: Vec<Container>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub containers: Vec<Container>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ephemeral_containers: Vec<Container>,
+    // A controller's spec holds its pod template here. Reading the controller
+    // fields and the pod fields with one struct reads all nine kinds in one pass
+    // (serde's `flatten` would buffer the whole spec first).
+    pub(crate) template: Option<Box<Template>>,
+    pub(crate) job_template: Option<Box<JobTemplate>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct Template {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(crate) metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(crate) spec: PodSpec,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct JobTemplate {
+    pub(crate) spec: Option<JobSpec>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct JobSpec {
+    pub(crate) template: Option<Template>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct PodOs {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurityContext {
+    pub run_as_non_root: Option<bool>,
+    pub run_as_user: Option<i64>,
+    #[serde(rename = "seLinuxOptions")]
+    pub se_linux_options: Option<SeLinuxOptions>,
+    pub seccomp_profile: Option<SeccompProfile>,
+    pub app_armor_profile: Option<AppArmorProfile>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub sysctls: Vec<Sysctl>,
+    pub windows_options: Option<WindowsOptions>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Sysctl {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct SeLinuxOptions {
+    #[serde(default, deserialize_with = "nullable")]
+    pub user: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub role: String,
+    #[serde(rename = "type", default, deserialize_with = "nullable")]
+    pub type_: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub level: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompProfile {
+    #[serde(rename = "type", default, deserialize_with = "nullable")]
+    pub type_: String,
+    pub localhost_profile: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppArmorProfile {
+    #[serde(rename = "type", default, deserialize_with = "nullable")]
+    pub type_: String,
+    pub localhost_profile: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsOptions {
+    pub host_process: Option<bool>,
+}
+
+/// A volume: its name and which volume sources it sets (a source set to
+/// `null` is not set).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Volume {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(flatten)]
+    pub sources: BTreeMap<String, Option<IgnoredAny>>,
+}
+
+impl Volume {
+    /// The volume source keys that are set, in name order.
+    pub fn set_sources(&self) -> impl Iterator<Item = &str> {
+        self.sources
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.as_str())
+    }
+
+    pub fn has_source(&self, key: &str) -> bool {
+        matches!(self.sources.get(key), Some(Some(_)))
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub image: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ports: Vec<ContainerPort>,
+    pub security_context: Option<SecurityContext>,
+    pub liveness_probe: Option<Probe>,
+    pub readiness_probe: Option<Probe>,
+    pub startup_probe: Option<Probe>,
+    pub lifecycle: Option<Lifecycle>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    pub host_port: Option<i64>,
+    pub container_port: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext {
+    pub privileged: Option<bool>,
+    pub capabilities: Option<Capabilities>,
+    pub allow_privilege_escalation: Option<bool>,
+    pub proc_mount: Option<String>,
+    pub run_as_non_root: Option<bool>,
+    pub run_as_user: Option<i64>,
+    #[serde(rename = "seLinuxOptions")]
+    pub se_linux_options: Option<SeLinuxOptions>,
+    pub seccomp_profile: Option<SeccompProfile>,
+    pub app_armor_profile: Option<AppArmorProfile>,
+    pub windows_options: Option<WindowsOptions>,
+    pub read_only_root_filesystem: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Capabilities {
+    #[serde(default, deserialize_with = "nullable")]
+    pub add: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub drop: Vec<String>,
+}
+
+/// A probe or lifecycle handler: only the fields that can point at another host.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handler {
+    pub http_get: Option<HostField>,
+    pub tcp_socket: Option<HostField>,
+}
+
+pub type Probe = Handler;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct HostField {
+    #[serde(default, deserialize_with = "nullable")]
+    pub host: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    pub post_start: Option<Handler>,
+    pub pre_stop: Option<Handler>,
+}

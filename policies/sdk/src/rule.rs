@@ -1,0 +1,276 @@
+//! The trait a rule implements, and the glue between it and the component exports.
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::palisade::policy::types as wit;
+use crate::workload::Workload;
+
+pub use wit::{Operation, Severity};
+
+/// A rule's documentation and wiring; see `metadata` in `wit/policy.wit`.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub rationale: &'static str,
+    pub remediation: &'static str,
+    pub severity: Severity,
+    pub category: &'static str,
+    pub applies_to: &'static [&'static str],
+    pub reads_kinds: &'static [&'static str],
+    /// JSON Schema of the settings object.
+    pub settings_schema: &'static str,
+    pub references: &'static [&'static str],
+    /// `(profile, settings JSON)` pairs.
+    pub profiles: &'static [(&'static str, &'static str)],
+}
+
+/// One way an object breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub message: String,
+    /// JSON pointer to the field concerned.
+    pub path: String,
+}
+
+impl Violation {
+    pub fn new(message: impl Into<String>, path: impl Into<String>) -> Self {
+        Violation {
+            message: message.into(),
+            path: path.into(),
+        }
+    }
+}
+
+/// A setting the rule refuses, with the JSON pointer of the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SettingsError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SettingsError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The admission context of one evaluation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub operation: Operation,
+    pub namespace: Option<String>,
+    pub old_object: Option<String>,
+    pub username: Option<String>,
+    pub groups: Vec<String>,
+    pub offline: bool,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            operation: Operation::Create,
+            namespace: None,
+            old_object: None,
+            username: None,
+            groups: Vec::new(),
+            offline: true,
+        }
+    }
+}
+
+/// A rule that looks at whole objects.
+pub trait Rule: Sized + 'static {
+    /// The settings object; `{}` must deserialize (use `#[serde(default)]`).
+    type Settings: DeserializeOwned;
+
+    fn metadata() -> Metadata;
+
+    /// Check settings beyond their shape and build the rule. Runs once per load.
+    fn configure(settings: Self::Settings) -> Result<Self, SettingsError>;
+
+    /// Evaluate one object, given as JSON.
+    fn evaluate(&self, object: &str, context: &Context) -> Result<Vec<Violation>, String>;
+}
+
+/// A rule about the pod of a pod-bearing object.
+pub trait PodRule: Sized + 'static {
+    type Settings: DeserializeOwned;
+
+    fn metadata() -> Metadata;
+
+    fn configure(settings: Self::Settings) -> Result<Self, SettingsError>;
+
+    fn check(&self, workload: &Workload, context: &Context) -> Vec<Violation>;
+}
+
+/// Adapts a [`PodRule`] to a [`Rule`]: objects that carry no pod pass.
+pub struct PodRuleAdapter<R>(pub R);
+
+impl<R: PodRule> Rule for PodRuleAdapter<R> {
+    type Settings = R::Settings;
+
+    fn metadata() -> Metadata {
+        R::metadata()
+    }
+
+    fn configure(settings: Self::Settings) -> Result<Self, SettingsError> {
+        R::configure(settings).map(PodRuleAdapter)
+    }
+
+    fn evaluate(&self, object: &str, context: &Context) -> Result<Vec<Violation>, String> {
+        match Workload::from_json(object)? {
+            Some(workload) => Ok(self.0.check(&workload, context)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Parse a settings object into `S`, naming the offending field on failure.
+pub fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, SettingsError> {
+    let text = if settings.trim().is_empty() {
+        "{}"
+    } else {
+        settings
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| SettingsError::new("", format!("settings are not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(SettingsError::new("", "settings must be an object"));
+    }
+    S::deserialize(&value).map_err(|e| {
+        let message = e.to_string();
+        // serde names unknown and missing fields in backticks: point at the field.
+        let field = message
+            .split('`')
+            .nth(1)
+            .map(|f| format!("/{f}"))
+            .unwrap_or_default();
+        SettingsError::new(field, message)
+    })
+}
+
+#[doc(hidden)]
+pub mod glue {
+    //! What `export_rule!` expands to calls these; not for rule authors.
+    use super::*;
+    use crate::bindings::exports::palisade::policy::policy as exports;
+
+    pub fn metadata<R: Rule>() -> wit::Metadata {
+        let m = R::metadata();
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        wit::Metadata {
+            id: m.id.into(),
+            title: m.title.into(),
+            description: m.description.into(),
+            rationale: m.rationale.into(),
+            remediation: m.remediation.into(),
+            severity: m.severity,
+            category: m.category.into(),
+            applies_to: strings(m.applies_to),
+            reads_kinds: strings(m.reads_kinds),
+            settings_schema: m.settings_schema.into(),
+            references: strings(m.references),
+            profiles: m
+                .profiles
+                .iter()
+                .map(|(profile, settings)| wit::ProfileMembership {
+                    profile: profile.to_string(),
+                    settings: settings.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn create<R: Rule>(settings: &str) -> Result<R, wit::SettingsError> {
+        let parsed = parse_settings::<R::Settings>(settings).and_then(R::configure);
+        parsed.map_err(|e| wit::SettingsError {
+            field: e.field,
+            message: e.message,
+        })
+    }
+
+    pub fn evaluate<R: Rule>(
+        rule: &R,
+        object: &str,
+        context: wit::AdmissionContext,
+    ) -> Result<Vec<exports::Violation>, String> {
+        let context = Context {
+            operation: context.operation,
+            namespace: context.namespace,
+            old_object: context.old_object,
+            username: context.user_info.as_ref().map(|u| u.username.clone()),
+            groups: context.user_info.map(|u| u.groups).unwrap_or_default(),
+            offline: context.offline,
+        };
+        let violations = rule.evaluate(object, &context)?;
+        Ok(violations
+            .into_iter()
+            .map(|v| exports::Violation {
+                message: v.message,
+                path: v.path,
+            })
+            .collect())
+    }
+}
+
+/// Export a [`Rule`] as the component's `policy` interface.
+#[macro_export]
+macro_rules! export_rule {
+    ($rule:ty) => {
+        #[doc(hidden)]
+        pub struct __PalisadeComponent;
+        #[doc(hidden)]
+        pub struct __PalisadeEvaluator($rule);
+
+        impl $crate::bindings::exports::palisade::policy::policy::Guest for __PalisadeComponent {
+            type Evaluator = __PalisadeEvaluator;
+            fn describe() -> $crate::bindings::palisade::policy::types::Metadata {
+                $crate::glue::metadata::<$rule>()
+            }
+        }
+
+        impl $crate::bindings::exports::palisade::policy::policy::GuestEvaluator
+            for __PalisadeEvaluator
+        {
+            fn create(
+                settings: ::std::string::String,
+            ) -> ::std::result::Result<
+                $crate::bindings::exports::palisade::policy::policy::Evaluator,
+                $crate::bindings::palisade::policy::types::SettingsError,
+            > {
+                $crate::glue::create::<$rule>(&settings).map(|rule| {
+                    $crate::bindings::exports::palisade::policy::policy::Evaluator::new(
+                        __PalisadeEvaluator(rule),
+                    )
+                })
+            }
+            fn evaluate(
+                &self,
+                object: ::std::string::String,
+                context: $crate::bindings::palisade::policy::types::AdmissionContext,
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<$crate::bindings::palisade::policy::types::Violation>,
+                ::std::string::String,
+            > {
+                $crate::glue::evaluate(&self.0, &object, context)
+            }
+        }
+
+        // Natively (unit tests) there is no component to export to.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_rule_component!(__PalisadeComponent with_types_in $crate::bindings);
+    };
+}
+
+/// Export a [`PodRule`] as the component's `policy` interface.
+#[macro_export]
+macro_rules! export_pod_rule {
+    ($rule:ty) => {
+        $crate::export_rule!($crate::PodRuleAdapter<$rule>);
+    };
+}

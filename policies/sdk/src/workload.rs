@@ -1,0 +1,312 @@
+//! Finding the pod inside any of the nine pod-bearing kinds, and walking its
+//! containers with correct field paths.
+//!
+//! Where the pod template sits follows the Kubernetes API types:
+//! `Pod` at `.spec`, `PodTemplate` at `.template.spec`, `CronJob` at
+//! `.spec.jobTemplate.spec.template.spec`, the other controllers at
+//! `.spec.template.spec`.
+
+use serde::Deserialize;
+
+use crate::pod::{Container, ObjectMeta, PodSpec, Template, nullable};
+
+/// Every kind that carries a pod template.
+pub const POD_KINDS: [&str; 9] = [
+    "Pod",
+    "PodTemplate",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+];
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, deserialize_with = "nullable")]
+    kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: ObjectMeta,
+    spec: Option<PodSpec>,
+    template: Option<Template>,
+}
+
+/// The pod of a workload, with where it sits in the object.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The object's kind.
+    pub kind: String,
+    /// The object's own metadata.
+    pub object_meta: ObjectMeta,
+    /// The pod's metadata (the template's for controllers).
+    pub pod_meta: ObjectMeta,
+    pub spec: PodSpec,
+    /// JSON pointer of the pod spec, e.g. `/spec/template/spec`.
+    pub spec_path: &'static str,
+    /// JSON pointer of the pod metadata, e.g. `/spec/template/metadata`.
+    pub meta_path: &'static str,
+}
+
+/// Why an object could not be read as a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadError(pub String);
+
+impl std::fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<WorkloadError> for String {
+    fn from(e: WorkloadError) -> String {
+        e.0
+    }
+}
+
+impl Workload {
+    /// Read a workload from the object's JSON. `Ok(None)` for an object that is
+    /// not a pod-bearing kind.
+    pub fn from_json(json: &str) -> Result<Option<Workload>, WorkloadError> {
+        let env: Envelope = serde_json::from_str(json)
+            .map_err(|e| WorkloadError(format!("cannot read the object: {e}")))?;
+        Ok(Self::from_envelope(env))
+    }
+
+    fn from_envelope(env: Envelope) -> Option<Workload> {
+        let Envelope {
+            kind,
+            metadata,
+            spec,
+            template,
+        } = env;
+        let (pod_meta, spec, spec_path, meta_path) = match kind.as_str() {
+            "Pod" => (
+                metadata.clone(),
+                spec.map(|mut s| {
+                    s.template = None;
+                    s.job_template = None;
+                    s
+                })
+                .unwrap_or_default(),
+                "/spec",
+                "/metadata",
+            ),
+            "PodTemplate" => {
+                let t = template.unwrap_or_else(empty_template);
+                (t.metadata, t.spec, "/template/spec", "/template/metadata")
+            }
+            "ReplicationController" | "ReplicaSet" | "Deployment" | "DaemonSet"
+            | "StatefulSet" | "Job" => {
+                let t = spec
+                    .and_then(|s| s.template)
+                    .map(|t| *t)
+                    .unwrap_or_else(empty_template);
+                (
+                    t.metadata,
+                    t.spec,
+                    "/spec/template/spec",
+                    "/spec/template/metadata",
+                )
+            }
+            "CronJob" => {
+                let t = spec
+                    .and_then(|s| s.job_template)
+                    .and_then(|j| j.spec)
+                    .and_then(|j| j.template)
+                    .unwrap_or_else(empty_template);
+                (
+                    t.metadata,
+                    t.spec,
+                    "/spec/jobTemplate/spec/template/spec",
+                    "/spec/jobTemplate/spec/template/metadata",
+                )
+            }
+            _ => return None,
+        };
+        Some(Workload {
+            kind,
+            object_meta: metadata,
+            pod_meta,
+            spec,
+            spec_path,
+            meta_path,
+        })
+    }
+
+    /// Every container of the pod, in the order Kubernetes' own `visitContainers`
+    /// uses: init containers, containers, ephemeral containers.
+    pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'_>> {
+        let groups: [(&'static str, &Vec<Container>, ContainerKind); 3] = [
+            (
+                "initContainers",
+                &self.spec.init_containers,
+                ContainerKind::Init,
+            ),
+            ("containers", &self.spec.containers, ContainerKind::Regular),
+            (
+                "ephemeralContainers",
+                &self.spec.ephemeral_containers,
+                ContainerKind::Ephemeral,
+            ),
+        ];
+        let spec_path = self.spec_path;
+        groups.into_iter().flat_map(move |(field, list, kind)| {
+            list.iter()
+                .enumerate()
+                .map(move |(index, container)| ContainerRef {
+                    container,
+                    kind,
+                    field,
+                    index,
+                    spec_path,
+                })
+        })
+    }
+
+    /// JSON pointer of a field below the pod spec, e.g. `spec_field("hostNetwork")`.
+    pub fn spec_field(&self, field: &str) -> String {
+        format!("{}/{}", self.spec_path, field)
+    }
+
+    /// JSON pointer of a pod annotation.
+    pub fn annotation_path(&self, key: &str) -> String {
+        format!("{}/annotations/{}", self.meta_path, escape_pointer(key))
+    }
+
+    /// True when the pod declares `spec.os.name: windows`.
+    pub fn is_windows(&self) -> bool {
+        self.spec.os.as_ref().is_some_and(|os| os.name == "windows")
+    }
+}
+
+fn empty_template() -> Template {
+    Template::default()
+}
+
+/// Which list a container comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Init,
+    Regular,
+    Ephemeral,
+}
+
+/// A container with the path to it.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerRef<'a> {
+    pub container: &'a Container,
+    pub kind: ContainerKind,
+    field: &'static str,
+    index: usize,
+    spec_path: &'static str,
+}
+
+impl<'a> ContainerRef<'a> {
+    /// JSON pointer of the container, e.g. `/spec/containers/0`.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.spec_path, self.field, self.index)
+    }
+
+    /// JSON pointer of a field below the container, e.g. `field("securityContext/privileged")`.
+    pub fn field(&self, rest: &str) -> String {
+        format!("{}/{}/{}/{}", self.spec_path, self.field, self.index, rest)
+    }
+
+    pub fn name(&self) -> &'a str {
+        &self.container.name
+    }
+}
+
+/// Escape a JSON pointer reference token (RFC 6901: `~` → `~0`, `/` → `~1`).
+pub fn escape_pointer(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_json(kind: &str) -> String {
+        let pod = r#"{"metadata":{"labels":{"app":"x"}},"spec":{"initContainers":[{"name":"i"}],"containers":[{"name":"a"},{"name":"b"}],"ephemeralContainers":[{"name":"e"}],"hostNetwork":true}}"#;
+        match kind {
+            "Pod" => format!(
+                r#"{{"kind":"Pod","metadata":{{"name":"p","labels":{{"app":"x"}}}},"spec":{{"initContainers":[{{"name":"i"}}],"containers":[{{"name":"a"}},{{"name":"b"}}],"ephemeralContainers":[{{"name":"e"}}],"hostNetwork":true}}}}"#
+            ),
+            "PodTemplate" => format!(r#"{{"kind":"PodTemplate","template":{pod}}}"#),
+            "CronJob" => format!(
+                r#"{{"kind":"CronJob","spec":{{"schedule":"* * * * *","jobTemplate":{{"spec":{{"template":{pod}}}}}}}}}"#
+            ),
+            other => format!(r#"{{"kind":"{other}","spec":{{"replicas":3,"template":{pod}}}}}"#),
+        }
+    }
+
+    #[test]
+    fn finds_the_pod_in_all_nine_kinds() {
+        for kind in POD_KINDS {
+            let w = Workload::from_json(&pod_json(kind)).unwrap().unwrap();
+            assert_eq!(w.kind, kind);
+            assert_eq!(w.spec.host_network, Some(true), "{kind}");
+            assert_eq!(w.pod_meta.labels.get("app").map(String::as_str), Some("x"));
+            let names: Vec<_> = w.containers().map(|c| c.name()).collect();
+            assert_eq!(names, ["i", "a", "b", "e"], "{kind}");
+        }
+    }
+
+    #[test]
+    fn container_paths_point_at_the_container() {
+        let cases = [
+            ("Pod", "/spec/containers/1"),
+            ("PodTemplate", "/template/spec/containers/1"),
+            ("Deployment", "/spec/template/spec/containers/1"),
+            ("CronJob", "/spec/jobTemplate/spec/template/spec/containers/1"),
+        ];
+        for (kind, expected) in cases {
+            let w = Workload::from_json(&pod_json(kind)).unwrap().unwrap();
+            let b = w.containers().find(|c| c.name() == "b").unwrap();
+            assert_eq!(b.path(), expected);
+            assert_eq!(b.kind, ContainerKind::Regular);
+        }
+        let w = Workload::from_json(&pod_json("Job")).unwrap().unwrap();
+        let e = w.containers().last().unwrap();
+        assert_eq!(e.field("securityContext"), "/spec/template/spec/ephemeralContainers/0/securityContext");
+        assert_eq!(e.kind, ContainerKind::Ephemeral);
+    }
+
+    #[test]
+    fn other_kinds_are_not_workloads() {
+        assert!(Workload::from_json(r#"{"kind":"Service","spec":{}}"#).unwrap().is_none());
+    }
+
+    #[test]
+    fn null_fields_are_absent_and_missing_templates_are_empty() {
+        let w = Workload::from_json(r#"{"kind":"Deployment","spec":null,"metadata":null}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.containers().count(), 0);
+        let w = Workload::from_json(
+            r#"{"kind":"Pod","spec":{"securityContext":null,"containers":null,"volumes":[{"name":"v","hostPath":null,"emptyDir":{}}]}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(w.spec.security_context.is_none());
+        let sources: Vec<_> = w.spec.volumes[0].set_sources().collect();
+        assert_eq!(sources, ["emptyDir"]);
+    }
+
+    #[test]
+    fn wrong_field_types_are_errors() {
+        let err = Workload::from_json(r#"{"kind":"Pod","spec":{"hostNetwork":"yes"}}"#).unwrap_err();
+        assert!(err.0.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn annotation_paths_escape_slashes() {
+        let w = Workload::from_json(&pod_json("Pod")).unwrap().unwrap();
+        assert_eq!(
+            w.annotation_path("container.apparmor.security.beta.kubernetes.io/a"),
+            "/metadata/annotations/container.apparmor.security.beta.kubernetes.io~1a"
+        );
+    }
+}
