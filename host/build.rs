@@ -1,1 +1,112 @@
-fn main(){}
+//! Builds every policy crate under `../policies` for `wasm32-unknown-unknown`,
+//! turns each core module into a component (`wit-component`), and generates
+//! the table of built-in components the binary embeds.
+//!
+//! The nested cargo uses its own target directory (`target/policies`): sharing
+//! the outer build's would wait forever on the lock the outer build holds.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    let policies_dir = workspace.join("policies");
+
+    println!("cargo:rerun-if-changed={}", policies_dir.display());
+    println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!("cargo:rerun-if-env-changed=PALISADE_POLICY_PROFILE");
+
+    let builtin = crates_in(&policies_dir);
+    let testing = crates_in(&policies_dir.join("testing"));
+    let all: Vec<&String> = builtin.iter().chain(testing.iter()).collect();
+
+    let target_dir = workspace.join("target").join("policies");
+    let profile = env::var("PALISADE_POLICY_PROFILE").unwrap_or_else(|_| "policy".into());
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&workspace)
+        .arg("build")
+        .arg("--target")
+        .arg("wasm32-unknown-unknown")
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for name in &all {
+        cmd.arg("-p").arg(name.as_str());
+    }
+    // The outer cargo's settings describe the host build, not this one.
+    for (key, _) in env::vars() {
+        let keep = key == "CARGO_HOME" || key == "CARGO_MAKEFLAGS" || key == "CARGO_NET_OFFLINE";
+        if (key.starts_with("CARGO_") && !keep)
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOCFLAGS"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd.status().expect("run cargo to build the policy components");
+    assert!(status.success(), "building the policy components failed");
+
+    let wasm_dir = target_dir.join("wasm32-unknown-unknown").join(&profile);
+    let components_dir = workspace.join("target").join("components");
+    fs::create_dir_all(components_dir.join("testing")).expect("create target/components");
+
+    let mut table = String::from("/// Built-in policy components: (crate name, component bytes).\n");
+    table.push_str("pub static BUILTIN: &[(&str, &[u8])] = &[\n");
+    for name in &all {
+        let module_path = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
+        let module = fs::read(&module_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", module_path.display()));
+        let component = wit_component::ComponentEncoder::default()
+            .module(&module)
+            .and_then(|e| e.validate(true).encode())
+            .unwrap_or_else(|e| panic!("encode {name} as a component: {e:?}"));
+        let is_builtin = builtin.contains(name);
+        let file = if is_builtin {
+            components_dir.join(format!("{name}.wasm"))
+        } else {
+            components_dir.join("testing").join(format!("{name}.wasm"))
+        };
+        write_if_changed(&file, &component);
+        let embedded = out_dir.join(format!("{name}.wasm"));
+        write_if_changed(&embedded, &component);
+        if is_builtin {
+            table.push_str(&format!(
+                "    ({name:?}, include_bytes!({:?})),\n",
+                embedded.display().to_string()
+            ));
+        }
+    }
+    table.push_str("];\n");
+    write_if_changed(&out_dir.join("builtin.rs"), table.as_bytes());
+}
+
+/// Names of the crates directly below `dir` (every folder with a Cargo.toml but the SDK).
+fn crates_in(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return names;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.join("Cargo.toml").is_file() && name != "sdk" {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if fs::read(path).ok().as_deref() != Some(bytes) {
+        fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}

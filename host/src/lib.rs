@@ -1,0 +1,27 @@
+//! Palisade's host: reads Kubernetes manifests and runs policy components on them.
+//!
+//! The data path, one module per step:
+//! [`input`] (paths → bytes) → [`documents`] (bytes → documents with positions)
+//! → [`resources`] (documents → objects, `List`s expanded) → [`inventory`]
+//! (the index of the whole set) → [`evaluate`] (every applicable policy on
+//! every object, in the [`runtime`] sandbox) → [`findings`] → [`report`].
+//! [`check`] strings the steps together; [`policy_set`] loads and configures
+//! the policies; [`config`] reads the configuration file.
+
+pub mod builtin {
+    //! The policy components built from `policies/` and embedded in the binary.
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+pub mod check;
+pub mod config;
+pub mod documents;
+pub mod evaluate;
+pub mod findings;
+pub mod input;
+pub mod inventory;
+pub mod policy_set;
+pub mod report;
+pub mod resources;
+pub mod runtime;
+pub mod severity;

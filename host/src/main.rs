@@ -1,1 +1,405 @@
-fn main(){}
+//! The `palisade` command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use palisade::check;
+use palisade::config::Config;
+use palisade::documents::Limits;
+use palisade::policy_set::{Catalog, Selection};
+use palisade::report;
+use palisade::runtime::{Runtime, SandboxLimits, default_cache_dir};
+use palisade::severity::Severity;
+
+#[derive(Parser)]
+#[command(name = "palisade", version, about = "Kubernetes hardening rules as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::Args, Clone)]
+struct PolicyArgs {
+    /// Extra or replacement policy components: a .wasm file or a directory of them (repeatable).
+    #[arg(long = "policies", value_name = "PATH")]
+    policies: Vec<PathBuf>,
+    /// Load only the components given with --policies, not the built-in ones.
+    #[arg(long)]
+    no_builtin: bool,
+    /// Do not read or write the cache of compiled components.
+    #[arg(long)]
+    no_cache: bool,
+    /// Execution bound of one policy call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    policy_timeout_ms: u64,
+    /// Memory limit of one policy instance, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    policy_memory_mib: usize,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Files or directories of manifests (.yaml, .yml, .json); `-` reads standard input.
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<String>,
+    /// Which rules to run: baseline, restricted or hardened (default: hardened).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Pod Security Standards version: latest or vX.Y (default: latest).
+    #[arg(long, value_name = "VERSION")]
+    pss_version: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Lowest severity that makes the run fail with exit code 1 (default: low).
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+    /// Exit 0 even when there are findings (errors still exit 2).
+    #[arg(long)]
+    exit_zero: bool,
+    /// Configuration file (YAML): profile, disabled rules, severities, settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "auto")]
+    color: Colour,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check manifests against the policy set.
+    Check(CheckArgs),
+    /// List the loaded rules.
+    Policies {
+        /// Show only the rules of this profile.
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Print a rule's full documentation and settings schema.
+    Explain {
+        /// Rule id, as `palisade policies` lists it.
+        rule: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Measure start-up and evaluation speed.
+    Bench {
+        /// Manifests to evaluate (files or directories).
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<String>,
+        #[arg(long, default_value = "hardened")]
+        profile: String,
+        /// Timed evaluation rounds over the input.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Policies { profile, format, policy } => run_policies(profile, format, &policy),
+        Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
+        Command::Bench {
+            paths,
+            profile,
+            rounds,
+            threads,
+        } => run_bench(&paths, &profile, rounds, threads),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "palisade: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime(args: &PolicyArgs) -> anyhow::Result<Arc<Runtime>> {
+    let limits = SandboxLimits {
+        memory_bytes: args.policy_memory_mib << 20,
+        call_timeout: Duration::from_millis(args.policy_timeout_ms.max(1)),
+    };
+    let cache = if args.no_cache { None } else { default_cache_dir() };
+    Ok(Arc::new(Runtime::new(cache, limits)?))
+}
+
+fn catalog(args: &PolicyArgs) -> anyhow::Result<Catalog> {
+    if args.no_builtin && args.policies.is_empty() {
+        bail!("--no-builtin needs at least one --policies path");
+    }
+    Catalog::load(runtime(args)?, !args.no_builtin, &args.policies)
+}
+
+fn threads(requested: Option<usize>) -> usize {
+    requested
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let selection = Selection {
+        profile: args
+            .profile
+            .clone()
+            .or(config.profile.clone())
+            .unwrap_or_else(|| "hardened".into()),
+        pss_version: args.pss_version.clone().or(config.pss_version.clone()),
+        disable: config.disable.clone(),
+        severity: config.severity.clone(),
+        settings: config.settings.clone(),
+    };
+    let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
+    let catalog = catalog(&args.policy)?;
+    let policies = catalog.select(&selection).map_err(|errors| {
+        let origin = args
+            .config
+            .as_ref()
+            .map(|p| format!("{}: ", p.display()))
+            .unwrap_or_default();
+        anyhow::anyhow!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")))
+    })?;
+    let loaded = check::load(&args.paths, &Limits::default());
+    let report = check::run(&catalog.runtime, &policies, loaded, threads(args.threads));
+    let text = match args.format {
+        Format::Json => report::json(&report),
+        Format::Text => {
+            let colour = match args.color {
+                Colour::Always => true,
+                Colour::Never => false,
+                Colour::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            report::text(&report, colour)
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).context("writing the report")?;
+    let code = report.exit_code(fail_on);
+    Ok(if args.exit_zero && code == 1 { 0 } else { code as u8 })
+}
+
+fn run_policies(profile: Option<String>, format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
+    let catalog = catalog(args)?;
+    let chosen: Vec<_> = catalog
+        .policies
+        .iter()
+        .filter(|p| profile.as_ref().is_none_or(|name| p.meta.profiles.contains_key(name)))
+        .collect();
+    if let Some(name) = &profile {
+        if !palisade::policy_set::PROFILES.contains(&name.as_str()) {
+            bail!("unknown profile {name:?}");
+        }
+    }
+    let mut out = String::new();
+    if format == Format::Json {
+        let list: Vec<_> = chosen
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.meta.id, "severity": p.meta.severity, "title": p.meta.title,
+                    "category": p.meta.category, "profiles": p.meta.profiles.keys().collect::<Vec<_>>(),
+                    "origin": p.origin, "digest": p.compiled.digest, "size": p.compiled.size,
+                })
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&list)? + "\n";
+    } else {
+        let width = chosen.iter().map(|p| p.meta.id.len()).max().unwrap_or(0);
+        for p in &chosen {
+            let profiles: Vec<&str> = p.meta.profiles.keys().map(String::as_str).collect();
+            out.push_str(&format!(
+                "{:width$}  {:8}  {}  [{}]\n",
+                p.meta.id,
+                p.meta.severity.as_str(),
+                p.meta.title,
+                profiles.join(", "),
+            ));
+        }
+        out.push_str(&format!("{} rules\n", chosen.len()));
+    }
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn run_explain(rule: &str, format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
+    let catalog = catalog(args)?;
+    let Some(p) = catalog.get(rule) else {
+        let ids: Vec<&str> = catalog.policies.iter().map(|p| p.meta.id.as_str()).collect();
+        bail!("no rule {rule:?}; the loaded rules are: {}", ids.join(", "));
+    };
+    let m = &p.meta;
+    let out = if format == Format::Json {
+        let mut v = serde_json::to_value(m)?;
+        v["origin"] = p.origin.clone().into();
+        v["digest"] = p.compiled.digest.clone().into();
+        serde_json::to_string_pretty(&v)? + "\n"
+    } else {
+        let mut s = String::new();
+        s.push_str(&format!("{}: {}\n\n", m.id, m.title));
+        s.push_str(&format!("Severity:   {}\n", m.severity));
+        s.push_str(&format!("Category:   {}\n", m.category));
+        let profiles: Vec<String> = m
+            .profiles
+            .iter()
+            .map(|(name, settings)| {
+                if settings.as_object().is_some_and(|o| o.is_empty()) {
+                    name.clone()
+                } else {
+                    format!("{name} (with {settings})")
+                }
+            })
+            .collect();
+        s.push_str(&format!("Profiles:   {}\n", profiles.join(", ")));
+        s.push_str(&format!("Applies to: {}\n", m.applies_to.join(", ")));
+        if !m.reads_kinds.is_empty() {
+            s.push_str(&format!("Reads:      {} (from the checked set)\n", m.reads_kinds.join(", ")));
+        }
+        s.push_str(&format!("Component:  {} ({}, {} bytes)\n", p.origin, p.compiled.digest, p.compiled.size));
+        s.push_str(&format!("\nWhat it checks\n  {}\n", m.description));
+        s.push_str(&format!("\nWhy it matters\n  {}\n", m.rationale));
+        s.push_str(&format!("\nHow to fix\n  {}\n", m.remediation));
+        s.push_str("\nSettings (JSON Schema)\n");
+        for line in serde_json::to_string_pretty(&m.settings_schema)?.lines() {
+            s.push_str(&format!("  {line}\n"));
+        }
+        if !m.references.is_empty() {
+            s.push_str("\nReferences\n");
+            for r in &m.references {
+                s.push_str(&format!("  {r}\n"));
+            }
+        }
+        s
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+/// Peak resident memory of this process, from /proc (Linux), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option<usize>) -> anyhow::Result<u8> {
+    let cache = tempfile_dir()?;
+    let limits = SandboxLimits::default();
+    let selection = Selection {
+        profile: profile.to_string(),
+        ..Selection::default()
+    };
+
+    let started = Instant::now();
+    let runtime = Arc::new(Runtime::new(Some(cache.clone()), limits)?);
+    let catalog = Catalog::load(runtime, true, &[])?;
+    let policies = catalog.select(&selection).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    let cold = started.elapsed();
+
+    let mut warm = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let runtime = Arc::new(Runtime::new(Some(cache.clone()), limits)?);
+        let c = Catalog::load(runtime, true, &[])?;
+        c.select(&selection).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+        warm = warm.min(started.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let started = Instant::now();
+    let loaded = check::load(paths, &Limits::default());
+    let parse = started.elapsed();
+    let resources = loaded.resources.clone();
+    let input_errors = loaded.errors.len();
+    let threads = threads(threads_arg);
+    let mut best = Duration::MAX;
+    let mut total = Duration::ZERO;
+    let mut evaluations = 0;
+    let mut findings = 0;
+    for _ in 0..rounds.max(1) {
+        let round = check::Loaded {
+            files: 0,
+            resources: resources.clone(),
+            errors: Vec::new(),
+        };
+        let started = Instant::now();
+        let report = check::run(&catalog.runtime, &policies, round, threads);
+        let took = started.elapsed();
+        best = best.min(took);
+        total += took;
+        evaluations = report.summary.evaluations;
+        findings = report.summary.findings;
+    }
+    let n = resources.len() as f64;
+    let secs = best.as_secs_f64();
+    let sizes: usize = catalog.policies.iter().map(|p| p.compiled.size).sum();
+    println!("profile {profile}: {} rules, {} KiB of components", policies.len(), sizes / 1024);
+    println!("cold start (empty cache, compile all): {:>8.1} ms", cold.as_secs_f64() * 1e3);
+    println!("warm start (cached, best of 5):        {:>8.1} ms", warm.as_secs_f64() * 1e3);
+    println!(
+        "input: {} resources from {} files ({} input errors), read in {:.1} ms",
+        resources.len(),
+        loaded.files,
+        input_errors,
+        parse.as_secs_f64() * 1e3
+    );
+    println!(
+        "evaluation, {threads} threads, best of {rounds} (mean {:.1} ms): {:.1} ms",
+        total.as_secs_f64() * 1e3 / rounds.max(1) as f64,
+        secs * 1e3
+    );
+    println!("  {:>10.0} resources/s", n / secs);
+    println!("  {:>10.0} evaluations/s ({evaluations} evaluations, {findings} findings)", evaluations as f64 / secs);
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak resident memory: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    Ok(0)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("palisade-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,153 @@
+//! One run of `palisade check`: the whole data path, from paths to a report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::documents::{Limits, read_documents};
+use crate::evaluate::evaluate;
+use crate::findings::{ErrorKind, Finding, RunError};
+use crate::input;
+use crate::inventory::Inventory;
+use crate::policy_set::ActivePolicy;
+use crate::resources::{self, Resource, Source};
+use crate::runtime::Runtime;
+use crate::severity::Severity;
+
+/// Everything a run read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub files: usize,
+    pub resources: Vec<Resource>,
+    pub errors: Vec<RunError>,
+}
+
+/// Read every input into resources; unreadable parts become errors.
+pub fn load(paths: &[String], limits: &Limits) -> Loaded {
+    let (sources, missing) = input::expand(paths);
+    let mut loaded = Loaded {
+        files: sources.len(),
+        ..Loaded::default()
+    };
+    for e in missing {
+        loaded.errors.push(input_error(&e.path, 0, 0, e.message));
+    }
+    for source in &sources {
+        let name = source.display_name();
+        let text = match input::read(source) {
+            Ok(t) => t,
+            Err(e) => {
+                loaded.errors.push(input_error(&e.path, 0, 0, e.message));
+                continue;
+            }
+        };
+        let mut errors = Vec::new();
+        resources::from_documents(&name, read_documents(&text, limits), &mut loaded.resources, &mut errors);
+        loaded.errors.extend(errors.into_iter().map(|e| RunError {
+            kind: ErrorKind::Input,
+            rule: None,
+            resource: None,
+            source: e.source,
+            message: e.message,
+        }));
+    }
+    loaded
+}
+
+fn input_error(file: &str, document: usize, line: usize, message: String) -> RunError {
+    RunError {
+        kind: ErrorKind::Input,
+        rule: None,
+        resource: None,
+        source: Source {
+            file: file.to_string(),
+            document,
+            line,
+        },
+        message,
+    }
+}
+
+/// Counts for the end of a report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub files: usize,
+    pub resources: usize,
+    /// Resources at least one loaded rule applies to.
+    pub resources_evaluated: usize,
+    /// Resources with at least one finding.
+    pub resources_failing: usize,
+    /// (resource, rule) evaluations made.
+    pub evaluations: usize,
+    pub policies: usize,
+    pub findings: usize,
+    pub findings_by_severity: BTreeMap<Severity, usize>,
+    pub findings_by_rule: BTreeMap<String, usize>,
+    pub errors: usize,
+    /// Kinds present in the input that no loaded rule evaluates, with counts.
+    pub kinds_not_evaluated: BTreeMap<String, usize>,
+}
+
+/// The outcome of a run, ready to print.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<RunError>,
+    pub summary: Summary,
+}
+
+impl Report {
+    /// 2 if anything could not be read or evaluated, 1 for a finding at or
+    /// above `fail_on`, 0 otherwise.
+    pub fn exit_code(&self, fail_on: Severity) -> i32 {
+        if !self.errors.is_empty() {
+            2
+        } else if self.findings.iter().any(|f| f.severity >= fail_on) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Evaluate loaded resources and build the report.
+pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads: usize) -> Report {
+    let inventory = Arc::new(Inventory::new(&loaded.resources));
+    let evaluation = evaluate(runtime, policies, &loaded.resources, inventory, threads);
+    let mut errors = loaded.errors;
+    errors.extend(evaluation.errors);
+    errors.sort_by(|a, b| a.source.cmp(&b.source));
+    let findings = evaluation.findings;
+    let mut kinds_not_evaluated = BTreeMap::new();
+    for &i in &evaluation.unevaluated {
+        *kinds_not_evaluated.entry(loaded.resources[i].kind.clone()).or_insert(0) += 1;
+    }
+    let mut findings_by_severity = BTreeMap::new();
+    let mut findings_by_rule = BTreeMap::new();
+    for f in &findings {
+        *findings_by_severity.entry(f.severity).or_insert(0) += 1;
+        *findings_by_rule.entry(f.rule.clone()).or_insert(0) += 1;
+    }
+    let mut failing: Vec<(&Source, &crate::findings::ResourceRef)> = findings.iter().map(|f| (&f.source, &f.resource)).collect();
+    failing.dedup();
+    let summary = Summary {
+        files: loaded.files,
+        resources: loaded.resources.len(),
+        resources_evaluated: loaded.resources.len() - evaluation.unevaluated.len(),
+        resources_failing: failing.len(),
+        evaluations: evaluation.evaluations,
+        policies: policies.len(),
+        findings: findings.len(),
+        findings_by_severity,
+        findings_by_rule,
+        errors: errors.len(),
+        kinds_not_evaluated,
+    };
+    Report {
+        findings,
+        errors,
+        summary,
+    }
+}

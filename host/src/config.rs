@@ -1,0 +1,86 @@
+//! The configuration file: which profile, which rules, their severities and settings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::documents::{Limits, read_documents};
+use crate::severity::Severity;
+
+/// `palisade check --config FILE`. Every key is optional; unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// `baseline`, `restricted` or `hardened`.
+    pub profile: Option<String>,
+    /// Pod Security Standards version: `latest` or `v1.N`.
+    pub pss_version: Option<String>,
+    /// Lowest severity that fails the run.
+    pub fail_on: Option<Severity>,
+    /// Rule ids not to run.
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// Severity overrides by rule id.
+    #[serde(default)]
+    pub severity: BTreeMap<String, Severity>,
+    /// Settings by rule id (each a mapping, merged over the profile's).
+    #[serde(default)]
+    pub settings: BTreeMap<String, Value>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the configuration: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut docs = read_documents(text, &Limits::default());
+        if docs.len() > 1 {
+            return Err("the configuration must be a single YAML document".into());
+        }
+        let Some(doc) = docs.pop() else {
+            return Ok(Config::default());
+        };
+        let parsed = doc
+            .content
+            .map_err(|e| format!("line {}: {}", e.line, e.message))?;
+        let config: Config = serde_json::from_value(parsed.value).map_err(|e| format!("invalid configuration: {e}"))?;
+        for (rule, settings) in &config.settings {
+            if !settings.is_object() {
+                return Err(format!("invalid configuration: settings.{rule} must be a mapping"));
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("profile: baseline\nfailOn: high\nprofil: x\n").unwrap_err();
+        assert!(e.contains("`profil`"), "{e}");
+        let e = Config::parse("failOn: severe\n").unwrap_err();
+        assert!(e.contains("severe"), "{e}");
+        let e = Config::parse("settings:\n  pss-sysctls: 3\n").unwrap_err();
+        assert!(e.contains("settings.pss-sysctls"), "{e}");
+    }
+
+    #[test]
+    fn a_full_configuration() {
+        let c = Config::parse(
+            "profile: restricted\npssVersion: v1.30\nfailOn: medium\ndisable: [pss-apparmor]\nseverity: {pss-host-ports: low}\nsettings:\n  pss-sysctls: {version: v1.27}\n",
+        )
+        .unwrap();
+        assert_eq!(c.profile.as_deref(), Some("restricted"));
+        assert_eq!(c.fail_on, Some(Severity::Medium));
+        assert_eq!(c.severity["pss-host-ports"], Severity::Low);
+        assert_eq!(c.disable, ["pss-apparmor"]);
+    }
+}

@@ -1,0 +1,645 @@
+//! Bytes → documents: multi-document YAML (1.2 core schema, merge keys) read
+//! into JSON values, each with the line it starts on.
+//!
+//! A file is first cut at its `---` lines (as kubectl's YAML reader does) so
+//! that one unreadable document is reported and the others are still read.
+//! The YAML event parser is driven iteratively and the value is built with an
+//! explicit stack, so nesting depth, alias expansion (billion-laughs) and size
+//! are bounded by [`Limits`] rather than by the call stack or memory.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Bounds on what one document may cost to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of YAML text in one document.
+    pub max_document_bytes: usize,
+    /// Nesting depth of mappings and sequences.
+    pub max_depth: usize,
+    /// Nodes in one document, counting every node an alias copies.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // The API server refuses requests over 3 MiB and etcd objects over 1.5 MiB.
+            max_document_bytes: 8 << 20,
+            // Leaves room below serde_json's recursion limit (128) inside the policies.
+            max_depth: 100,
+            max_nodes: 1_000_000,
+        }
+    }
+}
+
+/// One document of a file: where it starts, and its value or why it could not be read.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 1-based position of the document in its file.
+    pub index: usize,
+    /// 1-based line the document starts on.
+    pub line: usize,
+    pub content: Result<Parsed, ReadError>,
+}
+
+/// A document's value, with the lines of the items of a top-level `items` list.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub value: Value,
+    pub item_lines: Vec<usize>,
+}
+
+/// Why a document could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Split `text` into documents and read each. Empty and comment-only documents
+/// are skipped (they still count for numbering).
+pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
+    let mut out = Vec::new();
+    for chunk in split(text) {
+        let first_line = chunk.first_line;
+        if chunk.text.len() > limits.max_document_bytes {
+            out.push(Document {
+                index: chunk.index,
+                line: first_line,
+                content: Err(ReadError {
+                    line: first_line,
+                    column: 1,
+                    message: format!(
+                        "document is {} bytes, over the limit of {} bytes",
+                        chunk.text.len(),
+                        limits.max_document_bytes
+                    ),
+                }),
+            });
+            continue;
+        }
+        match parse_chunk(chunk.text, limits) {
+            Ok(Some((parsed, start))) => out.push(Document {
+                index: chunk.index,
+                line: first_line + start.saturating_sub(1),
+                content: Ok(Parsed {
+                    value: parsed.value,
+                    item_lines: parsed
+                        .item_lines
+                        .into_iter()
+                        .map(|l| first_line + l - 1)
+                        .collect(),
+                }),
+            }),
+            Ok(None) => {}
+            Err(mut e) => {
+                e.line = first_line + e.line.saturating_sub(1);
+                out.push(Document {
+                    index: chunk.index,
+                    line: first_line,
+                    content: Err(e),
+                });
+            }
+        }
+    }
+    out
+}
+
+struct Chunk<'a> {
+    index: usize,
+    first_line: usize,
+    text: &'a str,
+}
+
+fn is_separator(line: &str) -> bool {
+    line.strip_prefix("---")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+}
+
+fn is_blank_or_comment(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Cut at `---` lines. A leading part with only directives is kept with the
+/// document that follows; a leading part with nothing in it is not numbered.
+fn split(text: &str) -> Vec<Chunk<'_>> {
+    let mut starts = vec![(0usize, 1usize)];
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i > 0 && is_separator(line) {
+            starts.push((offset, i + 1));
+        }
+        offset += line.len();
+    }
+    let mut chunks = Vec::new();
+    let mut carry: Option<(usize, usize)> = None;
+    for (n, &(start, line)) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map_or(text.len(), |s| s.0);
+        let body = &text[start..end];
+        let has_content = body
+            .lines()
+            .any(|l| !is_blank_or_comment(l) && !is_separator(l) && !l.starts_with('%') && l.trim() != "...");
+        let has_directive = body.lines().any(|l| l.starts_with('%'));
+        let opens = is_separator(body.lines().next().unwrap_or(""));
+        let (start, line) = carry.take().unwrap_or((start, line));
+        if !has_content && has_directive {
+            carry = Some((start, line));
+            continue;
+        }
+        // Number documents as a reader counts them: the part before the first
+        // `---` counts only when it holds something.
+        let counted = has_content || opens;
+        if counted {
+            chunks.push(Chunk {
+                index: chunks.len() + 1,
+                first_line: line,
+                text: &text[start..end],
+            });
+        }
+    }
+    chunks
+}
+
+struct Built {
+    value: Value,
+    item_lines: Vec<usize>,
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(String, Value)>,
+        merges: Vec<Value>,
+        key: Option<Key>,
+        anchor: usize,
+        line: usize,
+    },
+}
+
+enum Key {
+    Plain(String),
+    Merge,
+}
+
+struct Builder<'l> {
+    limits: &'l Limits,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, (Value, usize)>,
+    nodes: usize,
+    root: Option<Value>,
+    item_lines: Vec<usize>,
+}
+
+fn err(mark: &Marker, message: impl Into<String>) -> ReadError {
+    ReadError {
+        line: mark.line(),
+        column: mark.col() + 1,
+        message: message.into(),
+    }
+}
+
+fn count_nodes(v: &Value) -> usize {
+    let mut n = 0;
+    let mut todo = vec![v];
+    while let Some(v) = todo.pop() {
+        n += 1;
+        match v {
+            Value::Array(a) => todo.extend(a.iter()),
+            Value::Object(o) => todo.extend(o.values()),
+            _ => {}
+        }
+    }
+    n
+}
+
+impl Builder<'_> {
+    fn count(&mut self, n: usize, mark: &Marker) -> Result<(), ReadError> {
+        self.nodes += n;
+        if self.nodes > self.limits.max_nodes {
+            return Err(err(
+                mark,
+                format!(
+                    "document expands to more than {} nodes (an alias bomb or an oversized document)",
+                    self.limits.max_nodes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, frame: Frame, mark: &Marker) -> Result<(), ReadError> {
+        // The line of each item of a top-level `items` list, for `kind: List`.
+        if self.stack.len() == 2 {
+            if let (Frame::Map { key: Some(Key::Plain(k)), .. }, Frame::Seq { .. }) =
+                (&self.stack[0], &self.stack[1])
+            {
+                if k == "items" {
+                    self.item_lines.push(mark.line());
+                }
+            }
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(err(
+                mark,
+                format!("document nests deeper than {} levels", self.limits.max_depth),
+            ));
+        }
+        self.count(1, mark)?;
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// A finished node: remember it under its anchor, and put it in its parent.
+    fn finish(&mut self, value: Value, anchor: usize, mark: &Marker) -> Result<(), ReadError> {
+        if anchor > 0 {
+            let size = count_nodes(&value);
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+        self.place(value, mark)
+    }
+
+    fn place(&mut self, value: Value, mark: &Marker) -> Result<(), ReadError> {
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map { entries, merges, key, .. }) => match key.take() {
+                None => {
+                    let k = match value {
+                        Value::String(s) => Key::Plain(s),
+                        Value::Number(n) => Key::Plain(n.to_string()),
+                        Value::Bool(b) => Key::Plain(b.to_string()),
+                        Value::Null => Key::Plain("null".into()),
+                        _ => return Err(err(mark, "a mapping or sequence cannot be a mapping key")),
+                    };
+                    *key = Some(k);
+                }
+                Some(Key::Plain(k)) => entries.push((k, value)),
+                Some(Key::Merge) => merges.push(value),
+            },
+        }
+        Ok(())
+    }
+
+    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, mark: &Marker) -> Result<(), ReadError> {
+        self.count(1, mark)?;
+        let expecting_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+        if expecting_key && style == TScalarStyle::Plain && text == "<<" && tag.is_none() {
+            if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                *key = Some(Key::Merge);
+            }
+            return Ok(());
+        }
+        let value = resolve_scalar(text, style, tag.as_ref(), mark)?;
+        self.finish(value, anchor, mark)
+    }
+
+    fn close_map(&mut self, mark: &Marker) -> Result<(), ReadError> {
+        let Some(Frame::Map { entries, merges, anchor, line, .. }) = self.stack.pop() else {
+            return Err(err(mark, "unbalanced mapping end"));
+        };
+        let mut map = Map::new();
+        for (k, v) in entries {
+            if map.contains_key(&k) {
+                return Err(ReadError {
+                    line,
+                    column: 1,
+                    message: format!("mapping starting here has the key {k:?} twice"),
+                });
+            }
+            map.insert(k, v);
+        }
+        // Merge keys (`<<`): explicit keys win, then earlier merged mappings.
+        for merged in merges {
+            let sources = match merged {
+                Value::Object(o) => vec![o],
+                Value::Array(list) => {
+                    let mut maps = Vec::new();
+                    for item in list {
+                        match item {
+                            Value::Object(o) => maps.push(o),
+                            _ => return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings")),
+                        }
+                    }
+                    maps
+                }
+                _ => return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings")),
+            };
+            for source in sources {
+                for (k, v) in source {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+        self.finish(Value::Object(map), anchor, mark)
+    }
+}
+
+type Chunked = Option<(Built, usize)>;
+
+fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut builder = Builder {
+        limits,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        nodes: 0,
+        root: None,
+        item_lines: Vec::new(),
+    };
+    let mut start_line = 1;
+    let mut documents = 0;
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(x) => x,
+            Err(e) => {
+                return Err(ReadError {
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                    message: format!("invalid YAML: {}", e.info()),
+                });
+            }
+        };
+        match event {
+            Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(err(&mark, "a second document without a `---` line before it"));
+                }
+            }
+            Event::Alias(id) => {
+                let Some((value, size)) = builder.anchors.get(&id).map(|(v, s)| (v.clone(), *s)) else {
+                    return Err(err(&mark, "alias to an unknown anchor"));
+                };
+                builder.count(size, &mark)?;
+                builder.place(value, &mark)?;
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                if builder.stack.is_empty() {
+                    start_line = mark.line();
+                }
+                builder.scalar(text, style, anchor, tag, &mark)?;
+            }
+            Event::SequenceStart(anchor, _) => {
+                if builder.stack.is_empty() {
+                    start_line = mark.line();
+                }
+                builder.open(Frame::Seq { items: Vec::new(), anchor }, &mark)?;
+            }
+            Event::SequenceEnd => {
+                let Some(Frame::Seq { items, anchor }) = builder.stack.pop() else {
+                    return Err(err(&mark, "unbalanced sequence end"));
+                };
+                builder.finish(Value::Array(items), anchor, &mark)?;
+            }
+            Event::MappingStart(anchor, _) => {
+                if builder.stack.is_empty() {
+                    start_line = mark.line();
+                }
+                let line = mark.line();
+                builder.open(
+                    Frame::Map {
+                        entries: Vec::new(),
+                        merges: Vec::new(),
+                        key: None,
+                        anchor,
+                        line,
+                    },
+                    &mark,
+                )?;
+            }
+            Event::MappingEnd => builder.close_map(&mark)?,
+        }
+    }
+    Ok(match builder.root {
+        None | Some(Value::Null) => None,
+        Some(value) => Some((
+            Built {
+                value,
+                item_lines: builder.item_lines,
+            },
+            start_line,
+        )),
+    })
+}
+
+/// YAML 1.2 core schema resolution of a scalar.
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &Marker) -> Result<Value, ReadError> {
+    if let Some(tag) = tag {
+        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
+            return match tag.suffix.as_str() {
+                "str" | "binary" | "timestamp" => Ok(Value::String(text)),
+                "null" => Ok(Value::Null),
+                "bool" => match parse_bool(&text) {
+                    Some(b) => Ok(Value::Bool(b)),
+                    None => Err(err(mark, format!("{text:?} is not a !!bool"))),
+                },
+                "int" => parse_int(&text).ok_or_else(|| err(mark, format!("{text:?} is not an !!int"))),
+                "float" => parse_float(&text).ok_or_else(|| err(mark, format!("{text:?} is not a !!float"))),
+                _ => Ok(Value::String(text)),
+            };
+        }
+    }
+    if style != TScalarStyle::Plain {
+        return Ok(Value::String(text));
+    }
+    if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = parse_bool(&text) {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(n) = parse_int(&text) {
+        return Ok(n);
+    }
+    if let Some(f) = parse_float(&text) {
+        return Ok(f);
+    }
+    Ok(Value::String(text))
+}
+
+fn parse_bool(t: &str) -> Option<bool> {
+    match t {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_int(t: &str) -> Option<Value> {
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x") {
+        (h, 16)
+    } else if let Some(o) = t.strip_prefix("0o") {
+        (o, 8)
+    } else {
+        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return match t.parse::<i64>() {
+            Ok(i) => Some(Value::Number(i.into())),
+            Err(_) => match t.trim_start_matches('+').parse::<u64>() {
+                Ok(u) => Some(Value::Number(u.into())),
+                // Too large for an integer: keep the digits rather than lose precision.
+                Err(_) => Some(Value::String(t.to_string())),
+            },
+        };
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok().map(|u| Value::Number(u.into()))
+}
+
+fn parse_float(t: &str) -> Option<Value> {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
+        // JSON has no infinities or NaN; keep the text.
+        return Some(Value::String(t.to_string()));
+    }
+    // [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    let int_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    i += int_digits;
+    let mut frac_digits = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        frac_digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        i += frac_digits;
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return None;
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let exp = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    if i != bytes.len() {
+        return None;
+    }
+    t.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn values(text: &str) -> Vec<Result<Value, ReadError>> {
+        read_documents(text, &Limits::default())
+            .into_iter()
+            .map(|d| d.content.map(|p| p.value))
+            .collect()
+    }
+
+    #[test]
+    fn yaml_1_2_core_schema() {
+        let v = values("a: yes\nb: on\nc: true\nd: 010\ne: 0o10\nf: 0x1F\ng: 1.5e3\nh: ~\ni: '1'\nj: .inf\nk: 1_000\nl: -7\nm: =\n");
+        assert_eq!(
+            v[0].as_ref().unwrap(),
+            &json!({"a":"yes","b":"on","c":true,"d":10,"e":8,"f":31,"g":1500.0,"h":null,"i":"1","j":".inf","k":"1_000","l":-7,"m":"="})
+        );
+    }
+
+    #[test]
+    fn documents_lines_and_indices() {
+        let docs = read_documents("# c\n---\na: 1\n---\n# only a comment\n---\n\nb: 2\n", &Limits::default());
+        let got: Vec<_> = docs.iter().map(|d| (d.index, d.line)).collect();
+        assert_eq!(got, [(1, 3), (3, 8)]);
+        let docs = read_documents("a: 1\n---\nb: 2\n", &Limits::default());
+        let got: Vec<_> = docs.iter().map(|d| (d.index, d.line)).collect();
+        assert_eq!(got, [(1, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn a_bad_document_does_not_stop_the_others() {
+        let docs = read_documents("a: 1\n---\nb: [1, 2\nc: 3\n---\nd: 4\n", &Limits::default());
+        assert_eq!(docs.len(), 3);
+        assert!(docs[0].content.is_ok());
+        let e = docs[1].content.as_ref().unwrap_err();
+        assert_eq!(docs[1].index, 2);
+        assert!(e.line >= 3, "{e:?}");
+        assert!(e.message.starts_with("invalid YAML"), "{e:?}");
+        assert_eq!(docs[2].content.as_ref().unwrap().value, json!({"d":4}));
+    }
+
+    #[test]
+    fn merge_keys_and_anchors() {
+        let v = values("base: &b {x: 1, y: 2}\nother: &o {z: 3}\nm:\n  <<: [*b, *o]\n  y: 9\nn: *b\n");
+        assert_eq!(
+            v[0].as_ref().unwrap(),
+            &json!({"base":{"x":1,"y":2},"other":{"z":3},"m":{"x":1,"y":9,"z":3},"n":{"x":1,"y":2}})
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for name in "bcdefghij".chars() {
+            bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            prev = name;
+        }
+        let e = values(&bomb).remove(0).unwrap_err();
+        assert!(e.message.contains("alias bomb"), "{e:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let e = values(&deep).remove(0).unwrap_err();
+        assert!(e.message.contains("deeper than"), "{e:?}");
+    }
+
+    #[test]
+    fn oversized_documents_are_refused() {
+        let limits = Limits { max_document_bytes: 10, ..Limits::default() };
+        let docs = read_documents("a: 1234567890\n---\nb: 1\n", &limits);
+        assert!(docs[0].content.as_ref().unwrap_err().message.contains("over the limit"));
+        assert!(docs[1].content.is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = values("a: 1\na: 2\n").remove(0).unwrap_err();
+        assert!(e.message.contains("twice"), "{e:?}");
+    }
+
+    #[test]
+    fn list_item_lines() {
+        let docs = read_documents("kind: List\nitems:\n- kind: Pod\n  a: 1\n- kind: Service\n", &Limits::default());
+        assert_eq!(docs[0].content.as_ref().unwrap().item_lines, [3, 5]);
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let docs = read_documents("%YAML 1.2\n---\na: 1\n", &Limits::default());
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].content.as_ref().unwrap().value, json!({"a":1}));
+    }
+
+    #[test]
+    fn scalars_and_empty_documents() {
+        assert!(values("").is_empty());
+        assert!(values("---\n# nothing\n---\n").is_empty());
+        assert_eq!(values("just text").remove(0).unwrap(), json!("just text"));
+    }
+}

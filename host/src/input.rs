@@ -1,0 +1,107 @@
+//! Paths → bytes: files, directories (recursively, `.yaml`, `.yml`, `.json`)
+//! and `-` for standard input, in a stable order.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One input to read, named as the user will see it in reports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InputSource {
+    Stdin,
+    File(PathBuf),
+}
+
+impl InputSource {
+    pub fn display_name(&self) -> String {
+        match self {
+            InputSource::Stdin => "<stdin>".into(),
+            InputSource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// An input that could not be found or read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct InputError {
+    pub path: String,
+    pub message: String,
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Expand the paths given on the command line into the inputs to read.
+/// Files named explicitly are read whatever their extension; directories
+/// contribute their manifest files, sorted by path.
+pub fn expand(paths: &[String]) -> (Vec<InputSource>, Vec<InputError>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p == "-" {
+            inputs.push(InputSource::Stdin);
+            continue;
+        }
+        let path = PathBuf::from(p);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                walk(&path, &mut found, &mut errors);
+                found.sort();
+                inputs.extend(found.into_iter().map(InputSource::File));
+            }
+            Ok(_) => inputs.push(InputSource::File(path)),
+            Err(e) => errors.push(InputError {
+                path: p.clone(),
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    (inputs, errors)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(InputError {
+                path: dir.display().to_string(),
+                message: format!("cannot list directory: {e}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // Do not follow links to directories: a link cycle would never end.
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            walk(&path, found, errors);
+        } else if is_manifest(&path) && (kind.is_file() || path.is_file()) {
+            found.push(path);
+        }
+    }
+}
+
+/// Read an input as UTF-8 text.
+pub fn read(source: &InputSource) -> Result<String, InputError> {
+    let mut bytes = Vec::new();
+    let result = match source {
+        InputSource::Stdin => std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ()),
+        InputSource::File(p) => std::fs::read(p).map(|b| bytes = b),
+    };
+    result.map_err(|e| InputError {
+        path: source.display_name(),
+        message: format!("cannot read: {e}"),
+    })?;
+    // A UTF-8 byte order mark is allowed at the start of a YAML stream.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    String::from_utf8(body.to_vec()).map_err(|e| InputError {
+        path: source.display_name(),
+        message: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}

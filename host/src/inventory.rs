@@ -1,0 +1,58 @@
+//! The index of the whole evaluated set, served to cross-resource rules
+//! through the `inventory` import.
+//!
+//! Objects are kept sorted by namespace, name and apiVersion, so what a rule
+//! reads never depends on the order of the input files or documents.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::resources::Resource;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    namespace: Option<String>,
+    name: String,
+    api_version: String,
+    json: Arc<str>,
+}
+
+/// Every object of the evaluated set, by kind.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    by_kind: HashMap<String, Vec<Entry>>,
+}
+
+impl Inventory {
+    pub fn new(resources: &[Resource]) -> Inventory {
+        let mut by_kind: HashMap<String, Vec<Entry>> = HashMap::new();
+        for r in resources {
+            by_kind.entry(r.kind.clone()).or_default().push(Entry {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                api_version: r.api_version.clone(),
+                json: r.json.clone(),
+            });
+        }
+        for entries in by_kind.values_mut() {
+            entries.sort_by(|a, b| {
+                (&a.namespace, &a.name, &a.api_version, &a.json).cmp(&(&b.namespace, &b.name, &b.api_version, &b.json))
+            });
+        }
+        Inventory { by_kind }
+    }
+
+    /// Objects of `kind`, in `namespace` when given (all namespaces otherwise).
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<String> {
+        self.by_kind
+            .get(kind)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| namespace.is_none() || e.namespace.as_deref() == namespace)
+                    .map(|e| e.json.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

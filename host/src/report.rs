@@ -1,0 +1,134 @@
+//! Reports: text for people, JSON for machines.
+//!
+//! JSON schema (`palisade.report/v1`): `{"schema": "palisade.report/v1",
+//! "findings": [{rule, severity, message, path, resource: {apiVersion, kind,
+//! namespace?, name}, source: {file, document, line}}], "errors": [{kind:
+//! "input"|"policy", rule?, resource?, source, message}], "summary": {...}}`.
+//! Documented in full in `docs/report-json.md`.
+
+use std::fmt::Write as _;
+
+use crate::check::Report;
+use crate::severity::Severity;
+
+/// The JSON report.
+pub fn json(report: &Report) -> String {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("schema".into(), "palisade.report/v1".into());
+    }
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn severity(&self, s: Severity) -> String {
+        if !self.0 {
+            return s.as_str().to_string();
+        }
+        let code = match s {
+            Severity::Critical => "1;35",
+            Severity::High => "1;31",
+            Severity::Medium => "33",
+            Severity::Low => "36",
+            Severity::Info => "2",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    }
+
+    fn bold(&self, text: &str) -> String {
+        if self.0 { format!("\x1b[1m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    fn dim(&self, text: &str) -> String {
+        if self.0 { format!("\x1b[2m{text}\x1b[0m") } else { text.to_string() }
+    }
+}
+
+/// The text report, grouped by resource, then errors, then a summary.
+pub fn text(report: &Report, colour: bool) -> String {
+    let paint = Paint(colour);
+    let mut out = String::new();
+    let mut current: Option<(&crate::resources::Source, &crate::findings::ResourceRef)> = None;
+    for f in &report.findings {
+        let key = (&f.source, &f.resource);
+        if current != Some(key) {
+            if current.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(
+                out,
+                "{}  {}",
+                paint.bold(&format!("{}:{}", f.source.file, f.source.line)),
+                f.resource.label()
+            );
+            current = Some(key);
+        }
+        let _ = writeln!(out, "  {:>8}  {}  {}", paint.severity(f.severity), f.rule, f.message);
+        if !f.path.is_empty() {
+            let _ = writeln!(out, "            {}", paint.dim(&format!("at {}", f.path)));
+        }
+    }
+    if !report.errors.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        for e in &report.errors {
+            let mut place = e.source.file.clone();
+            if e.source.line > 0 {
+                let _ = write!(place, ":{}", e.source.line);
+            }
+            if e.source.document > 0 {
+                let _ = write!(place, " (document {})", e.source.document);
+            }
+            let what = match (&e.rule, &e.resource) {
+                (Some(rule), Some(r)) => format!("{rule} failed on {}: ", r.label()),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{}: {place}: {what}{}", paint.bold("error"), e.message);
+        }
+    }
+    let s = &report.summary;
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    if !s.findings_by_rule.is_empty() {
+        let _ = writeln!(out, "Findings by rule:");
+        let mut rules: Vec<_> = s.findings_by_rule.iter().collect();
+        rules.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (rule, n) in rules {
+            let _ = writeln!(out, "  {n:>6}  {rule}");
+        }
+        out.push('\n');
+    }
+    let by_severity: Vec<String> = Severity::ALL
+        .iter()
+        .rev()
+        .filter_map(|sev| s.findings_by_severity.get(sev).map(|n| format!("{n} {sev}")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "{} finding{}{} in {} of {} resource{} ({} file{}, {} rule{}, {} evaluations); {} error{}",
+        s.findings,
+        if s.findings == 1 { "" } else { "s" },
+        if by_severity.is_empty() { String::new() } else { format!(" ({})", by_severity.join(", ")) },
+        s.resources_failing,
+        s.resources,
+        if s.resources == 1 { "" } else { "s" },
+        s.files,
+        if s.files == 1 { "" } else { "s" },
+        s.policies,
+        if s.policies == 1 { "" } else { "s" },
+        s.evaluations,
+        s.errors,
+        if s.errors == 1 { "" } else { "s" },
+    );
+    if !s.kinds_not_evaluated.is_empty() {
+        let kinds: Vec<String> = s.kinds_not_evaluated.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        let _ = writeln!(out, "No loaded rule evaluates: {}", kinds.join(", "));
+    }
+    out
+}

@@ -1,0 +1,297 @@
+//! The sandbox every policy runs in: one wasmtime engine, components compiled
+//! once and cached on disk, and instances with no capabilities but the
+//! `inventory` import, a memory limit and a deadline per call.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+use crate::inventory::Inventory;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "rule",
+    });
+}
+
+pub use bindings::palisade::policy::types as wit;
+use bindings::{Rule, RulePre};
+
+/// How long the epoch ticker sleeps between ticks: the granularity of deadlines.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every policy instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call (describe, create or evaluate).
+    pub call_timeout: Duration,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            memory_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a call into a policy failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("timed out after {0:?} (execution bound exceeded)")]
+    Timeout(Duration),
+    #[error("exceeded its memory limit of {0} MiB")]
+    OutOfMemory(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("{0}")]
+    Host(String),
+}
+
+/// What a store holds: its limits and the set the inventory serves.
+pub struct StoreData {
+    limits: StoreLimits,
+    inventory: Arc<Inventory>,
+}
+
+impl bindings::palisade::policy::inventory::Host for StoreData {
+    fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
+        self.inventory.list(&kind, namespace.as_deref())
+    }
+}
+
+impl bindings::palisade::policy::types::Host for StoreData {}
+
+/// The engine and linker shared by every policy.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreData>,
+    cache_dir: Option<PathBuf>,
+    pub limits: SandboxLimits,
+}
+
+/// A compiled component, ready to instantiate.
+#[derive(Clone)]
+pub struct Compiled {
+    pre: RulePre<StoreData>,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    pub size: usize,
+    /// Whether the compiled code came from the on-disk cache.
+    pub cached: bool,
+}
+
+/// One live instance of a policy with its configured evaluator.
+pub struct Instance {
+    store: Store<StoreData>,
+    rule: Rule,
+    evaluator: Option<ResourceAny>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runtime {
+    /// Build the engine. `cache_dir`: where compiled components are kept, or
+    /// `None` to compile every time.
+    pub fn new(cache_dir: Option<PathBuf>, limits: SandboxLimits) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        // The only imports a policy gets: Palisade's own interfaces. No WASI.
+        Rule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
+            .map_err(|e| anyhow::anyhow!("cannot link the policy imports: {e}"))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("palisade-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the deadline ticker: {e}"))?;
+        let cache_dir = cache_dir.map(|base| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            base.join(format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish()))
+        });
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            limits,
+        })
+    }
+
+    /// Compile a component, or load its compiled form from the cache.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Compiled> {
+        let hex = sha256_hex(bytes);
+        let cached_path = self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.cwasm")));
+        let mut cached = false;
+        let mut component = None;
+        if let Some(path) = cached_path.as_ref().filter(|p| p.is_file()) {
+            // SAFETY: the file was written by `Component::serialize` of this
+            // very engine configuration (the directory name carries its hash);
+            // wasmtime checks the header and version before using it.
+            if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, path) } {
+                component = Some(c);
+                cached = true;
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("not a valid policy component: {e}"))?;
+                if let Some(path) = &cached_path {
+                    // A cache that cannot be written only costs time next run.
+                    let _ = write_cache(path, &c);
+                }
+                c
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.1.0): {e}"))?;
+        let pre = RulePre::new(pre).map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.1.0: {e}"))?;
+        Ok(Compiled {
+            pre,
+            digest: format!("sha256:{hex}"),
+            size: bytes.len(),
+            cached,
+        })
+    }
+
+    /// A fresh, sandboxed instance of a compiled component.
+    pub fn instantiate(&self, compiled: &Compiled, inventory: Arc<Inventory>) -> Result<Instance, CallError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .instances(32)
+            .tables(32)
+            .memories(8)
+            .build();
+        let mut store = Store::new(&self.engine, StoreData { limits, inventory });
+        store.limiter(|s| &mut s.limits);
+        self.arm(&mut store);
+        let rule = compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(e))?;
+        Ok(Instance {
+            store,
+            rule,
+            evaluator: None,
+        })
+    }
+
+    fn arm(&self, store: &mut Store<StoreData>) {
+        let ticks = (self.limits.call_timeout.as_nanos() / TICK.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallError {
+        if let Some(trap) = e.downcast_ref::<Trap>() {
+            if *trap == Trap::Interrupt {
+                return CallError::Timeout(self.limits.call_timeout);
+            }
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory") || text.contains("growing memory") {
+            return CallError::OutOfMemory(self.limits.memory_bytes >> 20);
+        }
+        if e.downcast_ref::<Trap>().is_some() || text.contains("wasm trap") {
+            let first = text.lines().next().unwrap_or("").to_string();
+            return CallError::Trap(first);
+        }
+        CallError::Host(text)
+    }
+
+    /// The policy's metadata.
+    pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
+        self.arm(&mut instance.store);
+        instance
+            .rule
+            .palisade_policy_policy()
+            .call_describe(&mut instance.store)
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
+    pub fn configure(&self, instance: &mut Instance, settings: &str) -> Result<Result<(), wit::SettingsError>, CallError> {
+        self.arm(&mut instance.store);
+        let created = instance
+            .rule
+            .palisade_policy_policy()
+            .evaluator()
+            .call_create(&mut instance.store, settings)
+            .map_err(|e| self.classify(e))?;
+        Ok(created.map(|handle| instance.evaluator = Some(handle)))
+    }
+
+    /// Evaluate one object. `Ok(Err(..))`: the rule reported that it could not decide.
+    pub fn evaluate(
+        &self,
+        instance: &mut Instance,
+        object: &str,
+        context: &wit::AdmissionContext,
+    ) -> Result<Result<Vec<wit::Violation>, String>, CallError> {
+        let handle = instance
+            .evaluator
+            .ok_or_else(|| CallError::Host("evaluate called before the evaluator was configured".into()))?;
+        self.arm(&mut instance.store);
+        instance
+            .rule
+            .palisade_policy_policy()
+            .evaluator()
+            .call_evaluate(&mut instance.store, handle, object, context)
+            .map_err(|e| self.classify(e))
+    }
+}
+
+fn write_cache(path: &Path, component: &Component) -> std::io::Result<()> {
+    let bytes = component.serialize().map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Write then rename, so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn wasmtime_version() -> &'static str {
+    "48.0.8"
+}
+
+/// Where compiled components are cached unless told otherwise:
+/// `$PALISADE_CACHE_DIR`, else `$XDG_CACHE_HOME/palisade`, else `~/.cache/palisade`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PALISADE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("palisade"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".cache").join("palisade"))
+}
