@@ -117,6 +117,7 @@ struct Chunk<'a> {
 }
 
 fn is_separator(line: &str) -> bool {
+    let line = line.trim_end_matches(['\n', '\r']);
     line.strip_prefix("---")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
 }
@@ -361,10 +362,15 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
         let (event, mark) = match parser.next_token() {
             Ok(x) => x,
             Err(e) => {
+                let message = if e.info().contains("recursion limit") {
+                    "document nests deeper than the YAML parser allows".to_string()
+                } else {
+                    format!("invalid YAML: {}", e.info())
+                };
                 return Err(ReadError {
                     line: e.marker().line(),
                     column: e.marker().col() + 1,
-                    message: format!("invalid YAML: {}", e.info()),
+                    message,
                 });
             }
         };
@@ -607,6 +613,10 @@ mod tests {
         let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
         let e = values(&deep).remove(0).unwrap_err();
         assert!(e.message.contains("deeper than"), "{e:?}");
+        let limits = Limits { max_depth: 5, ..Limits::default() };
+        let docs = read_documents("a: {b: {c: {d: {e: {f: 1}}}}}\n", &limits);
+        let e = docs[0].content.as_ref().unwrap_err();
+        assert_eq!(e.message, "document nests deeper than 5 levels");
     }
 
     #[test]

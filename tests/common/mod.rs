@@ -1,0 +1,106 @@
+//! Helpers shared by the end-to-end tests: the real `palisade` binary, the
+//! shared corpus, and reading its JSON reports.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `../shared/corpus`, beside the checkout.
+pub fn corpus() -> PathBuf {
+    let dir = root().join("..").join("shared").join("corpus");
+    assert!(dir.is_dir(), "the shared corpus is missing at {}", dir.display());
+    dir
+}
+
+/// Components built for tests only (misbehaving and inventory-reading policies).
+pub fn testing_component(name: &str) -> PathBuf {
+    let path = root().join("target").join("components").join("testing").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// The real binary, with a compile cache shared by every test of the run.
+pub fn palisade() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    cmd.env("PALISADE_CACHE_DIR", root().join("target").join("test-cache"));
+    cmd.env("NO_COLOR", "1");
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run palisade")
+}
+
+/// Run and parse a JSON report, checking the exit code is one `check` may give.
+pub fn json_report(cmd: &mut Command) -> (i32, Value) {
+    let out = run(cmd);
+    let code = out.status.code().expect("exit code");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}); exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, report)
+}
+
+/// Findings of a report grouped by file: file → set of rules.
+pub fn rules_by_file(report: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in report["findings"].as_array().unwrap() {
+        out.entry(f["source"]["file"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(f["rule"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+/// Findings grouped by (kind, name): → set of rules.
+pub fn rules_by_resource(report: &Value) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for f in report["findings"].as_array().unwrap() {
+        let r = &f["resource"];
+        out.entry((r["kind"].as_str().unwrap().to_string(), r["name"].as_str().unwrap().to_string()))
+            .or_default()
+            .insert(f["rule"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+pub fn errors(report: &Value) -> &Vec<Value> {
+    report["errors"].as_array().unwrap()
+}
+
+/// Directories of `dir`, sorted by version (`v1.2` before `v1.10`).
+pub fn version_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(u32, String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let minor = name.trim_start_matches("v1.").parse().unwrap_or(u32::MAX);
+            (minor, name, e.path())
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, n, p)| (n, p)).collect()
+}
+
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
