@@ -1,0 +1,47 @@
+//! Every component's imports and exports: policies are pure, so the only
+//! import is Palisade's own `inventory` interface (and the types it uses); no
+//! WASI, no clock, no file system, no network. Rules that do not read the
+//! inventory do not import it at all.
+
+mod common;
+
+use common::*;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+fn component_files() -> Vec<std::path::PathBuf> {
+    let dir = root().join("target").join("components");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("testing")).unwrap())
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn components_import_only_the_palisade_interfaces() {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    let engine = Engine::new(&config).unwrap();
+    let files = component_files();
+    assert_eq!(files.len(), 18 + 1, "18 built-in rules and the test policy: {files:?}");
+    for file in files {
+        let component = Component::from_file(&engine, &file).unwrap();
+        let ty = component.component_type();
+        let mut imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_string()).collect();
+        imports.sort();
+        let exports: Vec<String> = ty.exports(&engine).map(|(name, _)| name.to_string()).collect();
+        // A rule that never reads the inventory does not even import it.
+        let expected: &[&str] = if file.ends_with("testing/test-misbehave.wasm") {
+            &["palisade:policy/inventory@0.1.0", "palisade:policy/types@0.1.0"]
+        } else {
+            &["palisade:policy/types@0.1.0"]
+        };
+        assert_eq!(imports, expected, "{}", file.display());
+        assert_eq!(exports, ["palisade:policy/policy@0.1.0"], "{}", file.display());
+    }
+}
