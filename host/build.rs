@@ -62,8 +62,7 @@ fn main() {
     table.push_str("pub static BUILTIN: &[(&str, &[u8])] = &[\n");
     for name in &all {
         let module_path = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
-        let module = fs::read(&module_path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", module_path.display()));
+        let module = fs::read(&module_path).unwrap_or_else(|e| panic!("read {}: {e}", module_path.display()));
         let component = wit_component::ComponentEncoder::default()
             .module(&module)
             .and_then(|e| e.validate(true).encode())
@@ -78,10 +77,7 @@ fn main() {
         let embedded = out_dir.join(format!("{name}.wasm"));
         write_if_changed(&embedded, &component);
         if is_builtin {
-            table.push_str(&format!(
-                "    ({name:?}, include_bytes!({:?})),\n",
-                embedded.display().to_string()
-            ));
+            table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", embedded.display().to_string()));
         }
     }
     table.push_str("];\n");

@@ -113,17 +113,12 @@ fn kyverno_pod_security_tests_agree() {
         let dir = base.join(folder).join(".kyverno-test");
         let test = read_yaml(&dir.join("kyverno-test.yaml"));
         let (_, report) = json_report(
-            palisade()
-                .args(["check", "--format", "json", "--profile", profile])
-                .arg(dir.join("resource.yaml")),
+            palisade().args(["check", "--format", "json", "--profile", profile]).arg(dir.join("resource.yaml")),
         );
         assert!(errors(&report).is_empty(), "{folder}: {:#}", report["errors"]);
         for case in cases(folder, &test) {
             total += 1;
-            let part = PARTS
-                .iter()
-                .find(|(f, r, _)| *f == case.folder && *r == case.rule)
-                .map(|(_, _, p)| *p);
+            let part = PARTS.iter().find(|(f, r, _)| *f == case.folder && *r == case.rule).map(|(_, _, p)| *p);
             let found: BTreeSet<String> = report["findings"]
                 .as_array()
                 .unwrap()

@@ -83,7 +83,11 @@ fn every_upstream_fixture_gets_the_upstream_verdict() {
                     if ok {
                         tally.agree += 1;
                     } else {
-                        tally.disagreements.push(format!("{level}/{version}/{sub}/{}: {:?}", file.file_name().unwrap().to_string_lossy(), rules));
+                        tally.disagreements.push(format!(
+                            "{level}/{version}/{sub}/{}: {:?}",
+                            file.file_name().unwrap().to_string_lossy(),
+                            rules
+                        ));
                     }
                 }
             }
@@ -91,7 +95,12 @@ fn every_upstream_fixture_gets_the_upstream_verdict() {
     }
     println!("PSS conformance: {}/{} fixtures agree", tally.agree, tally.fixtures);
     assert_eq!(tally.fixtures, 4537, "the corpus README promises 4,537 fixtures");
-    assert!(tally.disagreements.is_empty(), "{} disagreements:\n{}", tally.disagreements.len(), tally.disagreements.join("\n"));
+    assert!(
+        tally.disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        tally.disagreements.len(),
+        tally.disagreements.join("\n")
+    );
 }
 
 /// Wrap a Pod into another pod-bearing kind, keeping its metadata on the template.
@@ -100,19 +109,26 @@ fn wrap(kind: &str, name: &str, pod: &Value) -> Value {
     let selector = json!({"matchLabels": {"app": "x"}});
     let meta = json!({"name": name, "namespace": "conformance"});
     match kind {
-        "PodTemplate" => json!({"apiVersion": "v1", "kind": kind, "metadata": meta, "template": template}),
-        "ReplicationController" => json!({"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": {"replicas": 1, "template": template}}),
+        "PodTemplate" => {
+            json!({"apiVersion": "v1", "kind": kind, "metadata": meta, "template": template})
+        }
+        "ReplicationController" => {
+            json!({"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": {"replicas": 1, "template": template}})
+        }
         "ReplicaSet" | "Deployment" | "StatefulSet" | "DaemonSet" => {
             json!({"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": {"selector": selector, "template": template}})
         }
-        "Job" => json!({"apiVersion": "batch/v1", "kind": kind, "metadata": meta, "spec": {"template": template}}),
+        "Job" => {
+            json!({"apiVersion": "batch/v1", "kind": kind, "metadata": meta, "spec": {"template": template}})
+        }
         "CronJob" => json!({"apiVersion": "batch/v1", "kind": kind, "metadata": meta,
             "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}}}),
         other => panic!("unknown kind {other}"),
     }
 }
 
-const WRAPPERS: [&str; 8] = ["PodTemplate", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
+const WRAPPERS: [&str; 8] =
+    ["PodTemplate", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
 
 #[test]
 fn wrapped_fixtures_get_the_same_verdict_as_the_bare_pod() {

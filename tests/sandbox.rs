@@ -35,7 +35,17 @@ fn run_mode(mode: &str) -> (i32, Value) {
     std::fs::write(&config, format!("settings:\n  test-misbehave: {{mode: {mode}}}\n")).unwrap();
     json_report(
         palisade()
-            .args(["check", "--format", "json", "--profile", "baseline", "--policy-timeout-ms", "300", "--policy-memory-mib", "32"])
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--profile",
+                "baseline",
+                "--policy-timeout-ms",
+                "300",
+                "--policy-memory-mib",
+                "32",
+            ])
             .arg("--policies")
             .arg(testing_component("test-misbehave"))
             .arg("--config")
@@ -48,10 +58,8 @@ fn assert_contained(mode: &str, expected: &str) {
     let (code, report) = run_mode(mode);
     assert_eq!(code, 2, "{mode}: a policy failure must fail the run: {report:#}");
     let errors = errors(&report);
-    let failed: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|e| (e["resource"]["name"].as_str().unwrap(), e["rule"].as_str().unwrap()))
-        .collect();
+    let failed: Vec<(&str, &str)> =
+        errors.iter().map(|e| (e["resource"]["name"].as_str().unwrap(), e["rule"].as_str().unwrap())).collect();
     assert_eq!(failed, [("bad-one", "test-misbehave"), ("bad-two", "test-misbehave")], "{mode}: {errors:#?}");
     for e in errors {
         assert_eq!(e["kind"], "policy");
@@ -93,14 +101,12 @@ fn invalid_settings_are_a_load_error_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("palisade.yaml");
     std::fs::write(&config, "settings:\n  test-misbehave: {mode: dance}\n  pss-sysctls: {version: '1.30'}\n").unwrap();
-    let out = run(
-        palisade()
-            .args(["check", "--profile", "baseline", "--policies"])
-            .arg(testing_component("test-misbehave"))
-            .arg("--config")
-            .arg(&config)
-            .arg(root().join("examples")),
-    );
+    let out = run(palisade()
+        .args(["check", "--profile", "baseline", "--policies"])
+        .arg(testing_component("test-misbehave"))
+        .arg("--config")
+        .arg(&config)
+        .arg(root().join("examples")));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("settings.test-misbehave.mode: unknown mode \"dance\""), "{stderr}");
@@ -115,7 +121,9 @@ fn the_inventory_serves_the_whole_set_in_a_stable_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("palisade.yaml");
     std::fs::write(&config, "settings:\n  test-misbehave: {mode: inventory, kind: ConfigMap}\n").unwrap();
-    let cm = |name: &str, ns: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\n");
+    let cm = |name: &str, ns: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\n")
+    };
     let docs = [cm("b", "one"), cm("a", "one"), cm("x", "two"), cm("c", "one")];
     let mut seen = Vec::new();
     for order in [[0, 1, 2, 3], [3, 2, 1, 0]] {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::documents::{Limits, read_documents};
 use crate::evaluate::evaluate;
-use crate::findings::{ErrorKind, Finding, RunError};
+use crate::findings::{ErrorKind, Finding, ResourceRef, RunError};
 use crate::input;
 use crate::inventory::Inventory;
 use crate::policy_set::ActivePolicy;
@@ -26,10 +26,7 @@ pub struct Loaded {
 /// Read every input into resources; unreadable parts become errors.
 pub fn load(paths: &[String], limits: &Limits) -> Loaded {
     let (sources, missing) = input::expand(paths);
-    let mut loaded = Loaded {
-        files: sources.len(),
-        ..Loaded::default()
-    };
+    let mut loaded = Loaded { files: sources.len(), ..Loaded::default() };
     for e in missing {
         loaded.errors.push(input_error(&e.path, 0, 0, e.message));
     }
@@ -52,6 +49,16 @@ pub fn load(paths: &[String], limits: &Limits) -> Loaded {
             message: e.message,
         }));
     }
+    // An empty render (a failed `helm template`, a wrong directory) must not pass as clean.
+    if loaded.resources.is_empty() && loaded.errors.is_empty() {
+        let what = if paths.is_empty() { "<none>".to_string() } else { paths.join(", ") };
+        loaded.errors.push(input_error(
+            &what,
+            0,
+            0,
+            format!("no Kubernetes objects found in {} file(s)", loaded.files),
+        ));
+    }
     loaded
 }
 
@@ -60,11 +67,7 @@ fn input_error(file: &str, document: usize, line: usize, message: String) -> Run
         kind: ErrorKind::Input,
         rule: None,
         resource: None,
-        source: Source {
-            file: file.to_string(),
-            document,
-            line,
-        },
+        source: Source { file: file.to_string(), document, line },
         message,
     }
 }
@@ -90,11 +93,23 @@ pub struct Summary {
     pub kinds_not_evaluated: BTreeMap<String, usize>,
 }
 
+/// One resource read, and the rules that evaluated it: the evidence that an
+/// object without findings was checked, not skipped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    #[serde(flatten)]
+    pub resource: ResourceRef,
+    pub source: Source,
+    /// Ids of the rules that evaluated it (none: no loaded rule applies to its kind).
+    pub rules: Vec<String>,
+}
+
 /// The outcome of a run, ready to print.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub findings: Vec<Finding>,
     pub errors: Vec<RunError>,
+    pub resources: Vec<Checked>,
     pub summary: Summary,
 }
 
@@ -130,7 +145,7 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
         *findings_by_severity.entry(f.severity).or_insert(0) += 1;
         *findings_by_rule.entry(f.rule.clone()).or_insert(0) += 1;
     }
-    let mut failing: Vec<(&Source, &crate::findings::ResourceRef)> = findings.iter().map(|f| (&f.source, &f.resource)).collect();
+    let mut failing: Vec<(&Source, &ResourceRef)> = findings.iter().map(|f| (&f.source, &f.resource)).collect();
     failing.dedup();
     let summary = Summary {
         files: loaded.files,
@@ -145,9 +160,15 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
         errors: errors.len(),
         kinds_not_evaluated,
     };
-    Report {
-        findings,
-        errors,
-        summary,
-    }
+    let resources = loaded
+        .resources
+        .iter()
+        .zip(&evaluation.evaluated_by)
+        .map(|(r, by)| Checked {
+            resource: ResourceRef::of(r),
+            source: r.source.clone(),
+            rules: by.iter().map(|&p| policies[p].id().to_string()).collect(),
+        })
+        .collect();
+    Report { findings, errors, resources, summary }
 }

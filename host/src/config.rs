@@ -45,9 +45,7 @@ impl Config {
         let Some(doc) = docs.pop() else {
             return Ok(Config::default());
         };
-        let parsed = doc
-            .content
-            .map_err(|e| format!("line {}: {}", e.line, e.message))?;
+        let parsed = doc.content.map_err(|e| format!("line {}: {}", e.line, e.message))?;
         let config: Config = serde_json::from_value(parsed.value).map_err(|e| format!("invalid configuration: {e}"))?;
         for (rule, settings) in &config.settings {
             if !settings.is_object() {

@@ -89,21 +89,13 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
                 line: first_line + start.saturating_sub(1),
                 content: Ok(Parsed {
                     value: parsed.value,
-                    item_lines: parsed
-                        .item_lines
-                        .into_iter()
-                        .map(|l| first_line + l - 1)
-                        .collect(),
+                    item_lines: parsed.item_lines.into_iter().map(|l| first_line + l - 1).collect(),
                 }),
             }),
             Ok(None) => {}
             Err(mut e) => {
                 e.line = first_line + e.line.saturating_sub(1);
-                out.push(Document {
-                    index: chunk.index,
-                    line: first_line,
-                    content: Err(e),
-                });
+                out.push(Document { index: chunk.index, line: first_line, content: Err(e) });
             }
         }
     }
@@ -118,8 +110,7 @@ struct Chunk<'a> {
 
 fn is_separator(line: &str) -> bool {
     let line = line.trim_end_matches(['\n', '\r']);
-    line.strip_prefix("---")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+    line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
@@ -157,11 +148,7 @@ fn split(text: &str) -> Vec<Chunk<'_>> {
         // `---` counts only when it holds something.
         let counted = has_content || opens;
         if counted {
-            chunks.push(Chunk {
-                index: chunks.len() + 1,
-                first_line: line,
-                text: &text[start..end],
-            });
+            chunks.push(Chunk { index: chunks.len() + 1, first_line: line, text: &text[start..end] });
         }
     }
     chunks
@@ -178,7 +165,7 @@ enum Frame {
         anchor: usize,
     },
     Map {
-        entries: Vec<(String, Value)>,
+        entries: Vec<(String, Value, (usize, usize))>,
         merges: Vec<Value>,
         key: Option<Key>,
         anchor: usize,
@@ -187,7 +174,8 @@ enum Frame {
 }
 
 enum Key {
-    Plain(String),
+    /// The key and where it stands (line, column), for duplicate-key errors.
+    Plain(String, (usize, usize)),
     Merge,
 }
 
@@ -201,11 +189,7 @@ struct Builder<'l> {
 }
 
 fn err(mark: &Marker, message: impl Into<String>) -> ReadError {
-    ReadError {
-        line: mark.line(),
-        column: mark.col() + 1,
-        message: message.into(),
-    }
+    ReadError { line: mark.line(), column: mark.col() + 1, message: message.into() }
 }
 
 fn count_nodes(v: &Value) -> usize {
@@ -239,20 +223,15 @@ impl Builder<'_> {
 
     fn open(&mut self, frame: Frame, mark: &Marker) -> Result<(), ReadError> {
         // The line of each item of a top-level `items` list, for `kind: List`.
-        if self.stack.len() == 2 {
-            if let (Frame::Map { key: Some(Key::Plain(k)), .. }, Frame::Seq { .. }) =
+        if self.stack.len() == 2
+            && let (Frame::Map { key: Some(Key::Plain(k, _)), .. }, Frame::Seq { .. }) =
                 (&self.stack[0], &self.stack[1])
-            {
-                if k == "items" {
-                    self.item_lines.push(mark.line());
-                }
-            }
+            && k == "items"
+        {
+            self.item_lines.push(mark.line());
         }
         if self.stack.len() >= self.limits.max_depth {
-            return Err(err(
-                mark,
-                format!("document nests deeper than {} levels", self.limits.max_depth),
-            ));
+            return Err(err(mark, format!("document nests deeper than {} levels", self.limits.max_depth)));
         }
         self.count(1, mark)?;
         self.stack.push(frame);
@@ -274,23 +253,33 @@ impl Builder<'_> {
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { entries, merges, key, .. }) => match key.take() {
                 None => {
+                    let at = (mark.line(), mark.col() + 1);
                     let k = match value {
-                        Value::String(s) => Key::Plain(s),
-                        Value::Number(n) => Key::Plain(n.to_string()),
-                        Value::Bool(b) => Key::Plain(b.to_string()),
-                        Value::Null => Key::Plain("null".into()),
-                        _ => return Err(err(mark, "a mapping or sequence cannot be a mapping key")),
+                        Value::String(s) => Key::Plain(s, at),
+                        Value::Number(n) => Key::Plain(n.to_string(), at),
+                        Value::Bool(b) => Key::Plain(b.to_string(), at),
+                        Value::Null => Key::Plain("null".into(), at),
+                        _ => {
+                            return Err(err(mark, "a mapping or sequence cannot be a mapping key"));
+                        }
                     };
                     *key = Some(k);
                 }
-                Some(Key::Plain(k)) => entries.push((k, value)),
+                Some(Key::Plain(k, at)) => entries.push((k, value, at)),
                 Some(Key::Merge) => merges.push(value),
             },
         }
         Ok(())
     }
 
-    fn scalar(&mut self, text: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, mark: &Marker) -> Result<(), ReadError> {
+    fn scalar(
+        &mut self,
+        text: String,
+        style: TScalarStyle,
+        anchor: usize,
+        tag: Option<Tag>,
+        mark: &Marker,
+    ) -> Result<(), ReadError> {
         self.count(1, mark)?;
         let expecting_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
         if expecting_key && style == TScalarStyle::Plain && text == "<<" && tag.is_none() {
@@ -308,12 +297,12 @@ impl Builder<'_> {
             return Err(err(mark, "unbalanced mapping end"));
         };
         let mut map = Map::new();
-        for (k, v) in entries {
+        for (k, v, (key_line, key_column)) in entries {
             if map.contains_key(&k) {
                 return Err(ReadError {
-                    line,
-                    column: 1,
-                    message: format!("mapping starting here has the key {k:?} twice"),
+                    line: key_line,
+                    column: key_column,
+                    message: format!("duplicate key {k:?} in the mapping that starts on line {line}"),
                 });
             }
             map.insert(k, v);
@@ -327,12 +316,16 @@ impl Builder<'_> {
                     for item in list {
                         match item {
                             Value::Object(o) => maps.push(o),
-                            _ => return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings")),
+                            _ => {
+                                return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings"));
+                            }
                         }
                     }
                     maps
                 }
-                _ => return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings")),
+                _ => {
+                    return Err(err(mark, "a merge key (<<) takes a mapping or a list of mappings"));
+                }
             };
             for source in sources {
                 for (k, v) in source {
@@ -348,14 +341,8 @@ type Chunked = Option<(Built, usize)>;
 
 fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder {
-        limits,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        nodes: 0,
-        root: None,
-        item_lines: Vec::new(),
-    };
+    let mut builder =
+        Builder { limits, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, root: None, item_lines: Vec::new() };
     let mut start_line = 1;
     let mut documents = 0;
     loop {
@@ -367,11 +354,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
                 } else {
                     format!("invalid YAML: {}", e.info())
                 };
-                return Err(ReadError {
-                    line: e.marker().line(),
-                    column: e.marker().col() + 1,
-                    message,
-                });
+                return Err(ReadError { line: e.marker().line(), column: e.marker().col() + 1, message });
             }
         };
         match event {
@@ -413,48 +396,33 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
                     start_line = mark.line();
                 }
                 let line = mark.line();
-                builder.open(
-                    Frame::Map {
-                        entries: Vec::new(),
-                        merges: Vec::new(),
-                        key: None,
-                        anchor,
-                        line,
-                    },
-                    &mark,
-                )?;
+                builder.open(Frame::Map { entries: Vec::new(), merges: Vec::new(), key: None, anchor, line }, &mark)?;
             }
             Event::MappingEnd => builder.close_map(&mark)?,
         }
     }
     Ok(match builder.root {
         None | Some(Value::Null) => None,
-        Some(value) => Some((
-            Built {
-                value,
-                item_lines: builder.item_lines,
-            },
-            start_line,
-        )),
+        Some(value) => Some((Built { value, item_lines: builder.item_lines }, start_line)),
     })
 }
 
 /// YAML 1.2 core schema resolution of a scalar.
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &Marker) -> Result<Value, ReadError> {
-    if let Some(tag) = tag {
-        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
-            return match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => Ok(Value::String(text)),
-                "null" => Ok(Value::Null),
-                "bool" => match parse_bool(&text) {
-                    Some(b) => Ok(Value::Bool(b)),
-                    None => Err(err(mark, format!("{text:?} is not a !!bool"))),
-                },
-                "int" => parse_int(&text).ok_or_else(|| err(mark, format!("{text:?} is not an !!int"))),
-                "float" => parse_float(&text).ok_or_else(|| err(mark, format!("{text:?} is not a !!float"))),
-                _ => Ok(Value::String(text)),
-            };
-        }
+    if let Some(tag) = tag
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
+    {
+        return match tag.suffix.as_str() {
+            "str" | "binary" | "timestamp" => Ok(Value::String(text)),
+            "null" => Ok(Value::Null),
+            "bool" => match parse_bool(&text) {
+                Some(b) => Ok(Value::Bool(b)),
+                None => Err(err(mark, format!("{text:?} is not a !!bool"))),
+            },
+            "int" => parse_int(&text).ok_or_else(|| err(mark, format!("{text:?} is not an !!int"))),
+            "float" => parse_float(&text).ok_or_else(|| err(mark, format!("{text:?} is not a !!float"))),
+            _ => Ok(Value::String(text)),
+        };
     }
     if style != TScalarStyle::Plain {
         return Ok(Value::String(text));
@@ -550,15 +518,14 @@ mod tests {
     use serde_json::json;
 
     fn values(text: &str) -> Vec<Result<Value, ReadError>> {
-        read_documents(text, &Limits::default())
-            .into_iter()
-            .map(|d| d.content.map(|p| p.value))
-            .collect()
+        read_documents(text, &Limits::default()).into_iter().map(|d| d.content.map(|p| p.value)).collect()
     }
 
     #[test]
     fn yaml_1_2_core_schema() {
-        let v = values("a: yes\nb: on\nc: true\nd: 010\ne: 0o10\nf: 0x1F\ng: 1.5e3\nh: ~\ni: '1'\nj: .inf\nk: 1_000\nl: -7\nm: =\n");
+        let v = values(
+            "a: yes\nb: on\nc: true\nd: 010\ne: 0o10\nf: 0x1F\ng: 1.5e3\nh: ~\ni: '1'\nj: .inf\nk: 1_000\nl: -7\nm: =\n",
+        );
         assert_eq!(
             v[0].as_ref().unwrap(),
             &json!({"a":"yes","b":"on","c":true,"d":10,"e":8,"f":31,"g":1500.0,"h":null,"i":"1","j":".inf","k":"1_000","l":-7,"m":"="})
@@ -630,7 +597,8 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         let e = values("a: 1\na: 2\n").remove(0).unwrap_err();
-        assert!(e.message.contains("twice"), "{e:?}");
+        assert!(e.message.contains("duplicate key \"a\""), "{e:?}");
+        assert_eq!((e.line, e.column), (2, 1), "{e:?}");
     }
 
     #[test]

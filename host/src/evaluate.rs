@@ -23,6 +23,8 @@ pub struct Evaluation {
     pub evaluations: usize,
     /// Resources no loaded policy applies to.
     pub unevaluated: Vec<usize>,
+    /// For each resource, the policies (indices) that evaluated it.
+    pub evaluated_by: Vec<Vec<usize>>,
 }
 
 enum Outcome {
@@ -47,7 +49,9 @@ impl Worker<'_> {
                 .map_err(|e| format!("cannot instantiate: {e}"))?;
             match self.runtime.configure(&mut instance, &policy.settings) {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("settings refused at {}: {}", e.field, e.message)),
+                Ok(Err(e)) => {
+                    return Err(format!("settings refused at {}: {}", e.field, e.message));
+                }
                 Err(e) => return Err(format!("configuring failed: {e}")),
             }
             self.slots[p] = Some(instance);
@@ -111,7 +115,9 @@ pub fn evaluate(
                 let mut count = 0;
                 loop {
                     let r = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(resource) = resources.get(r) else { break };
+                    let Some(resource) = resources.get(r) else {
+                        break;
+                    };
                     let context = offline_context(resource);
                     for (p, policy) in policies.iter().enumerate() {
                         if policy.applies_to(&resource.kind) {
@@ -129,13 +135,10 @@ pub fn evaluate(
     });
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(r, p, _)| (*r, *p));
-    let mut out = Evaluation {
-        evaluations: evaluations.into_inner(),
-        ..Evaluation::default()
-    };
-    let mut evaluated = vec![false; resources.len()];
+    let mut out = Evaluation { evaluations: evaluations.into_inner(), ..Evaluation::default() };
+    out.evaluated_by = vec![Vec::new(); resources.len()];
     for (r, p, outcome) in results {
-        evaluated[r] = true;
+        out.evaluated_by[r].push(p);
         let resource = &resources[r];
         let policy = &policies[p];
         match outcome {
@@ -160,11 +163,6 @@ pub fn evaluate(
             }),
         }
     }
-    out.unevaluated = evaluated
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| !**e)
-        .map(|(i, _)| i)
-        .collect();
+    out.unevaluated = out.evaluated_by.iter().enumerate().filter(|(_, by)| by.is_empty()).map(|(i, _)| i).collect();
     out
 }

@@ -29,10 +29,7 @@ pub struct InputError {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
 /// Expand the paths given on the command line into the inputs to read.
@@ -55,10 +52,7 @@ pub fn expand(paths: &[String]) -> (Vec<InputSource>, Vec<InputError>) {
                 inputs.extend(found.into_iter().map(InputSource::File));
             }
             Ok(_) => inputs.push(InputSource::File(path)),
-            Err(e) => errors.push(InputError {
-                path: p.clone(),
-                message: format!("cannot read: {e}"),
-            }),
+            Err(e) => errors.push(InputError { path: p.clone(), message: format!("cannot read: {e}") }),
         }
     }
     (inputs, errors)
@@ -68,17 +62,16 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(InputError {
-                path: dir.display().to_string(),
-                message: format!("cannot list directory: {e}"),
-            });
+            errors.push(InputError { path: dir.display().to_string(), message: format!("cannot list directory: {e}") });
             return;
         }
     };
     for entry in entries.flatten() {
         let path = entry.path();
         // Do not follow links to directories: a link cycle would never end.
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             walk(&path, found, errors);
         } else if is_manifest(&path) && (kind.is_file() || path.is_file()) {
@@ -94,10 +87,7 @@ pub fn read(source: &InputSource) -> Result<String, InputError> {
         InputSource::Stdin => std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ()),
         InputSource::File(p) => std::fs::read(p).map(|b| bytes = b),
     };
-    result.map_err(|e| InputError {
-        path: source.display_name(),
-        message: format!("cannot read: {e}"),
-    })?;
+    result.map_err(|e| InputError { path: source.display_name(), message: format!("cannot read: {e}") })?;
     // A UTF-8 byte order mark is allowed at the start of a YAML stream.
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     String::from_utf8(body.to_vec()).map_err(|e| InputError {

@@ -132,12 +132,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(args),
         Command::Policies { profile, format, policy } => run_policies(profile, format, &policy),
         Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
-        Command::Bench {
-            paths,
-            profile,
-            rounds,
-            threads,
-        } => run_bench(&paths, &profile, rounds, threads),
+        Command::Bench { paths, profile, rounds, threads } => run_bench(&paths, &profile, rounds, threads),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -165,9 +160,7 @@ fn catalog(args: &PolicyArgs) -> anyhow::Result<Catalog> {
 }
 
 fn threads(requested: Option<usize>) -> usize {
-    requested
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    requested.filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
@@ -176,11 +169,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         None => Config::default(),
     };
     let selection = Selection {
-        profile: args
-            .profile
-            .clone()
-            .or(config.profile.clone())
-            .unwrap_or_else(|| "hardened".into()),
+        profile: args.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
         pss_version: args.pss_version.clone().or(config.pss_version.clone()),
         disable: config.disable.clone(),
         severity: config.severity.clone(),
@@ -189,11 +178,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
     let catalog = catalog(&args.policy)?;
     let policies = catalog.select(&selection).map_err(|errors| {
-        let origin = args
-            .config
-            .as_ref()
-            .map(|p| format!("{}: ", p.display()))
-            .unwrap_or_default();
+        let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
         anyhow::anyhow!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")))
     })?;
     let loaded = check::load(&args.paths, &Limits::default());
@@ -222,10 +207,10 @@ fn run_policies(profile: Option<String>, format: Format, args: &PolicyArgs) -> a
         .iter()
         .filter(|p| profile.as_ref().is_none_or(|name| p.meta.profiles.contains_key(name)))
         .collect();
-    if let Some(name) = &profile {
-        if !palisade::policy_set::PROFILES.contains(&name.as_str()) {
-            bail!("unknown profile {name:?}");
-        }
+    if let Some(name) = &profile
+        && !palisade::policy_set::PROFILES.contains(&name.as_str())
+    {
+        bail!("unknown profile {name:?}");
     }
     let mut out = String::new();
     if format == Format::Json {
@@ -314,22 +299,13 @@ fn run_explain(rule: &str, format: Format, args: &PolicyArgs) -> anyhow::Result<
 /// Peak resident memory of this process, from /proc (Linux), in KiB.
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option<usize>) -> anyhow::Result<u8> {
     let cache = tempfile_dir()?;
     let limits = SandboxLimits::default();
-    let selection = Selection {
-        profile: profile.to_string(),
-        ..Selection::default()
-    };
+    let selection = Selection { profile: profile.to_string(), ..Selection::default() };
 
     let started = Instant::now();
     let runtime = Arc::new(Runtime::new(Some(cache.clone()), limits)?);
@@ -358,11 +334,7 @@ fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option
     let mut evaluations = 0;
     let mut findings = 0;
     for _ in 0..rounds.max(1) {
-        let round = check::Loaded {
-            files: 0,
-            resources: resources.clone(),
-            errors: Vec::new(),
-        };
+        let round = check::Loaded { files: 0, resources: resources.clone(), errors: Vec::new() };
         let started = Instant::now();
         let report = check::run(&catalog.runtime, &policies, round, threads);
         let took = started.elapsed();

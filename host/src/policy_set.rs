@@ -84,8 +84,8 @@ pub struct Catalog {
 }
 
 fn meta_from_wit(m: wit::Metadata) -> Result<PolicyMeta, String> {
-    let settings_schema: Value = serde_json::from_str(&m.settings_schema)
-        .map_err(|e| format!("its settings schema is not JSON: {e}"))?;
+    let settings_schema: Value =
+        serde_json::from_str(&m.settings_schema).map_err(|e| format!("its settings schema is not JSON: {e}"))?;
     let mut profiles = BTreeMap::new();
     for p in m.profiles {
         let settings: Value = serde_json::from_str(&p.settings)
@@ -126,15 +126,9 @@ pub fn load_component(runtime: &Runtime, origin: &str, bytes: &[u8]) -> anyhow::
     let mut instance = runtime
         .instantiate(&compiled, Arc::new(Inventory::default()))
         .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
-    let meta = runtime
-        .describe(&mut instance)
-        .map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
+    let meta = runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
     let meta = meta_from_wit(meta).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-    Ok(LoadedPolicy {
-        meta,
-        origin: origin.to_string(),
-        compiled,
-    })
+    Ok(LoadedPolicy { meta, origin: origin.to_string(), compiled })
 }
 
 /// The `.wasm` files a `--policies` path names (a file, or a directory's files).
@@ -167,7 +161,8 @@ impl Catalog {
         }
         for path in extra {
             for file in component_files(path)? {
-                let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+                let bytes =
+                    std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
                 sources.push((file.display().to_string(), std::borrow::Cow::Owned(bytes), true));
             }
         }
@@ -181,7 +176,9 @@ impl Catalog {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((origin, bytes, _)) = sources.get(i) else { break };
+                        let Some((origin, bytes, _)) = sources.get(i) else {
+                            break;
+                        };
                         let loaded = load_component(&runtime, origin, bytes);
                         if let Ok(mut slot) = slots[i].lock() {
                             **slot = Some(loaded);
@@ -208,11 +205,7 @@ impl Catalog {
             policies.push(Arc::new(loaded));
         }
         policies.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
-        Ok(Catalog {
-            runtime,
-            policies,
-            explicit,
-        })
+        Ok(Catalog { runtime, policies, explicit })
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<LoadedPolicy>> {
@@ -224,11 +217,7 @@ impl Catalog {
     pub fn select(&self, selection: &Selection) -> Result<Vec<ActivePolicy>, Vec<String>> {
         let mut errors = Vec::new();
         if !PROFILES.contains(&selection.profile.as_str()) {
-            errors.push(format!(
-                "unknown profile {:?} (expected one of {})",
-                selection.profile,
-                PROFILES.join(", ")
-            ));
+            errors.push(format!("unknown profile {:?} (expected one of {})", selection.profile, PROFILES.join(", ")));
         }
         let known = |id: &str| self.get(id).is_some();
         for id in &selection.disable {
@@ -258,11 +247,7 @@ impl Catalog {
             if let Some(Value::Object(profile_settings)) = in_profile {
                 settings.extend(profile_settings.clone());
             }
-            let takes_version = meta
-                .settings_schema
-                .get("properties")
-                .and_then(|p| p.get("version"))
-                .is_some();
+            let takes_version = meta.settings_schema.get("properties").and_then(|p| p.get("version")).is_some();
             if let (Some(v), true) = (&selection.pss_version, takes_version) {
                 settings.insert("version".into(), Value::String(v.clone()));
             }

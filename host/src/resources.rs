@@ -39,11 +39,7 @@ pub struct ResourceError {
 /// Turn the documents of one file into resources.
 pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resource>, errors: &mut Vec<ResourceError>) {
     for doc in documents {
-        let source = Source {
-            file: file.to_string(),
-            document: doc.index,
-            line: doc.line,
-        };
+        let source = Source { file: file.to_string(), document: doc.index, line: doc.line };
         match doc.content {
             Err(e) => errors.push(ResourceError {
                 source: Source { line: e.line, ..source },
@@ -56,11 +52,8 @@ pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resour
 
 fn from_value(parsed: Parsed, source: Source, out: &mut Vec<Resource>, errors: &mut Vec<ResourceError>) {
     let Parsed { value, item_lines } = parsed;
-    let is_list = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|k| k.ends_with("List"))
-        && value.get("items").is_some();
+    let is_list =
+        value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && value.get("items").is_some();
     if !is_list {
         match resource(value, source.clone()) {
             Ok(r) => out.push(r),
@@ -68,30 +61,24 @@ fn from_value(parsed: Parsed, source: Source, out: &mut Vec<Resource>, errors: &
         }
         return;
     }
-    let Value::Object(mut map) = value else { return };
+    let Value::Object(mut map) = value else {
+        return;
+    };
     let items = match map.remove("items") {
         Some(Value::Array(items)) => items,
         Some(Value::Null) => Vec::new(),
         _ => {
-            errors.push(ResourceError {
-                source,
-                message: "a List's `items` must be a list of objects".into(),
-            });
+            errors.push(ResourceError { source, message: "a List's `items` must be a list of objects".into() });
             return;
         }
     };
     let lines_match = item_lines.len() == items.len();
     for (i, item) in items.into_iter().enumerate() {
-        let item_source = Source {
-            line: if lines_match { item_lines[i] } else { source.line },
-            ..source.clone()
-        };
+        let item_source = Source { line: if lines_match { item_lines[i] } else { source.line }, ..source.clone() };
         match resource(item, item_source.clone()) {
             Ok(r) => out.push(r),
-            Err(message) => errors.push(ResourceError {
-                source: item_source,
-                message: format!("item {} of the List: {message}", i + 1),
-            }),
+            Err(message) => errors
+                .push(ResourceError { source: item_source, message: format!("item {} of the List: {message}", i + 1) }),
         }
     }
 }
@@ -133,24 +120,14 @@ fn resource(value: Value, source: Source) -> Result<Resource, String> {
             let ns = string_field(meta, "namespace").map_err(|e| format!("metadata: {e}"))?;
             let name = string_field(meta, "name").map_err(|e| format!("metadata: {e}"))?;
             let generate = string_field(meta, "generateName").map_err(|e| format!("metadata: {e}"))?;
-            (
-                ns.filter(|n| !n.is_empty()).map(str::to_string),
-                name.or(generate).unwrap_or_default().to_string(),
-            )
+            (ns.filter(|n| !n.is_empty()).map(str::to_string), name.or(generate).unwrap_or_default().to_string())
         }
-        Some(other) => return Err(format!("`metadata` must be a mapping, not {}", type_name(other))),
+        Some(other) => {
+            return Err(format!("`metadata` must be a mapping, not {}", type_name(other)));
+        }
     };
-    let json: Arc<str> = serde_json::to_string(&value)
-        .map_err(|e| format!("cannot serialise the object: {e}"))?
-        .into();
-    Ok(Resource {
-        api_version,
-        kind,
-        namespace,
-        name,
-        source,
-        json,
-    })
+    let json: Arc<str> = serde_json::to_string(&value).map_err(|e| format!("cannot serialise the object: {e}"))?.into();
+    Ok(Resource { api_version, kind, namespace, name, source, json })
 }
 
 #[cfg(test)]
@@ -167,7 +144,9 @@ mod tests {
 
     #[test]
     fn lists_are_expanded_with_item_lines() {
-        let (r, e) = load("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, namespace: x}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b}\n");
+        let (r, e) = load(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a, namespace: x}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b}\n",
+        );
         assert!(e.is_empty(), "{e:?}");
         let got: Vec<_> = r.iter().map(|r| (r.kind.as_str(), r.name.as_str(), r.source.line)).collect();
         assert_eq!(got, [("Pod", "a", 4), ("Service", "b", 7)]);
@@ -176,14 +155,17 @@ mod tests {
 
     #[test]
     fn typed_lists_expand_too() {
-        let (r, _) = load("apiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}}\n");
+        let (r, _) =
+            load("apiVersion: v1\nkind: PodList\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}}\n");
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].kind, "Pod");
     }
 
     #[test]
     fn non_objects_are_errors_with_their_position() {
-        let (r, e) = load("apiVersion: v1\nkind: Pod\n---\n- a\n---\nkind: 3\n---\nmetadata: {}\n---\napiVersion: v1\nkind: X\nmetadata: []\n");
+        let (r, e) = load(
+            "apiVersion: v1\nkind: Pod\n---\n- a\n---\nkind: 3\n---\nmetadata: {}\n---\napiVersion: v1\nkind: X\nmetadata: []\n",
+        );
         assert_eq!(r.len(), 1);
         let msgs: Vec<_> = e.iter().map(|e| (e.source.document, e.message.as_str())).collect();
         assert_eq!(

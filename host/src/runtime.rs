@@ -37,10 +37,7 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        SandboxLimits {
-            memory_bytes: 64 << 20,
-            call_timeout: Duration::from_secs(1),
-        }
+        SandboxLimits { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(1) }
     }
 }
 
@@ -132,12 +129,7 @@ impl Runtime {
             engine.precompile_compatibility_hash().hash(&mut h);
             base.join(format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish()))
         });
-        Ok(Runtime {
-            engine,
-            linker,
-            cache_dir,
-            limits,
-        })
+        Ok(Runtime { engine, linker, cache_dir, limits })
     }
 
     /// Compile a component, or load its compiled form from the cache.
@@ -158,7 +150,8 @@ impl Runtime {
         let component = match component {
             Some(c) => c,
             None => {
-                let c = Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("not a valid policy component: {e}"))?;
+                let c = Component::new(&self.engine, bytes)
+                    .map_err(|e| anyhow::anyhow!("not a valid policy component: {e}"))?;
                 if let Some(path) = &cached_path {
                     // A cache that cannot be written only costs time next run.
                     let _ = write_cache(path, &c);
@@ -166,17 +159,12 @@ impl Runtime {
                 c
             }
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.1.0): {e}"))?;
-        let pre = RulePre::new(pre).map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.1.0: {e}"))?;
-        Ok(Compiled {
-            pre,
-            digest: format!("sha256:{hex}"),
-            size: bytes.len(),
-            cached,
-        })
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.1.0): {e}")
+        })?;
+        let pre = RulePre::new(pre)
+            .map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.1.0: {e}"))?;
+        Ok(Compiled { pre, digest: format!("sha256:{hex}"), size: bytes.len(), cached })
     }
 
     /// A fresh, sandboxed instance of a compiled component.
@@ -191,15 +179,8 @@ impl Runtime {
         let mut store = Store::new(&self.engine, StoreData { limits, inventory });
         store.limiter(|s| &mut s.limits);
         self.arm(&mut store);
-        let rule = compiled
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(e))?;
-        Ok(Instance {
-            store,
-            rule,
-            evaluator: None,
-        })
+        let rule = compiled.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
+        Ok(Instance { store, rule, evaluator: None })
     }
 
     fn arm(&self, store: &mut Store<StoreData>) {
@@ -209,10 +190,10 @@ impl Runtime {
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
-        if let Some(trap) = e.downcast_ref::<Trap>() {
-            if *trap == Trap::Interrupt {
-                return CallError::Timeout(self.limits.call_timeout);
-            }
+        if let Some(trap) = e.downcast_ref::<Trap>()
+            && *trap == Trap::Interrupt
+        {
+            return CallError::Timeout(self.limits.call_timeout);
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") || text.contains("growing memory") {
@@ -228,15 +209,15 @@ impl Runtime {
     /// The policy's metadata.
     pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
         self.arm(&mut instance.store);
-        instance
-            .rule
-            .palisade_policy_policy()
-            .call_describe(&mut instance.store)
-            .map_err(|e| self.classify(e))
+        instance.rule.palisade_policy_policy().call_describe(&mut instance.store).map_err(|e| self.classify(e))
     }
 
     /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
-    pub fn configure(&self, instance: &mut Instance, settings: &str) -> Result<Result<(), wit::SettingsError>, CallError> {
+    pub fn configure(
+        &self,
+        instance: &mut Instance,
+        settings: &str,
+    ) -> Result<Result<(), wit::SettingsError>, CallError> {
         self.arm(&mut instance.store);
         let created = instance
             .rule
@@ -291,7 +272,5 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("palisade"));
     }
-    std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .map(|home| PathBuf::from(home).join(".cache").join("palisade"))
+    std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|home| PathBuf::from(home).join(".cache").join("palisade"))
 }

@@ -8,8 +8,8 @@
 //! - every annotation `container.apparmor.security.beta.kubernetes.io/*` must be
 //!   empty, `runtime/default` or `localhost/*`.
 
-use palisade_sdk::pss::{self, Control, Level, Settings};
 use palisade_sdk::pod::AppArmorProfile;
+use palisade_sdk::pss::{self, Control, Level, Settings};
 use palisade_sdk::{Metadata, Severity, Violation, Workload};
 
 const ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
@@ -48,37 +48,34 @@ impl Control for AppArmor {
 
     fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
         let mut out = Vec::new();
-        if let Some(p) = w.spec.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref()) {
-            if !allowed_type(p) {
-                out.push(Violation::new(
-                    format!(
-                        "forbidden AppArmor profile (pod must not set securityContext.appArmorProfile.type to {})",
-                        pss::join_quote(&[&p.type_])
-                    ),
-                    w.spec_field("securityContext/appArmorProfile/type"),
-                ));
-            }
+        if let Some(p) = w.spec.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref())
+            && !allowed_type(p)
+        {
+            out.push(Violation::new(
+                format!(
+                    "forbidden AppArmor profile (pod must not set securityContext.appArmorProfile.type to {})",
+                    pss::join_quote(&[&p.type_])
+                ),
+                w.spec_field("securityContext/appArmorProfile/type"),
+            ));
         }
         for c in w.containers() {
-            if let Some(p) = c.container.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref()) {
-                if !allowed_type(p) {
-                    out.push(Violation::new(
-                        format!(
-                            "forbidden AppArmor profile ({} must not set securityContext.appArmorProfile.type to {})",
-                            pss::container_label(c.name()),
-                            pss::join_quote(&[&p.type_])
-                        ),
-                        c.field("securityContext/appArmorProfile/type"),
-                    ));
-                }
+            if let Some(p) = c.container.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref())
+                && !allowed_type(p)
+            {
+                out.push(Violation::new(
+                    format!(
+                        "forbidden AppArmor profile ({} must not set securityContext.appArmorProfile.type to {})",
+                        pss::container_label(c.name()),
+                        pss::join_quote(&[&p.type_])
+                    ),
+                    c.field("securityContext/appArmorProfile/type"),
+                ));
             }
         }
         for (key, value) in &w.pod_meta.annotations {
             if key.starts_with(ANNOTATION_PREFIX) && !allowed_annotation(value) {
-                out.push(Violation::new(
-                    format!("forbidden AppArmor profile ({key}={value})"),
-                    w.annotation_path(key),
-                ));
+                out.push(Violation::new(format!("forbidden AppArmor profile ({key}={value})"), w.annotation_path(key)));
             }
         }
         out

@@ -92,7 +92,10 @@ mod tests {
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/spec/containers/0/securityContext/capabilities/add/1", "/spec/containers/0/securityContext/capabilities/add/2"]
+            [
+                "/spec/containers/0/securityContext/capabilities/add/1",
+                "/spec/containers/0/securityContext/capabilities/add/2"
+            ]
         );
     }
 

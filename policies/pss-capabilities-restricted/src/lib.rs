@@ -85,7 +85,10 @@ mod tests {
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/spec/containers/1/securityContext/capabilities/drop", "/spec/containers/2/securityContext/capabilities/add/0"]
+            [
+                "/spec/containers/1/securityContext/capabilities/drop",
+                "/spec/containers/2/securityContext/capabilities/add/0"
+            ]
         );
     }
 

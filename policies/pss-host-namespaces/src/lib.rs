@@ -28,20 +28,11 @@ impl Control for HostNamespaces {
     }
 
     fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
-        [
-            ("hostNetwork", w.spec.host_network),
-            ("hostPID", w.spec.host_pid),
-            ("hostIPC", w.spec.host_ipc),
-        ]
-        .into_iter()
-        .filter(|(_, value)| *value == Some(true))
-        .map(|(field, _)| {
-            Violation::new(
-                format!("host namespaces ({field}=true)"),
-                w.spec_field(field),
-            )
-        })
-        .collect()
+        [("hostNetwork", w.spec.host_network), ("hostPID", w.spec.host_pid), ("hostIPC", w.spec.host_ipc)]
+            .into_iter()
+            .filter(|(_, value)| *value == Some(true))
+            .map(|(field, _)| Violation::new(format!("host namespaces ({field}=true)"), w.spec_field(field)))
+            .collect()
     }
 }
 

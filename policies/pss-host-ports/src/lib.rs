@@ -33,10 +33,7 @@ impl Control for HostPorts {
             for (i, port) in c.container.ports.iter().enumerate() {
                 if let Some(host_port) = port.host_port.filter(|p| *p != 0) {
                     out.push(Violation::new(
-                        format!(
-                            "hostPort ({} uses hostPort {host_port})",
-                            pss::container_label(c.name())
-                        ),
+                        format!("hostPort ({} uses hostPort {host_port})", pss::container_label(c.name())),
                         c.field(&format!("ports/{i}/hostPort")),
                     ));
                 }

@@ -31,13 +31,7 @@ impl Control for Privileged {
 
     fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
         w.containers()
-            .filter(|c| {
-                c.container
-                    .security_context
-                    .as_ref()
-                    .and_then(|s| s.privileged)
-                    == Some(true)
-            })
+            .filter(|c| c.container.security_context.as_ref().and_then(|s| s.privileged) == Some(true))
             .map(|c| {
                 Violation::new(
                     format!(

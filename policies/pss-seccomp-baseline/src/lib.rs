@@ -48,34 +48,31 @@ impl Control for SeccompBaseline {
             for (key, value) in &w.pod_meta.annotations {
                 let applies = key == POD_ANNOTATION || key.starts_with(CONTAINER_ANNOTATION_PREFIX);
                 if applies && value == "unconfined" {
-                    out.push(Violation::new(
-                        format!("seccompProfile ({key}=unconfined)"),
-                        w.annotation_path(key),
-                    ));
+                    out.push(Violation::new(format!("seccompProfile ({key}=unconfined)"), w.annotation_path(key)));
                 }
             }
             return out;
         }
         let unconfined = |t: &str| t == "Unconfined";
-        if let Some(p) = w.spec.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref()) {
-            if unconfined(&p.type_) {
-                out.push(Violation::new(
-                    "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
-                    w.spec_field("securityContext/seccompProfile/type"),
-                ));
-            }
+        if let Some(p) = w.spec.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref())
+            && unconfined(&p.type_)
+        {
+            out.push(Violation::new(
+                "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                w.spec_field("securityContext/seccompProfile/type"),
+            ));
         }
         for c in w.containers() {
-            if let Some(p) = c.container.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref()) {
-                if unconfined(&p.type_) {
-                    out.push(Violation::new(
-                        format!(
-                            "seccompProfile ({} must not set securityContext.seccompProfile.type to \"Unconfined\")",
-                            pss::container_label(c.name())
-                        ),
-                        c.field("securityContext/seccompProfile/type"),
-                    ));
-                }
+            if let Some(p) = c.container.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref())
+                && unconfined(&p.type_)
+            {
+                out.push(Violation::new(
+                    format!(
+                        "seccompProfile ({} must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                        pss::container_label(c.name())
+                    ),
+                    c.field("securityContext/seccompProfile/type"),
+                ));
             }
         }
         out

@@ -31,9 +31,7 @@ const SAFE: &[(u32, &str)] = &[
 pub struct Sysctls;
 
 pub fn allowed(settings: &Settings, name: &str) -> bool {
-    SAFE
-            .iter()
-            .any(|(since, safe)| *safe == name && settings.version.at_least(*since))
+    SAFE.iter().any(|(since, safe)| *safe == name && settings.version.at_least(*since))
 }
 
 impl Control for Sysctls {

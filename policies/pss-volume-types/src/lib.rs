@@ -13,16 +13,8 @@
 use palisade_sdk::pss::{self, Control, Level, Settings};
 use palisade_sdk::{Metadata, Severity, Violation, Workload};
 
-const ALLOWED: [&str; 8] = [
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-];
+const ALLOWED: [&str; 8] =
+    ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
 
 pub struct VolumeTypes;
 

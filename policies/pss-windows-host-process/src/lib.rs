@@ -30,12 +30,8 @@ impl Control for WindowsHostProcess {
 
     fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
         let mut out = Vec::new();
-        let pod = w
-            .spec
-            .security_context
-            .as_ref()
-            .and_then(|s| s.windows_options.as_ref())
-            .and_then(|o| o.host_process);
+        let pod =
+            w.spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()).and_then(|o| o.host_process);
         if pod == Some(true) {
             out.push(Violation::new(
                 "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)",
@@ -82,7 +78,10 @@ mod tests {
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/spec/securityContext/windowsOptions/hostProcess", "/spec/containers/1/securityContext/windowsOptions/hostProcess"]
+            [
+                "/spec/securityContext/windowsOptions/hostProcess",
+                "/spec/containers/1/securityContext/windowsOptions/hostProcess"
+            ]
         );
     }
 }

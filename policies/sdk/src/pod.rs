@@ -152,10 +152,7 @@ pub struct Volume {
 impl Volume {
     /// The volume source keys that are set, in name order.
     pub fn set_sources(&self) -> impl Iterator<Item = &str> {
-        self.sources
-            .iter()
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k.as_str())
+        self.sources.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_str())
     }
 
     pub fn has_source(&self, key: &str) -> bool {

@@ -8,7 +8,6 @@
 
 use serde::Deserialize;
 
-
 /// A Pod Security Standards policy version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Version {
@@ -28,7 +27,9 @@ impl Version {
             .strip_prefix("v1.")
             .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) && m.len() <= 4)
             .and_then(|m| m.parse::<u32>().ok())
-            .ok_or_else(|| format!("{text:?} is not a Pod Security Standards version (latest, or v1.N such as v1.30)"))?;
+            .ok_or_else(|| {
+                format!("{text:?} is not a Pod Security Standards version (latest, or v1.N such as v1.30)")
+            })?;
         Ok(Version::V1(minor))
     }
 
@@ -75,10 +76,7 @@ impl<'de> Deserialize<'de> for Settings {
         let raw = RawSettings::deserialize(de)?;
         let version = Version::parse(&raw.version)
             .map_err(|e| serde::de::Error::custom(format!("invalid value for `version`: {e}")))?;
-        Ok(Settings {
-            version,
-            level: raw.level,
-        })
+        Ok(Settings { version, level: raw.level })
     }
 }
 
@@ -110,10 +108,8 @@ pub const BASELINE_PROFILES: &[(&str, &str)] = &[
 ];
 
 /// The profiles every restricted control belongs to.
-pub const RESTRICTED_PROFILES: &[(&str, &str)] = &[
-    ("restricted", r#"{"level":"restricted"}"#),
-    ("hardened", r#"{"level":"restricted"}"#),
-];
+pub const RESTRICTED_PROFILES: &[(&str, &str)] =
+    &[("restricted", r#"{"level":"restricted"}"#), ("hardened", r#"{"level":"restricted"}"#)];
 
 /// Upstream's `joinQuote`: `"a", "b"`.
 pub fn join_quote<S: AsRef<str>>(items: &[S]) -> String {
@@ -133,6 +129,76 @@ pub fn pluralize<'a>(singular: &'a str, plural: &'a str, count: usize) -> &'a st
 /// messages as upstream phrases them (`pod`, `container "app"`).
 pub fn container_label(name: &str) -> String {
     format!("container {}", join_quote(&[name]))
+}
+
+/// One Pod Security Standards control: its documentation and its check.
+pub trait Control: 'static {
+    fn metadata() -> crate::Metadata;
+    fn check(settings: &Settings, workload: &crate::Workload) -> Vec<crate::Violation>;
+}
+
+/// A [`Control`] as a [`crate::PodRule`], configured with [`Settings`].
+pub struct PssRule<C> {
+    settings: Settings,
+    control: std::marker::PhantomData<C>,
+}
+
+impl<C: Control> crate::PodRule for PssRule<C> {
+    type Settings = Settings;
+
+    fn metadata() -> crate::Metadata {
+        C::metadata()
+    }
+
+    fn configure(settings: Settings) -> Result<Self, crate::SettingsError> {
+        Ok(PssRule { settings, control: std::marker::PhantomData })
+    }
+
+    fn check(&self, workload: &crate::Workload, _context: &crate::Context) -> Vec<crate::Violation> {
+        C::check(&self.settings, workload)
+    }
+}
+
+/// The Pod Security Standards page every control references.
+pub const STANDARD_URL: &str = "https://kubernetes.io/docs/concepts/security/pod-security-standards/";
+
+/// Metadata shared by every control; `level` is the level the control belongs to.
+#[allow(clippy::too_many_arguments)]
+pub const fn metadata(
+    id: &'static str,
+    title: &'static str,
+    description: &'static str,
+    rationale: &'static str,
+    remediation: &'static str,
+    severity: crate::Severity,
+    level: Level,
+    references: &'static [&'static str],
+) -> crate::Metadata {
+    crate::Metadata {
+        id,
+        title,
+        description,
+        rationale,
+        remediation,
+        severity,
+        category: "pod-security",
+        applies_to: &crate::POD_KINDS,
+        reads_kinds: &[],
+        settings_schema: SETTINGS_SCHEMA,
+        references,
+        profiles: match level {
+            Level::Baseline => BASELINE_PROFILES,
+            Level::Restricted => RESTRICTED_PROFILES,
+        },
+    }
+}
+
+/// Run a control natively on a JSON object, for unit tests.
+pub fn check_json<C: Control>(json: &str, version: &str, level: Level) -> Vec<crate::Violation> {
+    let workload =
+        crate::Workload::from_json(json).expect("test object is readable").expect("test object is a workload");
+    let settings = Settings { version: Version::parse(version).expect("test version is valid"), level };
+    C::check(&settings, &workload)
 }
 
 #[cfg(test)]
@@ -180,81 +246,4 @@ mod tests {
         assert_eq!(join_quote(&["a"]), "\"a\"");
         assert_eq!(join_quote(&["a", "b"]), "\"a\", \"b\"");
     }
-}
-
-/// One Pod Security Standards control: its documentation and its check.
-pub trait Control: 'static {
-    fn metadata() -> crate::Metadata;
-    fn check(settings: &Settings, workload: &crate::Workload) -> Vec<crate::Violation>;
-}
-
-/// A [`Control`] as a [`crate::PodRule`], configured with [`Settings`].
-pub struct PssRule<C> {
-    settings: Settings,
-    control: std::marker::PhantomData<C>,
-}
-
-impl<C: Control> crate::PodRule for PssRule<C> {
-    type Settings = Settings;
-
-    fn metadata() -> crate::Metadata {
-        C::metadata()
-    }
-
-    fn configure(settings: Settings) -> Result<Self, crate::SettingsError> {
-        Ok(PssRule {
-            settings,
-            control: std::marker::PhantomData,
-        })
-    }
-
-    fn check(&self, workload: &crate::Workload, _context: &crate::Context) -> Vec<crate::Violation> {
-        C::check(&self.settings, workload)
-    }
-}
-
-/// The Pod Security Standards page every control references.
-pub const STANDARD_URL: &str = "https://kubernetes.io/docs/concepts/security/pod-security-standards/";
-
-/// Metadata shared by every control; `level` is the level the control belongs to.
-#[allow(clippy::too_many_arguments)]
-pub const fn metadata(
-    id: &'static str,
-    title: &'static str,
-    description: &'static str,
-    rationale: &'static str,
-    remediation: &'static str,
-    severity: crate::Severity,
-    level: Level,
-    references: &'static [&'static str],
-) -> crate::Metadata {
-    crate::Metadata {
-        id,
-        title,
-        description,
-        rationale,
-        remediation,
-        severity,
-        category: "pod-security",
-        applies_to: &crate::POD_KINDS,
-        reads_kinds: &[],
-        settings_schema: SETTINGS_SCHEMA,
-        references,
-        profiles: match level {
-            Level::Baseline => BASELINE_PROFILES,
-            Level::Restricted => RESTRICTED_PROFILES,
-        },
-    }
-}
-
-/// Run a control natively on a JSON object, for unit tests.
-pub fn check_json<C: Control>(json: &str, version: &str, level: Level) -> Vec<crate::Violation> {
-    let workload = crate::Workload::from_json(json)
-        .expect("test object is readable")
-        .expect("test object is a workload");
-    let settings = Settings {
-        version: Version::parse(version).expect("test version is valid"),
-        level,
-    };
-    C::check(&settings, &workload)
 }

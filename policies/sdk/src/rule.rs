@@ -36,10 +36,7 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(message: impl Into<String>, path: impl Into<String>) -> Self {
-        Violation {
-            message: message.into(),
-            path: path.into(),
-        }
+        Violation { message: message.into(), path: path.into() }
     }
 }
 
@@ -52,10 +49,7 @@ pub struct SettingsError {
 
 impl SettingsError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        SettingsError {
-            field: field.into(),
-            message: message.into(),
-        }
+        SettingsError { field: field.into(), message: message.into() }
     }
 }
 
@@ -132,25 +126,23 @@ impl<R: PodRule> Rule for PodRuleAdapter<R> {
 
 /// Parse a settings object into `S`, naming the offending field on failure.
 pub fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, SettingsError> {
-    let text = if settings.trim().is_empty() {
-        "{}"
-    } else {
-        settings
-    };
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| SettingsError::new("", format!("settings are not valid JSON: {e}")))?;
+    let text = if settings.trim().is_empty() { "{}" } else { settings };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| SettingsError::new("", format!("settings are not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(SettingsError::new("", "settings must be an object"));
     }
-    S::deserialize(&value).map_err(|e| {
-        let message = e.to_string();
-        // serde names unknown and missing fields in backticks: point at the field.
-        let field = message
-            .split('`')
-            .nth(1)
-            .map(|f| format!("/{f}"))
-            .unwrap_or_default();
-        SettingsError::new(field, message)
+    serde_path_to_error::deserialize::<_, S>(&value).map_err(|e| {
+        let message = e.inner().to_string();
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." {
+            // Unknown and missing fields are named in backticks at the level above them.
+            message.split('`').nth(1).unwrap_or_default().to_string()
+        } else {
+            path
+        };
+        let pointer = if field.is_empty() { field } else { format!("/{}", field.replace('.', "/")) };
+        SettingsError::new(pointer, message)
     })
 }
 
@@ -188,10 +180,7 @@ pub mod glue {
 
     pub fn create<R: Rule>(settings: &str) -> Result<R, wit::SettingsError> {
         let parsed = parse_settings::<R::Settings>(settings).and_then(R::configure);
-        parsed.map_err(|e| wit::SettingsError {
-            field: e.field,
-            message: e.message,
-        })
+        parsed.map_err(|e| wit::SettingsError { field: e.field, message: e.message })
     }
 
     pub fn evaluate<R: Rule>(
@@ -208,13 +197,7 @@ pub mod glue {
             offline: context.offline,
         };
         let violations = rule.evaluate(object, &context)?;
-        Ok(violations
-            .into_iter()
-            .map(|v| exports::Violation {
-                message: v.message,
-                path: v.path,
-            })
-            .collect())
+        Ok(violations.into_iter().map(|v| exports::Violation { message: v.message, path: v.path }).collect())
     }
 }
 

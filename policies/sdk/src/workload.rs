@@ -65,22 +65,36 @@ impl From<WorkloadError> for String {
     }
 }
 
+/// Read again, tracking the path, to say which field is wrong. Done only on
+/// failure so the common case pays nothing for it.
+fn explain_read_error(json: &str) -> String {
+    let mut de = serde_json::Deserializer::from_str(json);
+    match serde_path_to_error::deserialize::<_, Envelope>(&mut de) {
+        Ok(_) => "cannot read the object".to_string(),
+        Err(e) => {
+            let message = e.inner().to_string();
+            // The host hands over one line of JSON: its line and column mean nothing to a user.
+            let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
+            let path = e.path().to_string();
+            if path.is_empty() || path == "." {
+                format!("cannot read the object: {message}")
+            } else {
+                format!("cannot read the object: field `{path}`: {message}")
+            }
+        }
+    }
+}
+
 impl Workload {
     /// Read a workload from the object's JSON. `Ok(None)` for an object that is
     /// not a pod-bearing kind.
     pub fn from_json(json: &str) -> Result<Option<Workload>, WorkloadError> {
-        let env: Envelope = serde_json::from_str(json)
-            .map_err(|e| WorkloadError(format!("cannot read the object: {e}")))?;
+        let env: Envelope = serde_json::from_str(json).map_err(|_| WorkloadError(explain_read_error(json)))?;
         Ok(Self::from_envelope(env))
     }
 
     fn from_envelope(env: Envelope) -> Option<Workload> {
-        let Envelope {
-            kind,
-            metadata,
-            spec,
-            template,
-        } = env;
+        let Envelope { kind, metadata, spec, template } = env;
         let (pod_meta, spec, spec_path, meta_path) = match kind.as_str() {
             "Pod" => (
                 metadata.clone(),
@@ -97,18 +111,9 @@ impl Workload {
                 let t = template.unwrap_or_else(empty_template);
                 (t.metadata, t.spec, "/template/spec", "/template/metadata")
             }
-            "ReplicationController" | "ReplicaSet" | "Deployment" | "DaemonSet"
-            | "StatefulSet" | "Job" => {
-                let t = spec
-                    .and_then(|s| s.template)
-                    .map(|t| *t)
-                    .unwrap_or_else(empty_template);
-                (
-                    t.metadata,
-                    t.spec,
-                    "/spec/template/spec",
-                    "/spec/template/metadata",
-                )
+            "ReplicationController" | "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" | "Job" => {
+                let t = spec.and_then(|s| s.template).map(|t| *t).unwrap_or_else(empty_template);
+                (t.metadata, t.spec, "/spec/template/spec", "/spec/template/metadata")
             }
             "CronJob" => {
                 let t = spec
@@ -116,52 +121,30 @@ impl Workload {
                     .and_then(|j| j.spec)
                     .and_then(|j| j.template)
                     .unwrap_or_else(empty_template);
-                (
-                    t.metadata,
-                    t.spec,
-                    "/spec/jobTemplate/spec/template/spec",
-                    "/spec/jobTemplate/spec/template/metadata",
-                )
+                (t.metadata, t.spec, "/spec/jobTemplate/spec/template/spec", "/spec/jobTemplate/spec/template/metadata")
             }
             _ => return None,
         };
-        Some(Workload {
-            kind,
-            object_meta: metadata,
-            pod_meta,
-            spec,
-            spec_path,
-            meta_path,
-        })
+        Some(Workload { kind, object_meta: metadata, pod_meta, spec, spec_path, meta_path })
     }
 
     /// Every container of the pod, in the order Kubernetes' own `visitContainers`
     /// uses: init containers, containers, ephemeral containers.
     pub fn containers(&self) -> impl Iterator<Item = ContainerRef<'_>> {
         let groups: [(&'static str, &Vec<Container>, ContainerKind); 3] = [
-            (
-                "initContainers",
-                &self.spec.init_containers,
-                ContainerKind::Init,
-            ),
+            ("initContainers", &self.spec.init_containers, ContainerKind::Init),
             ("containers", &self.spec.containers, ContainerKind::Regular),
-            (
-                "ephemeralContainers",
-                &self.spec.ephemeral_containers,
-                ContainerKind::Ephemeral,
-            ),
+            ("ephemeralContainers", &self.spec.ephemeral_containers, ContainerKind::Ephemeral),
         ];
         let spec_path = self.spec_path;
         groups.into_iter().flat_map(move |(field, list, kind)| {
-            list.iter()
-                .enumerate()
-                .map(move |(index, container)| ContainerRef {
-                    container,
-                    kind,
-                    field,
-                    index,
-                    spec_path,
-                })
+            list.iter().enumerate().map(move |(index, container)| ContainerRef {
+                container,
+                kind,
+                field,
+                index,
+                spec_path,
+            })
         })
     }
 
@@ -231,9 +214,7 @@ mod tests {
     fn pod_json(kind: &str) -> String {
         let pod = r#"{"metadata":{"labels":{"app":"x"}},"spec":{"initContainers":[{"name":"i"}],"containers":[{"name":"a"},{"name":"b"}],"ephemeralContainers":[{"name":"e"}],"hostNetwork":true}}"#;
         match kind {
-            "Pod" => format!(
-                r#"{{"kind":"Pod","metadata":{{"name":"p","labels":{{"app":"x"}}}},"spec":{{"initContainers":[{{"name":"i"}}],"containers":[{{"name":"a"}},{{"name":"b"}}],"ephemeralContainers":[{{"name":"e"}}],"hostNetwork":true}}}}"#
-            ),
+            "Pod" => r#"{"kind":"Pod","metadata":{"name":"p","labels":{"app":"x"}},"spec":{"initContainers":[{"name":"i"}],"containers":[{"name":"a"},{"name":"b"}],"ephemeralContainers":[{"name":"e"}],"hostNetwork":true}}"#.to_string(),
             "PodTemplate" => format!(r#"{{"kind":"PodTemplate","template":{pod}}}"#),
             "CronJob" => format!(
                 r#"{{"kind":"CronJob","spec":{{"schedule":"* * * * *","jobTemplate":{{"spec":{{"template":{pod}}}}}}}}}"#
@@ -281,9 +262,7 @@ mod tests {
 
     #[test]
     fn null_fields_are_absent_and_missing_templates_are_empty() {
-        let w = Workload::from_json(r#"{"kind":"Deployment","spec":null,"metadata":null}"#)
-            .unwrap()
-            .unwrap();
+        let w = Workload::from_json(r#"{"kind":"Deployment","spec":null,"metadata":null}"#).unwrap().unwrap();
         assert_eq!(w.containers().count(), 0);
         let w = Workload::from_json(
             r#"{"kind":"Pod","spec":{"securityContext":null,"containers":null,"volumes":[{"name":"v","hostPath":null,"emptyDir":{}}]}}"#,
