@@ -19,10 +19,15 @@ fn main() {
     println!("cargo:rerun-if-changed={}", policies_dir.display());
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    // The `policy` profile lives in the workspace manifest.
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
     println!("cargo:rerun-if-env-changed=PALISADE_POLICY_PROFILE");
 
     let builtin = crates_in(&policies_dir);
-    let testing = crates_in(&policies_dir.join("testing"));
+    // Components for tests only (misbehaving policies): built, never embedded.
+    let testing_dir = workspace.join("tests").join("policies");
+    println!("cargo:rerun-if-changed={}", testing_dir.display());
+    let testing = crates_in(&testing_dir);
     let all: Vec<&String> = builtin.iter().chain(testing.iter()).collect();
 
     let target_dir = workspace.join("target").join("policies");

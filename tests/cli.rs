@@ -87,10 +87,11 @@ fn json_report_carries_every_documented_field() {
     assert_eq!(f["source"]["line"], 2);
     let s = &report["summary"];
     assert_eq!(s["resources"], 1);
-    assert_eq!(s["policies"], 18);
-    assert_eq!(s["evaluations"], 18);
+    // The default `hardened` profile: 18 PSS rules and 22 more; 32 apply to a Deployment.
+    assert_eq!(s["policies"], 40);
+    assert_eq!(s["evaluations"], 32);
     assert_eq!(s["findings"].as_u64().unwrap() as usize, report["findings"].as_array().unwrap().len());
-    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 18);
+    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 32);
     assert!(errors(&report).is_empty());
 }
 
@@ -254,7 +255,13 @@ fn policies_lists_the_rules_and_explain_documents_one() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("pss-privileged") && text.contains("critical"), "{text}");
-    assert!(text.ends_with("18 rules\n"), "{text}");
+    assert!(text.ends_with("40 rules\n"), "{text}");
+    assert!(text.contains("(unconfigured: no `allowed` registries set)"), "{text}");
+    let config = write_config("settings:\n  image-registry: {allowed: [registry.example.com]}\n");
+    let out = run(palisade().args(["policies", "--config"]).arg(config.path()));
+    assert!(!stdout(&out).contains("unconfigured"), "{}", stdout(&out));
+    let out = run(palisade().args(["policies", "--profile", "restricted"]));
+    assert!(stdout(&out).ends_with("18 rules\n"));
     let out = run(palisade().args(["policies", "--profile", "baseline"]));
     assert!(stdout(&out).ends_with("12 rules\n"));
 
@@ -279,7 +286,8 @@ fn every_rule_is_documented() {
         let id = p["id"].as_str().unwrap();
         let out = run(palisade().args(["explain", "--format", "json", id]));
         let m: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for field in ["title", "description", "rationale", "remediation", "category"] {
+        assert!(m["category"].as_str().is_some_and(|s| !s.is_empty()), "{id}: no category");
+        for field in ["title", "description", "rationale", "remediation"] {
             assert!(m[field].as_str().is_some_and(|s| s.len() > 10), "{id}: {field} is thin: {m}");
         }
         assert!(!m["references"].as_array().unwrap().is_empty(), "{id} cites no source");

@@ -136,8 +136,14 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
     errors.sort_by(|a, b| a.source.cmp(&b.source));
     let findings = evaluation.findings;
     let mut kinds_not_evaluated = BTreeMap::new();
+    // Kinds that rules read through the inventory are used, if not evaluated.
+    let read: std::collections::HashSet<&str> =
+        policies.iter().flat_map(|p| p.policy.meta.reads_kinds.iter().map(String::as_str)).collect();
     for &i in &evaluation.unevaluated {
-        *kinds_not_evaluated.entry(loaded.resources[i].kind.clone()).or_insert(0) += 1;
+        let kind = &loaded.resources[i].kind;
+        if !read.contains(kind.as_str()) {
+            *kinds_not_evaluated.entry(kind.clone()).or_insert(0) += 1;
+        }
     }
     let mut findings_by_severity = BTreeMap::new();
     let mut findings_by_rule = BTreeMap::new();

@@ -96,6 +96,9 @@ enum Command {
         /// Show only the rules of this profile.
         #[arg(long)]
         profile: Option<String>,
+        /// Configuration file: severities, settings and disabled rules as a run would use them.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -130,7 +133,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => run_check(args),
-        Command::Policies { profile, format, policy } => run_policies(profile, format, &policy),
+        Command::Policies { profile, config, format, policy } => run_policies(profile, config, format, &policy),
         Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
         Command::Bench { paths, profile, rounds, threads } => run_bench(&paths, &profile, rounds, threads),
     };
@@ -200,27 +203,53 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     Ok(if args.exit_zero && code == 1 { 0 } else { code as u8 })
 }
 
-fn run_policies(profile: Option<String>, format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
-    let catalog = catalog(args)?;
-    let chosen: Vec<_> = catalog
-        .policies
-        .iter()
-        .filter(|p| profile.as_ref().is_none_or(|name| p.meta.profiles.contains_key(name)))
-        .collect();
+fn run_policies(
+    profile: Option<String>,
+    config: Option<PathBuf>,
+    format: Format,
+    args: &PolicyArgs,
+) -> anyhow::Result<u8> {
+    let config = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
     if let Some(name) = &profile
         && !palisade::policy_set::PROFILES.contains(&name.as_str())
     {
         bail!("unknown profile {name:?}");
     }
+    let catalog = catalog(args)?;
+    // Configure every listed rule as a run would, to learn which are inactive.
+    let selection = Selection {
+        profile: profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
+        pss_version: config.pss_version.clone(),
+        disable: Vec::new(),
+        severity: config.severity.clone(),
+        settings: config.settings.clone(),
+    };
+    let active =
+        catalog.select(&selection).map_err(|e| anyhow::anyhow!("invalid configuration:\n  {}", e.join("\n  ")))?;
+    let status =
+        |id: &str| -> Option<&str> { active.iter().find(|a| a.id() == id).and_then(|a| a.inactive.as_deref()) };
+    let severity = |id: &str, default: Severity| -> Severity {
+        active.iter().find(|a| a.id() == id).map_or(default, |a| a.severity)
+    };
+    let chosen: Vec<_> = catalog
+        .policies
+        .iter()
+        .filter(|p| profile.as_ref().is_none_or(|name| p.meta.profiles.contains_key(name)))
+        .filter(|p| !config.disable.contains(&p.meta.id))
+        .collect();
     let mut out = String::new();
     if format == Format::Json {
         let list: Vec<_> = chosen
             .iter()
             .map(|p| {
                 serde_json::json!({
-                    "id": p.meta.id, "severity": p.meta.severity, "title": p.meta.title,
+                    "id": p.meta.id, "severity": severity(&p.meta.id, p.meta.severity), "title": p.meta.title,
                     "category": p.meta.category, "profiles": p.meta.profiles.keys().collect::<Vec<_>>(),
                     "origin": p.origin, "digest": p.compiled.digest, "size": p.compiled.size,
+                    "inactive": status(&p.meta.id),
                 })
             })
             .collect();
@@ -229,10 +258,11 @@ fn run_policies(profile: Option<String>, format: Format, args: &PolicyArgs) -> a
         let width = chosen.iter().map(|p| p.meta.id.len()).max().unwrap_or(0);
         for p in &chosen {
             let profiles: Vec<&str> = p.meta.profiles.keys().map(String::as_str).collect();
+            let note = status(&p.meta.id).map(|s| format!("  ({s})")).unwrap_or_default();
             out.push_str(&format!(
-                "{:width$}  {:8}  {}  [{}]\n",
+                "{:width$}  {:8}  {}  [{}]{note}\n",
                 p.meta.id,
-                p.meta.severity.as_str(),
+                severity(&p.meta.id, p.meta.severity).as_str(),
                 p.meta.title,
                 profiles.join(", "),
             ));

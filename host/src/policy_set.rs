@@ -47,6 +47,8 @@ pub struct ActivePolicy {
     pub severity: Severity,
     /// The settings object passed to the evaluator, as JSON.
     pub settings: String,
+    /// The rule's own word that, so configured, it can report nothing.
+    pub inactive: Option<String>,
     applies: HashSet<String>,
 }
 
@@ -255,29 +257,37 @@ impl Catalog {
                 settings.extend(user.clone());
             }
             let settings = Value::Object(settings).to_string();
-            if let Err(e) = self.validate(policy, &settings) {
-                errors.push(e);
-                continue;
-            }
+            let inactive = match self.validate(policy, &settings) {
+                Ok(inactive) => inactive,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             active.push(ActivePolicy {
                 policy: policy.clone(),
                 severity: selection.severity.get(&meta.id).copied().unwrap_or(meta.severity),
                 settings,
+                inactive,
                 applies: meta.applies_to.iter().cloned().collect(),
             });
         }
         if errors.is_empty() { Ok(active) } else { Err(errors) }
     }
 
-    /// Ask the policy itself whether it accepts `settings`: once per load.
-    fn validate(&self, policy: &LoadedPolicy, settings: &str) -> Result<(), String> {
+    /// Ask the policy itself whether it accepts `settings` (once per load), and
+    /// whether, so configured, it can report anything.
+    fn validate(&self, policy: &LoadedPolicy, settings: &str) -> Result<Option<String>, String> {
         let id = &policy.meta.id;
         let mut instance = self
             .runtime
             .instantiate(&policy.compiled, Arc::new(Inventory::default()))
             .map_err(|e| format!("{id}: cannot instantiate: {e}"))?;
         match self.runtime.configure(&mut instance, settings) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => self
+                .runtime
+                .inactive_reason(&mut instance)
+                .map_err(|e| format!("{id}: asking whether the rule is configured failed: {e}")),
             Ok(Err(e)) => {
                 let field = e.field.trim_start_matches('/').replace('/', ".");
                 let key = if field.is_empty() { format!("settings.{id}") } else { format!("settings.{id}.{field}") };

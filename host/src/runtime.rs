@@ -108,6 +108,10 @@ impl Runtime {
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         config.max_wasm_stack(1 << 20);
+        // For `perf record`: name the policies' compiled functions in /tmp/perf-PID.map.
+        if std::env::var_os("PALISADE_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         // The only imports a policy gets: Palisade's own interfaces. No WASI.
@@ -244,6 +248,22 @@ impl Runtime {
             .palisade_policy_policy()
             .evaluator()
             .call_evaluate(&mut instance.store, handle, object, context)
+            .map_err(|e| self.classify(e))
+    }
+}
+
+impl Runtime {
+    /// Why the configured evaluator can report nothing, if it says so.
+    pub fn inactive_reason(&self, instance: &mut Instance) -> Result<Option<String>, CallError> {
+        let handle = instance
+            .evaluator
+            .ok_or_else(|| CallError::Host("inactive_reason called before the evaluator was configured".into()))?;
+        self.arm(&mut instance.store);
+        instance
+            .rule
+            .palisade_policy_policy()
+            .evaluator()
+            .call_inactive_reason(&mut instance.store, handle)
             .map_err(|e| self.classify(e))
     }
 }

@@ -14,7 +14,7 @@ use palisade_sdk::{ContainerRef, Metadata, Severity, Violation, Workload};
 
 pub struct HostProbesLifecycle;
 
-fn check_handler(c: &ContainerRef<'_>, where_: &str, handler: &Option<Handler>, out: &mut Vec<Violation>) {
+fn check_handler(c: &ContainerRef<'_>, where_: &str, handler: Option<&Handler>, out: &mut Vec<Violation>) {
     let Some(handler) = handler else { return };
     for (kind, field) in [("httpGet", &handler.http_get), ("tcpSocket", &handler.tcp_socket)] {
         let Some(field) = field else { continue };
@@ -57,12 +57,12 @@ impl Control for HostProbesLifecycle {
         let mut out = Vec::new();
         for c in w.containers() {
             let k = c.container;
-            check_handler(&c, "livenessProbe", &k.liveness_probe, &mut out);
-            check_handler(&c, "readinessProbe", &k.readiness_probe, &mut out);
-            check_handler(&c, "startupProbe", &k.startup_probe, &mut out);
+            check_handler(&c, "livenessProbe", k.liveness_probe.as_ref().map(|p| &p.handler), &mut out);
+            check_handler(&c, "readinessProbe", k.readiness_probe.as_ref().map(|p| &p.handler), &mut out);
+            check_handler(&c, "startupProbe", k.startup_probe.as_ref().map(|p| &p.handler), &mut out);
             if let Some(lifecycle) = &k.lifecycle {
-                check_handler(&c, "lifecycle.postStart", &lifecycle.post_start, &mut out);
-                check_handler(&c, "lifecycle.preStop", &lifecycle.pre_stop, &mut out);
+                check_handler(&c, "lifecycle.postStart", lifecycle.post_start.as_ref(), &mut out);
+                check_handler(&c, "lifecycle.preStop", lifecycle.pre_stop.as_ref(), &mut out);
             }
         }
         out

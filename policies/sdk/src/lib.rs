@@ -23,10 +23,14 @@ pub use wit_bindgen as __wit_bindgen;
 // The generated bindings name this crate by its external name.
 extern crate self as palisade_sdk;
 
+pub mod image;
 pub mod inventory;
+pub mod json_path;
+pub mod objects;
 pub mod pod;
 pub mod pss;
 mod rule;
+pub mod selector;
 pub mod workload;
 
 pub use rule::*;

@@ -59,6 +59,72 @@ pub struct PodSpec {
     // (serde's `flatten` would buffer the whole spec first).
     pub(crate) template: Option<Box<Template>>,
     pub(crate) job_template: Option<Box<JobTemplate>>,
+    // Controller fields, surfaced by `Workload`.
+    pub(crate) replicas: Option<i64>,
+    pub(crate) selector: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(crate) volume_claim_templates: Vec<PersistentVolumeClaim>,
+    pub service_account_name: Option<String>,
+    /// Deprecated alias of `serviceAccountName`.
+    pub service_account: Option<String>,
+    pub restart_policy: Option<String>,
+    pub automount_service_account_token: Option<bool>,
+    pub affinity: Option<Affinity>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+}
+
+/// A PersistentVolumeClaim (a StatefulSet's `volumeClaimTemplates` entry, or the object).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct PersistentVolumeClaim {
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: PersistentVolumeClaimSpec,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaimSpec {
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Affinity {
+    pub pod_anti_affinity: Option<PodAntiAffinity>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodAntiAffinity {
+    #[serde(default, deserialize_with = "nullable")]
+    pub required_during_scheduling_ignored_during_execution: Vec<PodAffinityTerm>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub preferred_during_scheduling_ignored_during_execution: Vec<WeightedPodAffinityTerm>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodAffinityTerm {
+    pub label_selector: Option<crate::selector::LabelSelector>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub topology_key: String,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedPodAffinityTerm {
+    #[serde(default, deserialize_with = "nullable")]
+    pub pod_affinity_term: PodAffinityTerm,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySpreadConstraint {
+    #[serde(default, deserialize_with = "nullable")]
+    pub topology_key: String,
+    pub label_selector: Option<crate::selector::LabelSelector>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -170,6 +236,9 @@ pub struct Container {
     #[serde(default, deserialize_with = "nullable")]
     pub ports: Vec<ContainerPort>,
     pub security_context: Option<SecurityContext>,
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub env: Vec<EnvVar>,
     pub liveness_probe: Option<Probe>,
     pub readiness_probe: Option<Probe>,
     pub startup_probe: Option<Probe>,
@@ -216,7 +285,58 @@ pub struct Handler {
     pub tcp_socket: Option<HostField>,
 }
 
-pub type Probe = Handler;
+/// A probe: the fields that can point at another host, and the probe's JSON
+/// text, to compare one probe with another without building a tree for it.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub handler: Handler,
+    pub raw: Box<serde_json::value::RawValue>,
+}
+
+impl Probe {
+    /// The probe as a JSON value (for comparisons that ignore key order).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.raw.get()).unwrap_or_default()
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(de)?;
+        let handler = serde_json::from_str::<Option<Handler>>(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Probe { handler: handler.unwrap_or_default(), raw })
+    }
+}
+
+/// `resources` of a container. Quantities are kept as given (string or number);
+/// a `null` quantity counts as absent.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ResourceRequirements {
+    #[serde(default, deserialize_with = "nullable")]
+    pub requests: BTreeMap<String, serde_json::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub limits: BTreeMap<String, serde_json::Value>,
+}
+
+impl ResourceRequirements {
+    pub fn request(&self, name: &str) -> Option<&serde_json::Value> {
+        self.requests.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn limit(&self, name: &str) -> Option<&serde_json::Value> {
+        self.limits.get(name).filter(|v| !v.is_null())
+    }
+}
+
+/// An environment variable: a literal `value` or a `valueFrom` reference.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    pub value: Option<String>,
+    pub value_from: Option<IgnoredAny>,
+}
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct HostField {

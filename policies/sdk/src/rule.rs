@@ -89,6 +89,11 @@ pub trait Rule: Sized + 'static {
 
     /// Evaluate one object, given as JSON.
     fn evaluate(&self, object: &str, context: &Context) -> Result<Vec<Violation>, String>;
+
+    /// Why the rule, as configured, can report nothing (an unset allow-list).
+    fn inactive_reason(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A rule about the pod of a pod-bearing object.
@@ -100,6 +105,11 @@ pub trait PodRule: Sized + 'static {
     fn configure(settings: Self::Settings) -> Result<Self, SettingsError>;
 
     fn check(&self, workload: &Workload, context: &Context) -> Vec<Violation>;
+
+    /// Why the rule, as configured, can report nothing (an unset allow-list).
+    fn inactive_reason(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Adapts a [`PodRule`] to a [`Rule`]: objects that carry no pod pass.
@@ -122,6 +132,10 @@ impl<R: PodRule> Rule for PodRuleAdapter<R> {
             None => Ok(Vec::new()),
         }
     }
+
+    fn inactive_reason(&self) -> Option<String> {
+        self.0.inactive_reason()
+    }
 }
 
 /// Parse a settings object into `S`, naming the offending field on failure.
@@ -132,15 +146,20 @@ pub fn parse_settings<S: DeserializeOwned>(settings: &str) -> Result<S, Settings
     if !value.is_object() {
         return Err(SettingsError::new("", "settings must be an object"));
     }
-    serde_path_to_error::deserialize::<_, S>(&value).map_err(|e| {
-        let message = e.inner().to_string();
-        let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." {
+    // Parse from text, so an error's position names the field (see `json_path`).
+    let text = value.to_string();
+    serde_json::from_str::<S>(&text).map_err(|e| {
+        let offset = if e.line() == 1 { e.column() } else { 0 };
+        let message = e.to_string();
+        let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m).to_string();
+        let mut field = crate::json_path::path_at(&text, offset);
+        if field.is_empty() || message.starts_with("unknown field") || message.starts_with("missing field") {
             // Unknown and missing fields are named in backticks at the level above them.
-            message.split('`').nth(1).unwrap_or_default().to_string()
-        } else {
-            path
-        };
+            let named = message.split('`').nth(1).unwrap_or_default();
+            if !named.is_empty() && !field.ends_with(named) {
+                field = if field.is_empty() { named.to_string() } else { format!("{field}.{named}") };
+            }
+        }
         let pointer = if field.is_empty() { field } else { format!("/{}", field.replace('.', "/")) };
         SettingsError::new(pointer, message)
     })
@@ -242,6 +261,9 @@ macro_rules! export_rule {
             > {
                 $crate::glue::evaluate(&self.0, &object, context)
             }
+            fn inactive_reason(&self) -> ::std::option::Option<::std::string::String> {
+                $crate::Rule::inactive_reason(&self.0)
+            }
         }
 
         // Natively (unit tests) there is no component to export to.
@@ -256,4 +278,22 @@ macro_rules! export_pod_rule {
     ($rule:ty) => {
         $crate::export_rule!($crate::PodRuleAdapter<$rule>);
     };
+}
+
+/// Profiles of a hardening rule beyond the Pod Security Standards.
+pub const HARDENED: &[(&str, &str)] = &[("hardened", "{}")];
+
+/// Evaluate a pod rule on an object given as JSON, offline (for unit tests).
+pub fn check_pod<R: PodRule>(rule: R, json: &str) -> Result<Vec<Violation>, String> {
+    PodRuleAdapter(rule).evaluate(json, &Context::default())
+}
+
+/// Configure a rule from settings JSON, as the host does at load time.
+pub fn configure<R: Rule>(settings: &str) -> Result<R, SettingsError> {
+    R::configure(parse_settings(settings)?)
+}
+
+/// Configure a pod rule from settings JSON.
+pub fn configure_pod<R: PodRule>(settings: &str) -> Result<R, SettingsError> {
+    R::configure(parse_settings(settings)?)
 }

@@ -8,7 +8,8 @@
 
 use serde::Deserialize;
 
-use crate::pod::{Container, ObjectMeta, PodSpec, Template, nullable};
+use crate::pod::{Container, ObjectMeta, PersistentVolumeClaim, PodSpec, Template, nullable};
+use crate::selector::LabelSelector;
 
 /// Every kind that carries a pod template.
 pub const POD_KINDS: [&str; 9] = [
@@ -47,6 +48,13 @@ pub struct Workload {
     pub spec_path: &'static str,
     /// JSON pointer of the pod metadata, e.g. `/spec/template/metadata`.
     pub meta_path: &'static str,
+    /// `spec.replicas` of a controller that has it, as written.
+    pub replicas: Option<i64>,
+    /// `spec.selector` of a controller (a ReplicationController's plain map
+    /// read as `matchLabels`); `None` when absent or for kinds without one.
+    pub selector: Option<LabelSelector>,
+    /// A StatefulSet's `spec.volumeClaimTemplates`.
+    pub volume_claim_templates: Vec<PersistentVolumeClaim>,
 }
 
 /// Why an object could not be read as a workload.
@@ -65,36 +73,32 @@ impl From<WorkloadError> for String {
     }
 }
 
-/// Read again, tracking the path, to say which field is wrong. Done only on
-/// failure so the common case pays nothing for it.
-fn explain_read_error(json: &str) -> String {
-    let mut de = serde_json::Deserializer::from_str(json);
-    match serde_path_to_error::deserialize::<_, Envelope>(&mut de) {
-        Ok(_) => "cannot read the object".to_string(),
-        Err(e) => {
-            let message = e.inner().to_string();
-            // The host hands over one line of JSON: its line and column mean nothing to a user.
-            let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
-            let path = e.path().to_string();
-            if path.is_empty() || path == "." {
-                format!("cannot read the object: {message}")
-            } else {
-                format!("cannot read the object: field `{path}`: {message}")
-            }
-        }
-    }
-}
-
 impl Workload {
     /// Read a workload from the object's JSON. `Ok(None)` for an object that is
     /// not a pod-bearing kind.
     pub fn from_json(json: &str) -> Result<Option<Workload>, WorkloadError> {
-        let env: Envelope = serde_json::from_str(json).map_err(|_| WorkloadError(explain_read_error(json)))?;
-        Ok(Self::from_envelope(env))
+        let env: Envelope = serde_json::from_str(json)
+            .map_err(|e| WorkloadError(format!("cannot read the object: {}", crate::json_path::explain(json, &e))))?;
+        Self::from_envelope(env)
     }
 
-    fn from_envelope(env: Envelope) -> Option<Workload> {
-        let Envelope { kind, metadata, spec, template } = env;
+    fn from_envelope(env: Envelope) -> Result<Option<Workload>, WorkloadError> {
+        let Envelope { kind, metadata, mut spec, template } = env;
+        let (replicas, raw_selector, volume_claim_templates) = match (&mut spec, kind.as_str()) {
+            (Some(s), "ReplicationController" | "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" | "Job") => {
+                (s.replicas, s.selector.take(), std::mem::take(&mut s.volume_claim_templates))
+            }
+            _ => (None, None, Vec::new()),
+        };
+        let selector = match raw_selector {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) if kind == "ReplicationController" => Some(LabelSelector::from_map(
+                serde_json::from_value(v).map_err(|e| WorkloadError(format!("field `spec.selector`: {e}")))?,
+            )),
+            Some(v) => {
+                Some(serde_json::from_value(v).map_err(|e| WorkloadError(format!("field `spec.selector`: {e}")))?)
+            }
+        };
         let (pod_meta, spec, spec_path, meta_path) = match kind.as_str() {
             "Pod" => (
                 metadata.clone(),
@@ -123,9 +127,49 @@ impl Workload {
                     .unwrap_or_else(empty_template);
                 (t.metadata, t.spec, "/spec/jobTemplate/spec/template/spec", "/spec/jobTemplate/spec/template/metadata")
             }
-            _ => return None,
+            _ => return Ok(None),
         };
-        Some(Workload { kind, object_meta: metadata, pod_meta, spec, spec_path, meta_path })
+        Ok(Some(Workload {
+            kind,
+            object_meta: metadata,
+            pod_meta,
+            spec,
+            spec_path,
+            meta_path,
+            replicas,
+            selector,
+            volume_claim_templates,
+        }))
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.object_meta.name
+    }
+
+    /// The object's namespace, if the manifest sets one.
+    pub fn namespace(&self) -> Option<&str> {
+        Some(self.object_meta.namespace.as_str()).filter(|n| !n.is_empty())
+    }
+
+    /// Replicas a Deployment, StatefulSet, ReplicaSet or ReplicationController
+    /// runs: `spec.replicas`, defaulting to 1 as the API server does. `None`
+    /// for other kinds.
+    pub fn desired_replicas(&self) -> Option<i64> {
+        match self.kind.as_str() {
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "ReplicationController" => Some(self.replicas.unwrap_or(1)),
+            _ => None,
+        }
+    }
+
+    /// Whether the pods run until stopped: not Jobs, CronJobs, or bare pods
+    /// whose `restartPolicy` lets them complete.
+    pub fn is_long_running(&self) -> bool {
+        match self.kind.as_str() {
+            "Job" | "CronJob" => false,
+            "Pod" | "PodTemplate" => self.spec.restart_policy.as_deref().is_none_or(|p| p == "Always"),
+            _ => true,
+        }
     }
 
     /// Every container of the pod, in the order Kubernetes' own `visitContainers`
@@ -253,6 +297,32 @@ mod tests {
         let e = w.containers().last().unwrap();
         assert_eq!(e.field("securityContext"), "/spec/template/spec/ephemeralContainers/0/securityContext");
         assert_eq!(e.kind, ContainerKind::Ephemeral);
+    }
+
+    #[test]
+    fn controller_fields() {
+        let w = Workload::from_json(&pod_json("Deployment")).unwrap().unwrap();
+        assert_eq!(w.desired_replicas(), Some(3));
+        assert!(w.is_long_running());
+        let w = Workload::from_json(
+            r#"{"kind":"ReplicationController","spec":{"selector":{"app":"x"},"template":{"spec":{}}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(w.selector.as_ref().unwrap().match_labels.get("app").map(String::as_str), Some("x"));
+        assert_eq!(w.desired_replicas(), Some(1), "replicas default to 1");
+        let w = Workload::from_json(
+            r#"{"kind":"StatefulSet","spec":{"selector":{"matchLabels":{"a":"b"}},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"storageClassName":"fast"}}],"template":{"spec":{}}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(w.volume_claim_templates[0].spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(w.selector.unwrap().match_labels.len(), 1);
+        let w = Workload::from_json(&pod_json("Job")).unwrap().unwrap();
+        assert!(!w.is_long_running());
+        assert_eq!(w.desired_replicas(), None);
+        let w = Workload::from_json(r#"{"kind":"Pod","spec":{"restartPolicy":"Never"}}"#).unwrap().unwrap();
+        assert!(!w.is_long_running());
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! Every image is pinned by a sha256 digest.
+//!
+//! Source: the image reference grammar of `github.com/distribution/reference`
+//! (<https://kubernetes.io/docs/concepts/containers/images/#image-names>);
+//! Kyverno `require-image-digest` (other/). Every container.
+
+use palisade_sdk::image::ImageRef;
+use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
+
+pub struct ImageDigest;
+
+impl PodRule for ImageDigest {
+    type Settings = Settings;
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "image-digest",
+            title: "Images should be pinned by digest",
+            description: "Reports a container whose image is not pinned with @sha256:<64 hex digits>.",
+            rationale: "Tags are mutable: the same tag can point at different content tomorrow. A digest \
+                        names exactly the bytes that were scanned, signed and approved.",
+            remediation: "Reference images as name@sha256:<digest> (a tag may stay for readability: \
+                          name:1.2@sha256:...). Tools such as crane digest or Renovate keep digests current.",
+            severity: Severity::Low,
+            category: "Images",
+            applies_to: &palisade_sdk::POD_KINDS,
+            reads_kinds: &[],
+            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            references: &["https://kubernetes.io/docs/concepts/containers/images/#image-names"],
+            profiles: HARDENED,
+        }
+    }
+
+    fn configure(_: Settings) -> Result<Self, SettingsError> {
+        Ok(ImageDigest)
+    }
+
+    fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
+        w.containers()
+            .filter(|c| !ImageRef::parse(&c.container.image).has_sha256_digest())
+            .map(|c| {
+                Violation::new(
+                    format!("container {:?} uses image {:?} without a sha256 digest", c.name(), c.container.image),
+                    c.field("image"),
+                )
+            })
+            .collect()
+    }
+}
+
+palisade_sdk::export_pod_rule!(ImageDigest);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::check_pod;
+
+    #[test]
+    fn only_full_sha256_digests_pass() {
+        let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let v = check_pod(
+            ImageDigest,
+            &format!(
+                r#"{{"kind":"Pod","spec":{{"containers":[{{"name":"a","image":"nginx:1.2@{digest}"}},{{"name":"b","image":"nginx:1.2"}},{{"name":"c","image":"nginx@sha256:12"}}]}}}}"#
+            ),
+        )
+        .unwrap();
+        let names: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(names, ["/spec/containers/1/image", "/spec/containers/2/image"]);
+    }
+}

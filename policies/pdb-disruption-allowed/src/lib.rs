@@ -1,0 +1,199 @@
+//! No PodDisruptionBudget forbids every voluntary eviction.
+//!
+//! Source: `PodDisruptionBudgetSpec` of `k8s.io/api/policy/v1` and the
+//! disruption controller (`pkg/controller/disruption`): percentages scale
+//! against the expected pod count and round up
+//! (`intstr.GetScaledValueFromIntOrPercent(..., roundUp=true)`); disruptions
+//! are allowed while healthy pods exceed the desired healthy count
+//! (<https://kubernetes.io/docs/tasks/run-application/configure-pdb/>).
+//! The expected count is the replicas of the Deployments, StatefulSets,
+//! ReplicaSets and ReplicationControllers of the checked set that the budget
+//! selects (an HPA's minReplicas when one scales them: the low point is when
+//! a drain blocks).
+
+use palisade_sdk::objects::{hpa_for, workloads};
+use palisade_sdk::selector::LabelSelector;
+use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
+
+#[derive(Deserialize, Default)]
+struct Pdb {
+    #[serde(default)]
+    metadata: palisade_sdk::pod::ObjectMeta,
+    #[serde(default)]
+    spec: Option<PdbSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PdbSpec {
+    selector: Option<LabelSelector>,
+    min_available: Option<Value>,
+    max_unavailable: Option<Value>,
+}
+
+/// An IntOrString: a count, or a percentage like "50%".
+#[derive(Debug, PartialEq)]
+enum Amount {
+    Count(i64),
+    Percent(i64),
+}
+
+fn amount(field: &str, v: &Value) -> Result<Option<Amount>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => {
+            n.as_i64().map(|n| Some(Amount::Count(n))).ok_or_else(|| format!("{field}: {n} is not an integer"))
+        }
+        Value::String(s) => match s.strip_suffix('%') {
+            Some(p) => {
+                p.parse().map(|p| Some(Amount::Percent(p))).map_err(|_| format!("{field}: {s:?} is not a percentage"))
+            }
+            None => s
+                .parse()
+                .map(|n| Some(Amount::Count(n)))
+                .map_err(|_| format!("{field}: {s:?} is not a count or a percentage")),
+        },
+        other => Err(format!("{field}: {other} is not an integer or a percentage")),
+    }
+}
+
+fn scaled(a: &Amount, total: i64) -> i64 {
+    match a {
+        Amount::Count(n) => *n,
+        Amount::Percent(p) => (p * total + 99) / 100,
+    }
+}
+
+pub struct PdbDisruptionAllowed;
+
+impl Rule for PdbDisruptionAllowed {
+    type Settings = Settings;
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "pdb-disruption-allowed",
+            title: "PodDisruptionBudgets must allow at least one eviction",
+            description: "Fails a PodDisruptionBudget with maxUnavailable 0 or 0%, minAvailable 100%, or a \
+                          minAvailable at or above the replicas of the workloads it selects in the checked set.",
+            rationale: "A budget that allows no disruption blocks every node drain: cluster upgrades and \
+                        security patching stall until someone deletes the budget by hand, which defeats \
+                        its purpose.",
+            remediation: "Use maxUnavailable: 1 (or a percentage that rounds to at least one pod), or keep \
+                          minAvailable below the replica count.",
+            severity: Severity::Medium,
+            category: "Availability",
+            applies_to: &["PodDisruptionBudget"],
+            reads_kinds: &[
+                "Deployment",
+                "StatefulSet",
+                "ReplicaSet",
+                "ReplicationController",
+                "HorizontalPodAutoscaler",
+            ],
+            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            references: &[
+                "https://kubernetes.io/docs/tasks/run-application/configure-pdb/",
+                "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/",
+            ],
+            profiles: HARDENED,
+        }
+    }
+
+    fn configure(_: Settings) -> Result<Self, SettingsError> {
+        Ok(PdbDisruptionAllowed)
+    }
+
+    fn evaluate(&self, object: &str, _: &Context) -> Result<Vec<Violation>, String> {
+        let pdb: Pdb = serde_json::from_str(object).map_err(|e| format!("cannot read the PodDisruptionBudget: {e}"))?;
+        let name = &pdb.metadata.name;
+        let spec = pdb.spec.unwrap_or_default();
+        if let Some(max) = spec.max_unavailable.as_ref().map(|v| amount("maxUnavailable", v)).transpose()?.flatten()
+            && (max == Amount::Count(0) || max == Amount::Percent(0))
+        {
+            return Ok(vec![Violation::new(
+                format!("PodDisruptionBudget {name:?} sets maxUnavailable to 0: no pod may ever be evicted"),
+                "/spec/maxUnavailable",
+            )]);
+        }
+        let Some(min) = spec.min_available.as_ref().map(|v| amount("minAvailable", v)).transpose()?.flatten() else {
+            return Ok(Vec::new());
+        };
+        if let Amount::Percent(p) = min
+            && p >= 100
+        {
+            return Ok(vec![Violation::new(
+                format!("PodDisruptionBudget {name:?} sets minAvailable to {p}%: no pod may ever be evicted"),
+                "/spec/minAvailable",
+            )]);
+        }
+        let Some(selector) = spec.selector else { return Ok(Vec::new()) };
+        let namespace = Some(pdb.metadata.namespace.as_str()).filter(|n| !n.is_empty());
+        let mut total = 0;
+        let mut selected = Vec::new();
+        for w in workloads(&["Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"], namespace)? {
+            if selector.matches(&w.pod_meta.labels)? {
+                let replicas = match hpa_for(&w.kind, w.name(), namespace)? {
+                    Some(h) => h.min_replicas(),
+                    None => w.desired_replicas().unwrap_or(1),
+                };
+                total += replicas;
+                selected.push(format!("{} {}", w.kind, w.name()));
+            }
+        }
+        if selected.is_empty() {
+            return Ok(Vec::new());
+        }
+        let required = scaled(&min, total);
+        if required >= total {
+            return Ok(vec![Violation::new(
+                format!(
+                    "PodDisruptionBudget {name:?} requires {required} available of the {total} pods it selects ({}): no pod may be evicted",
+                    selected.join(", ")
+                ),
+                "/spec/minAvailable",
+            )]);
+        }
+        Ok(Vec::new())
+    }
+}
+
+palisade_sdk::export_rule!(PdbDisruptionAllowed);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::inventory::testing;
+
+    fn pdb(spec: &str) -> String {
+        format!(r#"{{"kind":"PodDisruptionBudget","metadata":{{"name":"p","namespace":"ns"}},"spec":{spec}}}"#)
+    }
+
+    const DEPLOY3: &str = r#"{"kind":"Deployment","metadata":{"name":"web","namespace":"ns"},"spec":{"replicas":3,"template":{"metadata":{"labels":{"app":"web"}},"spec":{}}}}"#;
+
+    fn count(spec: &str) -> usize {
+        testing::set(&[DEPLOY3]);
+        PdbDisruptionAllowed.evaluate(&pdb(spec), &Context::default()).unwrap().len()
+    }
+
+    #[test]
+    fn budgets() {
+        let sel = r#""selector":{"matchLabels":{"app":"web"}}"#;
+        assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":0}}"#)), 1);
+        assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":"0%"}}"#)), 1);
+        assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":"10%"}}"#)), 0, "10% of 3 rounds up to 1");
+        assert_eq!(count(&format!(r#"{{{sel},"minAvailable":"100%"}}"#)), 1);
+        assert_eq!(count(&format!(r#"{{{sel},"minAvailable":3}}"#)), 1);
+        assert_eq!(count(&format!(r#"{{{sel},"minAvailable":2}}"#)), 0);
+        assert_eq!(count(&format!(r#"{{{sel},"minAvailable":"90%"}}"#)), 1, "90% of 3 rounds up to 3");
+        assert_eq!(count(&format!(r#"{{{sel},"minAvailable":"50%"}}"#)), 0);
+        assert_eq!(count(r#"{"selector":{"matchLabels":{"app":"db"}},"minAvailable":5}"#), 0, "selects nothing known");
+        testing::set::<&str>(&[]);
+        assert!(PdbDisruptionAllowed.evaluate(&pdb(r#"{"maxUnavailable":"x%"}"#), &Context::default()).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Every container mounts its root file system read-only.
+//!
+//! Source: the Kubernetes API field `SecurityContext.readOnlyRootFilesystem`
+//! (`k8s.io/api/core/v1`); kube-score `container-security-context-readonlyrootfilesystem`,
+//! Polaris `readOnlyRootFilesystem`, Kyverno `require-ro-rootfs`. Init and
+//! regular containers are checked; ephemeral containers are debugging tools
+//! added at run time, not part of a manifest's hardening.
+
+use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
+
+pub struct ReadOnlyRootFilesystem;
+
+impl PodRule for ReadOnlyRootFilesystem {
+    type Settings = Settings;
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "read-only-root-filesystem",
+            title: "Containers must use a read-only root file system",
+            description: "Fails a pod with an init or regular container that does not set \
+                          securityContext.readOnlyRootFilesystem to true.",
+            rationale: "A writable root file system lets an intruder drop tools and binaries, alter \
+                        the application and persist across process restarts. Read-only roots make \
+                        the image the only code that runs and make tampering visible.",
+            remediation: "Set securityContext.readOnlyRootFilesystem: true on every container; mount \
+                          an emptyDir volume at the paths the application must write to (/tmp, caches).",
+            severity: Severity::Medium,
+            category: "Security context",
+            applies_to: &palisade_sdk::POD_KINDS,
+            reads_kinds: &[],
+            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            references: &[
+                "https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#security-context-1",
+                "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",
+            ],
+            profiles: HARDENED,
+        }
+    }
+
+    fn configure(_: Settings) -> Result<Self, SettingsError> {
+        Ok(ReadOnlyRootFilesystem)
+    }
+
+    fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
+        w.containers()
+            .filter(|c| c.kind != ContainerKind::Ephemeral)
+            .filter(|c| c.container.security_context.as_ref().and_then(|s| s.read_only_root_filesystem) != Some(true))
+            .map(|c| {
+                Violation::new(
+                    format!("container {:?} does not set securityContext.readOnlyRootFilesystem=true", c.name()),
+                    c.field("securityContext/readOnlyRootFilesystem"),
+                )
+            })
+            .collect()
+    }
+}
+
+palisade_sdk::export_pod_rule!(ReadOnlyRootFilesystem);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::check_pod;
+
+    #[test]
+    fn only_true_passes() {
+        let v = check_pod(
+            ReadOnlyRootFilesystem,
+            r#"{"kind":"Deployment","spec":{"template":{"spec":{
+                "initContainers":[{"name":"i","securityContext":{"readOnlyRootFilesystem":true}}],
+                "containers":[{"name":"a","securityContext":{"readOnlyRootFilesystem":false}},{"name":"b"}],
+                "ephemeralContainers":[{"name":"e"}]}}}}"#,
+        )
+        .unwrap();
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem",
+                "/spec/template/spec/containers/1/securityContext/readOnlyRootFilesystem"
+            ]
+        );
+    }
+}

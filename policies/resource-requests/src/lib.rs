@@ -1,0 +1,91 @@
+//! Every container requests CPU and memory.
+//!
+//! Source: `ResourceRequirements.requests` in `k8s.io/api/core/v1`; the
+//! scheduler places pods by their requests
+//! (<https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>).
+//! kube-score `container-resources`, Polaris `cpuRequestsMissing` and
+//! `memoryRequestsMissing`. Init and regular containers (ephemeral containers
+//! may not set resources).
+
+use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
+
+pub struct ResourceRequests;
+
+impl PodRule for ResourceRequests {
+    type Settings = Settings;
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "resource-requests",
+            title: "Containers must request CPU and memory",
+            description: "Fails a pod with an init or regular container without resources.requests.cpu \
+                          or resources.requests.memory.",
+            rationale: "Without requests the scheduler cannot place the pod by its needs: nodes are \
+                        overcommitted, the pod is the first evicted under memory pressure \
+                        (BestEffort class), and capacity planning has nothing to go on.",
+            remediation: "Set resources.requests.cpu and resources.requests.memory on every container, \
+                          sized from observed usage.",
+            severity: Severity::Medium,
+            category: "Resources",
+            applies_to: &palisade_sdk::POD_KINDS,
+            reads_kinds: &[],
+            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            references: &["https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"],
+            profiles: HARDENED,
+        }
+    }
+
+    fn configure(_: Settings) -> Result<Self, SettingsError> {
+        Ok(ResourceRequests)
+    }
+
+    fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for c in w.containers().filter(|c| c.kind != ContainerKind::Ephemeral) {
+            let resources = c.container.resources.clone().unwrap_or_default();
+            for name in ["cpu", "memory"] {
+                if resources.request(name).is_none() {
+                    out.push(Violation::new(
+                        format!("container {:?} has no {name} request", c.name()),
+                        c.field(&format!("resources/requests/{name}")),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+palisade_sdk::export_pod_rule!(ResourceRequests);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_sdk::check_pod;
+
+    #[test]
+    fn both_requests_are_needed() {
+        let v = check_pod(
+            ResourceRequests,
+            r#"{"kind":"Pod","spec":{"containers":[
+                {"name":"a","resources":{"requests":{"cpu":"100m","memory":"64Mi"}}},
+                {"name":"b","resources":{"requests":{"cpu":1,"memory":null}}},
+                {"name":"c"}]}}"#,
+        )
+        .unwrap();
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/spec/containers/1/resources/requests/memory",
+                "/spec/containers/2/resources/requests/cpu",
+                "/spec/containers/2/resources/requests/memory"
+            ]
+        );
+    }
+}

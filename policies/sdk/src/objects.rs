@@ -1,0 +1,68 @@
+//! Small typed views of the non-pod objects more than one rule reads, with the
+//! field names of the Kubernetes API types.
+
+use serde::Deserialize;
+
+use crate::inventory;
+use crate::pod::{ObjectMeta, nullable};
+
+/// A HorizontalPodAutoscaler (`autoscaling/v2`, `v1` reads the same here).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct HorizontalPodAutoscaler {
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: HpaSpec,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaSpec {
+    #[serde(default, deserialize_with = "nullable")]
+    pub scale_target_ref: CrossVersionObjectReference,
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossVersionObjectReference {
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub api_version: String,
+}
+
+impl HorizontalPodAutoscaler {
+    /// `spec.minReplicas`, defaulting to 1 as the API server does.
+    pub fn min_replicas(&self) -> i64 {
+        self.spec.min_replicas.unwrap_or(1)
+    }
+
+    pub fn targets(&self, kind: &str, name: &str) -> bool {
+        self.spec.scale_target_ref.kind == kind && self.spec.scale_target_ref.name == name
+    }
+}
+
+/// The HorizontalPodAutoscaler of the checked set, in the same namespace, that
+/// scales `kind`/`name`, if any.
+pub fn hpa_for(kind: &str, name: &str, namespace: Option<&str>) -> Result<Option<HorizontalPodAutoscaler>, String> {
+    let objects = inventory::same_namespace("HorizontalPodAutoscaler", namespace);
+    let hpas: Vec<HorizontalPodAutoscaler> = inventory::parse_all("HorizontalPodAutoscaler", &objects)?;
+    Ok(hpas.into_iter().find(|h| h.targets(kind, name)))
+}
+
+/// Workloads of the checked set in the same namespace, of the given kinds.
+pub fn workloads(kinds: &[&str], namespace: Option<&str>) -> Result<Vec<crate::Workload>, String> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        for json in inventory::same_namespace(kind, namespace) {
+            if let Some(w) = crate::Workload::from_json(&json).map_err(|e| e.0)? {
+                out.push(w);
+            }
+        }
+    }
+    Ok(out)
+}

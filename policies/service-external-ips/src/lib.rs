@@ -1,0 +1,98 @@
+//! No Service sets `externalIPs`.
+//!
+//! Source: `ServiceSpec.externalIPs` of `k8s.io/api/core/v1`; CVE-2020-8554
+//! (a user who can set externalIPs can intercept traffic to any IP), mitigated
+//! upstream only by admission control
+//! (<https://github.com/kubernetes/kubernetes/issues/97076>); Kyverno
+//! `restrict-external-ips`.
+
+use palisade_sdk::inventory::Header;
+use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
+
+#[derive(Deserialize, Default)]
+struct Service {
+    spec: Option<Spec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(rename = "externalIPs")]
+    external_ips: Option<Vec<String>>,
+}
+
+pub struct ServiceExternalIps;
+
+impl Rule for ServiceExternalIps {
+    type Settings = Settings;
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "service-external-ips",
+            title: "Services must not set externalIPs",
+            description: "Fails a Service whose spec.externalIPs is not empty.",
+            rationale: "Any IP in externalIPs is routed to the Service by every node: whoever can create \
+                        a Service can intercept traffic meant for other addresses (CVE-2020-8554).",
+            remediation: "Remove spec.externalIPs; expose the Service through an Ingress, a Gateway or a \
+                          LoadBalancer instead.",
+            severity: Severity::High,
+            category: "Network",
+            applies_to: &["Service"],
+            reads_kinds: &[],
+            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            references: &[
+                "https://github.com/kubernetes/kubernetes/issues/97076",
+                "https://kubernetes.io/docs/concepts/services-networking/service/#external-ips",
+            ],
+            profiles: HARDENED,
+        }
+    }
+
+    fn configure(_: Settings) -> Result<Self, SettingsError> {
+        Ok(ServiceExternalIps)
+    }
+
+    fn evaluate(&self, object: &str, _: &Context) -> Result<Vec<Violation>, String> {
+        let header = Header::read(object)?;
+        if header.kind != "Service" {
+            return Ok(Vec::new());
+        }
+        let service: Service = serde_json::from_str(object).map_err(|e| format!("cannot read the Service: {e}"))?;
+        let ips = service.spec.and_then(|s| s.external_ips).unwrap_or_default();
+        if ips.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![Violation::new(
+            format!("Service {:?} sets externalIPs {}", header.metadata.name, ips.join(", ")),
+            "/spec/externalIPs",
+        )])
+    }
+}
+
+palisade_sdk::export_rule!(ServiceExternalIps);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ips() {
+        let eval = |spec: &str| {
+            ServiceExternalIps
+                .evaluate(
+                    &format!(r#"{{"kind":"Service","metadata":{{"name":"s"}},"spec":{spec}}}"#),
+                    &Context::default(),
+                )
+                .unwrap()
+                .len()
+        };
+        assert_eq!(eval(r#"{"externalIPs":["1.2.3.4"]}"#), 1);
+        assert_eq!(eval(r#"{"externalIPs":[]}"#), 0);
+        assert_eq!(eval(r#"{"type":"ClusterIP"}"#), 0);
+    }
+}
