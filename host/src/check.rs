@@ -85,7 +85,10 @@ pub struct Summary {
     /// (resource, rule) evaluations made.
     pub evaluations: usize,
     pub policies: usize,
+    /// Findings that count (not exempted).
     pub findings: usize,
+    /// Findings an exception covers.
+    pub exempted: usize,
     pub findings_by_severity: BTreeMap<Severity, usize>,
     pub findings_by_rule: BTreeMap<String, usize>,
     pub errors: usize,
@@ -110,6 +113,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub errors: Vec<RunError>,
     pub resources: Vec<Checked>,
+    /// How each exception of the configuration fared.
+    pub exceptions: Vec<crate::exceptions::ExceptionStatus>,
     pub summary: Summary,
 }
 
@@ -119,7 +124,7 @@ impl Report {
     pub fn exit_code(&self, fail_on: Severity) -> i32 {
         if !self.errors.is_empty() {
             2
-        } else if self.findings.iter().any(|f| f.severity >= fail_on) {
+        } else if self.findings.iter().any(|f| f.is_active() && f.severity >= fail_on) {
             1
         } else {
             0
@@ -128,13 +133,21 @@ impl Report {
 }
 
 /// Evaluate loaded resources and build the report.
-pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads: usize) -> Report {
+pub fn run(
+    runtime: &Runtime,
+    policies: &[ActivePolicy],
+    loaded: Loaded,
+    exceptions: &[crate::exceptions::Exception],
+    threads: usize,
+) -> Report {
     let inventory = Arc::new(Inventory::new(&loaded.resources));
     let evaluation = evaluate(runtime, policies, &loaded.resources, inventory, threads);
     let mut errors = loaded.errors;
     errors.extend(evaluation.errors);
     errors.sort_by(|a, b| a.source.cmp(&b.source));
-    let findings = evaluation.findings;
+    let mut findings = evaluation.findings;
+    let exception_status =
+        crate::exceptions::apply(&mut findings, &loaded.resources, exceptions, crate::exceptions::Date::today());
     let mut kinds_not_evaluated = BTreeMap::new();
     // Kinds that rules read through the inventory are used, if not evaluated.
     let read: std::collections::HashSet<&str> =
@@ -147,11 +160,12 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
     }
     let mut findings_by_severity = BTreeMap::new();
     let mut findings_by_rule = BTreeMap::new();
-    for f in &findings {
+    for f in findings.iter().filter(|f| f.is_active()) {
         *findings_by_severity.entry(f.severity).or_insert(0) += 1;
         *findings_by_rule.entry(f.rule.clone()).or_insert(0) += 1;
     }
-    let mut failing: Vec<(&Source, &ResourceRef)> = findings.iter().map(|f| (&f.source, &f.resource)).collect();
+    let mut failing: Vec<(&Source, &ResourceRef)> =
+        findings.iter().filter(|f| f.is_active()).map(|f| (&f.source, &f.resource)).collect();
     failing.dedup();
     let summary = Summary {
         files: loaded.files,
@@ -160,7 +174,8 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
         resources_failing: failing.len(),
         evaluations: evaluation.evaluations,
         policies: policies.len(),
-        findings: findings.len(),
+        findings: findings.iter().filter(|f| f.is_active()).count(),
+        exempted: findings.iter().filter(|f| !f.is_active()).count(),
         findings_by_severity,
         findings_by_rule,
         errors: errors.len(),
@@ -176,5 +191,5 @@ pub fn run(runtime: &Runtime, policies: &[ActivePolicy], loaded: Loaded, threads
             rules: by.iter().map(|&p| policies[p].id().to_string()).collect(),
         })
         .collect();
-    Report { findings, errors, resources, summary }
+    Report { findings, errors, resources, exceptions: exception_status, summary }
 }

@@ -28,6 +28,9 @@ pub struct Config {
     /// Settings by rule id (each a mapping, merged over the profile's).
     #[serde(default)]
     pub settings: BTreeMap<String, Value>,
+    /// Findings not to count, each with its reason and optional expiry.
+    #[serde(default)]
+    pub exceptions: Vec<crate::exceptions::Exception>,
 }
 
 impl Config {
@@ -46,7 +49,11 @@ impl Config {
             return Ok(Config::default());
         };
         let parsed = doc.content.map_err(|e| format!("line {}: {}", e.line, e.message))?;
-        let config: Config = serde_json::from_value(parsed.value).map_err(|e| format!("invalid configuration: {e}"))?;
+        let config: Config = serde_path_to_error::deserialize(&parsed.value).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path.is_empty() || path == "." { String::new() } else { format!("{path}: ") };
+            format!("invalid configuration: {at}{}", e.inner())
+        })?;
         for (rule, settings) in &config.settings {
             if !settings.is_object() {
                 return Err(format!("invalid configuration: settings.{rule} must be a mapping"));

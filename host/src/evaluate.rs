@@ -151,6 +151,8 @@ pub fn evaluate(
                         path: v.path,
                         resource: ResourceRef::of(resource),
                         source: resource.source.clone(),
+                        exemption: None,
+                        resource_index: r,
                     });
                 }
             }

@@ -46,6 +46,19 @@ pub struct Finding {
     pub path: String,
     pub resource: ResourceRef,
     pub source: Source,
+    /// Set when an exception of the configuration covers the finding.
+    #[serde(rename = "exempted", skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<crate::exceptions::Exemption>,
+    /// Position of the object in the run's resources.
+    #[serde(skip)]
+    pub resource_index: usize,
+}
+
+impl Finding {
+    /// Whether the finding counts: it is not exempted.
+    pub fn is_active(&self) -> bool {
+        self.exemption.is_none()
+    }
 }
 
 /// Where an error arose.

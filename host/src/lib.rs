@@ -4,7 +4,8 @@
 //! [`input`] (paths → bytes) → [`documents`] (bytes → documents with positions)
 //! → [`resources`] (documents → objects, `List`s expanded) → [`inventory`]
 //! (the index of the whole set) → [`evaluate`] (every applicable policy on
-//! every object, in the [`runtime`] sandbox) → [`findings`] → [`report`].
+//! every object, in the [`runtime`] sandbox) → [`findings`] → [`exceptions`]
+//! → [`report`].
 //! [`check`] strings the steps together; [`policy_set`] loads and configures
 //! the policies; [`config`] reads the configuration file.
 
@@ -17,6 +18,7 @@ pub mod check;
 pub mod config;
 pub mod documents;
 pub mod evaluate;
+pub mod exceptions;
 pub mod findings;
 pub mod input;
 pub mod inventory;

@@ -59,8 +59,11 @@ struct PolicyArgs {
 #[derive(clap::Args)]
 struct CheckArgs {
     /// Files or directories of manifests (.yaml, .yml, .json); `-` reads standard input.
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "explain_config")]
     paths: Vec<String>,
+    /// Print the effective configuration (rules, severities, settings, exceptions) and exit.
+    #[arg(long)]
+    explain_config: bool,
     /// Which rules to run: baseline, restricted or hardened (default: hardened).
     #[arg(long)]
     profile: Option<String>,
@@ -180,12 +183,22 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
     let catalog = catalog(&args.policy)?;
-    let policies = catalog.select(&selection).map_err(|errors| {
-        let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
-        anyhow::anyhow!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")))
-    })?;
+    let exception_errors = palisade::exceptions::validate(&config.exceptions, |id| catalog.get(id).is_some());
+    let policies = catalog
+        .select(&selection)
+        .and_then(|p| if exception_errors.is_empty() { Ok(p) } else { Err(Vec::new()) })
+        .map_err(|mut errors| {
+            errors.extend(exception_errors.iter().cloned());
+            let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
+            anyhow::anyhow!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")))
+        })?;
+    if args.explain_config {
+        let text = explain_config(&selection, fail_on, &policies, &config, args.format);
+        std::io::stdout().write_all(text.as_bytes()).context("writing the configuration")?;
+        return Ok(0);
+    }
     let loaded = check::load(&args.paths, &Limits::default());
-    let report = check::run(&catalog.runtime, &policies, loaded, threads(args.threads));
+    let report = check::run(&catalog.runtime, &policies, loaded, &config.exceptions, threads(args.threads));
     let text = match args.format {
         Format::Json => report::json(&report),
         Format::Text => {
@@ -201,6 +214,75 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     stdout.write_all(text.as_bytes()).context("writing the report")?;
     let code = report.exit_code(fail_on);
     Ok(if args.exit_zero && code == 1 { 0 } else { code as u8 })
+}
+
+/// The configuration a run would use, after profiles, files and flags.
+fn explain_config(
+    selection: &Selection,
+    fail_on: Severity,
+    policies: &[palisade::policy_set::ActivePolicy],
+    config: &Config,
+    format: Format,
+) -> String {
+    let exceptions: Vec<serde_json::Value> = config
+        .exceptions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let expired = e
+                .expires
+                .as_deref()
+                .and_then(palisade::exceptions::Date::parse)
+                .is_some_and(|d| d < palisade::exceptions::Date::today());
+            serde_json::json!({
+                "index": i, "rules": e.rules, "kinds": e.kinds, "namespaces": e.namespaces, "names": e.names,
+                "selector": e.selector.as_ref().map(|s| serde_json::json!({"matchLabels": s.match_labels, "matchExpressions": s.match_expressions.iter().map(|r| serde_json::json!({"key": r.key, "operator": r.operator, "values": r.values})).collect::<Vec<_>>()})),
+                "containers": e.containers, "images": e.images, "reason": e.reason, "expires": e.expires,
+                "status": if expired { "expired" } else { "active" },
+            })
+        })
+        .collect();
+    let rules: Vec<serde_json::Value> = policies
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id(), "severity": p.severity,
+                "settings": serde_json::from_str::<serde_json::Value>(&p.settings).unwrap_or_default(),
+                "inactive": p.inactive,
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "profile": selection.profile,
+        "pssVersion": selection.pss_version.clone().unwrap_or_else(|| "latest".into()),
+        "failOn": fail_on,
+        "disabled": selection.disable,
+        "rules": rules,
+        "exceptions": exceptions,
+    });
+    if format == Format::Json {
+        return serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+    }
+    let mut s = String::new();
+    s.push_str(&format!("profile:     {}\n", selection.profile));
+    s.push_str(&format!("pssVersion:  {}\n", value["pssVersion"].as_str().unwrap_or("latest")));
+    s.push_str(&format!("failOn:      {fail_on}\n"));
+    if !selection.disable.is_empty() {
+        s.push_str(&format!("disabled:    {}\n", selection.disable.join(", ")));
+    }
+    s.push_str(&format!("rules ({}):\n", policies.len()));
+    let width = policies.iter().map(|p| p.id().len()).max().unwrap_or(0);
+    for p in policies {
+        let note = p.inactive.as_ref().map(|n| format!("  ({n})")).unwrap_or_default();
+        s.push_str(&format!("  {:width$}  {:8}  {}{note}\n", p.id(), p.severity.as_str(), p.settings));
+    }
+    if !exceptions.is_empty() {
+        s.push_str("exceptions:\n");
+        for e in &exceptions {
+            s.push_str(&format!("  {}  [{}] {}\n", e["index"], e["status"].as_str().unwrap_or(""), e));
+        }
+    }
+    s
 }
 
 fn run_policies(
@@ -366,7 +448,7 @@ fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option
     for _ in 0..rounds.max(1) {
         let round = check::Loaded { files: 0, resources: resources.clone(), errors: Vec::new() };
         let started = Instant::now();
-        let report = check::run(&catalog.runtime, &policies, round, threads);
+        let report = check::run(&catalog.runtime, &policies, round, &[], threads);
         let took = started.elapsed();
         best = best.min(took);
         total += took;

@@ -67,9 +67,21 @@ pub fn text(report: &Report, colour: bool) -> String {
             );
             current = Some(key);
         }
-        let _ = writeln!(out, "  {:>8}  {}  {}", paint.severity(f.severity), f.rule, f.message);
+        match &f.exemption {
+            None => {
+                let _ = writeln!(out, "  {:>8}  {}  {}", paint.severity(f.severity), f.rule, f.message);
+            }
+            Some(_) => {
+                let _ = writeln!(out, "  {:>8}  {}  {}", paint.dim("exempted"), f.rule, paint.dim(&f.message));
+            }
+        }
         if !f.path.is_empty() {
             let _ = writeln!(out, "            {}", paint.dim(&format!("at {}", f.path)));
+        }
+        if let Some(x) = &f.exemption {
+            let until = x.expires.as_ref().map(|d| format!(", until {d}")).unwrap_or_default();
+            let _ =
+                writeln!(out, "            {}", paint.dim(&format!("exception {}: {}{until}", x.exception, x.reason)));
         }
     }
     if !report.errors.is_empty() {
@@ -89,6 +101,26 @@ pub fn text(report: &Report, colour: bool) -> String {
                 _ => String::new(),
             };
             let _ = writeln!(out, "{}: {place}: {what}{}", paint.bold("error"), e.message);
+        }
+    }
+    for x in &report.exceptions {
+        match x.status {
+            "expired" => {
+                let _ = writeln!(
+                    out,
+                    "{}: exception {} ({}) expired on {}; the {} finding{} it covered count again",
+                    paint.bold("warning"),
+                    x.index,
+                    x.reason,
+                    x.expires.as_deref().unwrap_or("?"),
+                    x.matched,
+                    if x.matched == 1 { "" } else { "s" }
+                );
+            }
+            "unused" => {
+                let _ = writeln!(out, "note: exception {} ({}) matched no finding", x.index, x.reason);
+            }
+            _ => {}
         }
     }
     let s = &report.summary;
@@ -111,10 +143,11 @@ pub fn text(report: &Report, colour: bool) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "{} finding{}{} in {} of {} resource{} ({} file{}, {} rule{}, {} evaluations); {} error{}",
+        "{} finding{}{}{} in {} of {} resource{} ({} file{}, {} rule{}, {} evaluations); {} error{}",
         s.findings,
         if s.findings == 1 { "" } else { "s" },
         if by_severity.is_empty() { String::new() } else { format!(" ({})", by_severity.join(", ")) },
+        if s.exempted == 0 { String::new() } else { format!(" and {} exempted", s.exempted) },
         s.resources_failing,
         s.resources,
         if s.resources == 1 { "" } else { "s" },
