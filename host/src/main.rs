@@ -28,6 +28,12 @@ struct Cli {
 enum Format {
     Text,
     Json,
+    /// SARIF 2.1.0 (check only).
+    Sarif,
+    /// JUnit XML (check only).
+    Junit,
+    /// OpenReports Report and ClusterReport objects, as YAML (check only).
+    Report,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -201,6 +207,9 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     let report = check::run(&catalog.runtime, &policies, loaded, &config.exceptions, threads(args.threads));
     let text = match args.format {
         Format::Json => report::json(&report),
+        Format::Sarif => report::sarif(&report, &policies),
+        Format::Junit => report::junit(&report),
+        Format::Report => report::openreports(&report),
         Format::Text => {
             let colour = match args.color {
                 Colour::Always => true,

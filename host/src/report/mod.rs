@@ -1,4 +1,5 @@
-//! Reports: text for people, JSON for machines.
+//! Reports: text for people, JSON for machines, and the CI formats
+//! ([`sarif`], [`junit`], [`openreports`]).
 //!
 //! JSON schema (`palisade.report/v1`): `{"schema": "palisade.report/v1",
 //! "findings": [{rule, severity, message, path, resource: {apiVersion, kind,
@@ -7,6 +8,14 @@
 //! Documented in full in `docs/report-json.md`.
 
 use std::fmt::Write as _;
+
+mod junit;
+mod openreports;
+mod sarif;
+
+pub use junit::junit;
+pub use openreports::openreports;
+pub use sarif::sarif;
 
 use crate::check::Report;
 use crate::severity::Severity;
