@@ -2,7 +2,8 @@
 //! least two replicas.
 //!
 //! Source: `HorizontalPodAutoscalerSpec` of `k8s.io/api/autoscaling/v2`
-//! (`minReplicas` defaults to 1); kube-score `horizontalpodautoscaler-has-target`.
+//! (`minReplicas` defaults to 1, so an unset one is reported, unlike Polaris'
+//! `hpaMinAvailability`); kube-score `horizontalpodautoscaler-has-target`.
 
 use palisade_sdk::inventory::{self, Header};
 use palisade_sdk::objects::HorizontalPodAutoscaler;

@@ -5,8 +5,8 @@
 //! A TLS entry covers a rule's host when one of its `hosts` equals it, or is a
 //! wildcard `*.domain` and the host is exactly one label more than `domain`
 //! (RFC 6125 section 6.4.3: the wildcard stands for one whole left-most label).
-//! A rule without a host is covered by a TLS entry without hosts (the
-//! controller's default certificate for that secret).
+//! A rule without a host matches every host name and names none to certify;
+//! it needs only `spec.tls` to exist (as Polaris' `tlsSettingsMissing` reads it).
 
 use palisade_sdk::inventory::Header;
 use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
@@ -98,18 +98,10 @@ impl Rule for IngressTls {
         }
         let mut out = Vec::new();
         for (i, rule) in spec.rules.unwrap_or_default().iter().enumerate() {
-            let covered = match rule.host.as_deref().filter(|h| !h.is_empty()) {
-                Some(host) => tls.iter().any(|t| t.hosts.iter().flatten().any(|p| covers(p, host))),
-                None => tls.iter().any(|t| t.hosts.as_ref().is_none_or(Vec::is_empty)),
-            };
-            if !covered {
-                let what = rule
-                    .host
-                    .as_deref()
-                    .filter(|h| !h.is_empty())
-                    .map_or_else(|| "the rule without a host".to_string(), |h| format!("host {h:?}"));
+            let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) else { continue };
+            if !tls.iter().any(|t| t.hosts.iter().flatten().any(|p| covers(p, host))) {
                 out.push(Violation::new(
-                    format!("{what} is not covered by any spec.tls entry"),
+                    format!("host {host:?} is not covered by any spec.tls entry"),
                     format!("/spec/rules/{i}/host"),
                 ));
             }
@@ -146,8 +138,9 @@ mod tests {
             eval(
                 r#"{"tls":[{"hosts":["a.example.com"]}],"rules":[{"host":"a.example.com"},{"host":"b.example.com"},{}]}"#
             ),
-            ["/spec/rules/1/host", "/spec/rules/2/host"]
+            ["/spec/rules/1/host"]
         );
         assert!(eval(r#"{"tls":[{"secretName":"default"}],"rules":[{}]}"#).is_empty());
+        assert!(eval(r#"{"tls":[{"hosts":["example.com"]}],"rules":[{"http":{}}]}"#).is_empty());
     }
 }

@@ -7,7 +7,9 @@
 //! when it has egress rules
 //! (<https://kubernetes.io/docs/concepts/services-networking/network-policies/>).
 //! Label selectors follow `k8s.io/apimachinery` (In, NotIn, Exists, DoesNotExist).
-//! kube-score `pod-networkpolicy`.
+//! kube-score `pod-networkpolicy`. A policy that lists a direction in
+//! `policyTypes` without rules for it denies that traffic: the strictest
+//! isolation, which Palisade counts as coverage (Polaris does not).
 
 use palisade_sdk::inventory;
 use palisade_sdk::selector::LabelSelector;

@@ -7,6 +7,10 @@
 //! (<https://kubernetes.io/docs/concepts/workloads/pods/disruptions/>).
 //! kube-score `deployment-has-poddisruptionbudget`,
 //! `statefulset-has-poddisruptionbudget`.
+//!
+//! Deliberate difference (see `tests/peer_suites.rs`): kube-score and Polaris
+//! also ask single-replica workloads (`spec.replicas` unset) for a budget;
+//! Palisade applies the API default of one replica and asks only replicated ones.
 
 use palisade_sdk::inventory;
 use palisade_sdk::objects::hpa_for;

@@ -114,10 +114,14 @@ impl Rule for PdbDisruptionAllowed {
         let name = &pdb.metadata.name;
         let spec = pdb.spec.unwrap_or_default();
         if let Some(max) = spec.max_unavailable.as_ref().map(|v| amount("maxUnavailable", v)).transpose()?.flatten()
-            && (max == Amount::Count(0) || max == Amount::Percent(0))
+            && matches!(max, Amount::Count(n) | Amount::Percent(n) if n <= 0)
         {
+            let value = match max {
+                Amount::Count(n) => n.to_string(),
+                Amount::Percent(p) => format!("{p}%"),
+            };
             return Ok(vec![Violation::new(
-                format!("PodDisruptionBudget {name:?} sets maxUnavailable to 0: no pod may ever be evicted"),
+                format!("PodDisruptionBudget {name:?} sets maxUnavailable to {value}: no pod may ever be evicted"),
                 "/spec/maxUnavailable",
             )]);
         }
@@ -186,6 +190,7 @@ mod tests {
         let sel = r#""selector":{"matchLabels":{"app":"web"}}"#;
         assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":0}}"#)), 1);
         assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":"0%"}}"#)), 1);
+        assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":-1}}"#)), 1, "negative: invalid, and blocks");
         assert_eq!(count(&format!(r#"{{{sel},"maxUnavailable":"10%"}}"#)), 0, "10% of 3 rounds up to 1");
         assert_eq!(count(&format!(r#"{{{sel},"minAvailable":"100%"}}"#)), 1);
         assert_eq!(count(&format!(r#"{{{sel},"minAvailable":3}}"#)), 1);

@@ -6,7 +6,8 @@
 //! <https://kubernetes.io/docs/concepts/scheduling-eviction/topology-spread-constraints/>).
 //! kube-score `deployment-has-host-podantiaffinity`,
 //! `statefulset-has-host-podantiaffinity`. The term's selector must select
-//! the workload's own pods, or it spreads nothing.
+//! the workload's own pods, or it spreads nothing. An unset `spec.replicas` is
+//! one replica (the API default), where kube-score assumes several.
 
 use palisade_sdk::selector::LabelSelector;
 use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};

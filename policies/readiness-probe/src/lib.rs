@@ -6,6 +6,11 @@
 //! kube-score `pod-probes`, Polaris `readinessProbeMissing`. Init and ephemeral
 //! containers cannot have one; Jobs, CronJobs and pods that run to completion
 //! are exempt.
+//!
+//! Deliberate differences (see `tests/peer_suites.rs`): kube-score grades
+//! probes only for pods a Service targets; Kyverno's `require-probes` accepts
+//! any one probe. Palisade requires a readiness probe on every regular
+//! container of every long-running workload.
 
 use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;

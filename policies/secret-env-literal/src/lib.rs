@@ -5,6 +5,8 @@
 //! (<https://kubernetes.io/docs/concepts/security/secrets-good-practices/>).
 //! Names are compared case-insensitively with `_`, `-` and `.` removed, so
 //! `DB_PASSWORD`, `db-password` and `dbPassword` all contain `password`.
+//! Whatever its name, a value holding a PEM private key (`PRIVATE KEY`
+//! after `BEGIN`, as in Polaris' `sensitiveContainerEnvVar`) is reported.
 
 use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;
@@ -28,6 +30,15 @@ pub struct SecretEnvLiteral {
 
 fn normalise(name: &str) -> String {
     name.chars().filter(|c| !matches!(c, '_' | '-' | '.')).flat_map(char::to_lowercase).collect()
+}
+
+/// A PEM-style private key: `-----BEGIN RSA PRIVATE KEY-----` and the like.
+fn looks_like_private_key(value: &str) -> bool {
+    value.match_indices("PRIVATE KEY").any(|(i, _)| {
+        value[..i]
+            .rfind("BEGIN ")
+            .is_some_and(|b| value[b + 6..i].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' '))
+    })
 }
 
 impl SecretEnvLiteral {
@@ -83,8 +94,19 @@ impl PodRule for SecretEnvLiteral {
         let mut out = Vec::new();
         for c in w.containers() {
             for (i, env) in c.container.env.iter().enumerate() {
-                let literal = env.value.as_deref().is_some_and(|v| !v.is_empty());
-                if let (true, Some(pattern)) = (literal, self.sensitive(&env.name)) {
+                let value = env.value.as_deref().unwrap_or_default();
+                if looks_like_private_key(value) && !self.allow.contains(&env.name) {
+                    out.push(Violation::new(
+                        format!(
+                            "container {:?} sets {} to a literal private key; mount it from a Secret",
+                            c.name(),
+                            env.name
+                        ),
+                        c.field(&format!("env/{i}/value")),
+                    ));
+                    continue;
+                }
+                if let (true, Some(pattern)) = (!value.is_empty(), self.sensitive(&env.name)) {
                     out.push(Violation::new(
                         format!(
                             "container {:?} sets {} (matches {pattern:?}) to a literal value; use valueFrom.secretKeyRef",
@@ -123,6 +145,17 @@ mod tests {
             paths,
             ["/spec/containers/0/env/0/value", "/spec/containers/0/env/2/value", "/spec/containers/0/env/5/value"]
         );
+    }
+
+    #[test]
+    fn private_keys_whatever_the_name() {
+        let pod = r#"{"kind":"Pod","spec":{"containers":[{"name":"a","env":[
+            {"name":"the_good_stuff","value":"---BEGIN OPENSSH PRIVATE KEY---\nxxx\n---END OPENSSH PRIVATE KEY---"},
+            {"name":"PEM","value":"-----BEGIN RSA PRIVATE KEY-----\n..."},
+            {"name":"DOC","value":"never put a private key here"}]}]}}"#;
+        let v = check_pod(configure_pod::<SecretEnvLiteral>("{}").unwrap(), pod).unwrap();
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/containers/0/env/0/value", "/spec/containers/0/env/1/value"]);
     }
 
     #[test]
