@@ -42,17 +42,64 @@ impl Inventory {
         Inventory { by_kind }
     }
 
-    /// Objects of `kind`, in `namespace` when given (all namespaces otherwise).
+    /// Objects of `kind`: in `namespace` when given, without one when it is
+    /// empty, in any (or none) otherwise.
     pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<String> {
         self.by_kind
             .get(kind)
             .map(|entries| {
                 entries
                     .iter()
-                    .filter(|e| namespace.is_none() || e.namespace.as_deref() == namespace)
+                    .filter(|e| match namespace {
+                        None => true,
+                        Some("") => e.namespace.is_none(),
+                        Some(ns) => e.namespace.as_deref() == Some(ns),
+                    })
                     .map(|e| e.json.to_string())
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Source;
+
+    fn resource(kind: &str, namespace: Option<&str>, name: &str) -> Resource {
+        Resource {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+            source: Source { file: "f".into(), document: 1, line: 1 },
+            json: format!(r#"{{"kind":"{kind}","metadata":{{"name":"{name}"}}}}"#).into(),
+        }
+    }
+
+    #[test]
+    fn namespaces_none_and_empty() {
+        let inv = Inventory::new(&[
+            resource("ServiceAccount", Some("b"), "x"),
+            resource("ServiceAccount", None, "y"),
+            resource("ServiceAccount", Some("a"), "z"),
+            resource("Secret", Some("a"), "s"),
+        ]);
+        let names = |ns| -> Vec<String> {
+            inv.list("ServiceAccount", ns)
+                .iter()
+                .map(|j| {
+                    serde_json::from_str::<serde_json::Value>(j).unwrap()["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert_eq!(names(None), ["y", "z", "x"], "sorted by namespace (none first), then name");
+        assert_eq!(names(Some("")), ["y"]);
+        assert_eq!(names(Some("a")), ["z"]);
+        assert!(inv.list("Role", None).is_empty());
     }
 }

@@ -25,10 +25,7 @@ pub fn list(kind: &str, namespace: Option<&str>) -> Vec<String> {
 /// An object without a namespace is matched only with others without one
 /// (rendered charts often leave the namespace to `kubectl -n` or Helm).
 pub fn same_namespace(kind: &str, namespace: Option<&str>) -> Vec<String> {
-    match namespace {
-        Some(ns) => list(kind, Some(ns)),
-        None => list(kind, None).into_iter().filter(|json| namespace_of(json).is_none()).collect(),
-    }
+    list(kind, Some(namespace.unwrap_or("")))
 }
 
 /// Parse each object as `T`. An object that does not parse is reported by the
@@ -67,10 +64,6 @@ impl Header {
     }
 }
 
-fn namespace_of(json: &str) -> Option<String> {
-    Header::read(json).ok().and_then(|h| h.namespace().map(str::to_string))
-}
-
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing {
     //! A stand-in for the host's inventory in native unit tests.
@@ -91,7 +84,12 @@ pub mod testing {
                 .iter()
                 .filter(|json| {
                     let Ok(h) = super::Header::read(json) else { return false };
-                    h.kind == kind && (namespace.is_none() || h.namespace() == namespace)
+                    h.kind == kind
+                        && match namespace {
+                            None => true,
+                            Some("") => h.namespace().is_none(),
+                            Some(ns) => h.namespace() == Some(ns),
+                        }
                 })
                 .cloned()
                 .collect()
