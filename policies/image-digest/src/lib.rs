@@ -5,17 +5,14 @@
 //! Kyverno `require-image-digest` (other/). Every container.
 
 use palisade_sdk::image::ImageRef;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 
 pub struct ImageDigest;
 
 impl PodRule for ImageDigest {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -30,13 +27,13 @@ impl PodRule for ImageDigest {
             category: "Images",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &["https://kubernetes.io/docs/concepts/containers/images/#image-names"],
             profiles: HARDENED,
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ImageDigest)
     }
 

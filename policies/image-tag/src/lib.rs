@@ -7,17 +7,14 @@
 //! `disallow-latest-tag`. Every container, init and ephemeral included.
 
 use palisade_sdk::image::ImageRef;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 
 pub struct ImageTag;
 
 impl PodRule for ImageTag {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -34,13 +31,13 @@ impl PodRule for ImageTag {
             category: "Images",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &["https://kubernetes.io/docs/concepts/containers/images/#image-names"],
             profiles: HARDENED,
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ImageTag)
     }
 

@@ -6,12 +6,10 @@
 //! (<https://cert-manager.io/docs/usage/ingress/>).
 
 use palisade_sdk::inventory::{self, Header};
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+};
 use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize, Default)]
 struct Ingress {
@@ -49,7 +47,7 @@ const ISSUER_ANNOTATIONS: [&str; 2] = ["cert-manager.io/cluster-issuer", "cert-m
 pub struct IngressTlsSecret;
 
 impl Rule for IngressTlsSecret {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -67,7 +65,7 @@ impl Rule for IngressTlsSecret {
             category: "Network",
             applies_to: &["Ingress"],
             reads_kinds: &["Secret", "Certificate"],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/services-networking/ingress/#tls",
                 "https://cert-manager.io/docs/usage/ingress/",
@@ -76,7 +74,7 @@ impl Rule for IngressTlsSecret {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(IngressTlsSecret)
     }
 

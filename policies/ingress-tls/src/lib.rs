@@ -9,12 +9,10 @@
 //! it needs only `spec.tls` to exist (as Polaris' `tlsSettingsMissing` reads it).
 
 use palisade_sdk::inventory::Header;
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+};
 use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize, Default)]
 struct Ingress {
@@ -52,7 +50,7 @@ pub fn covers(pattern: &str, host: &str) -> bool {
 pub struct IngressTls;
 
 impl Rule for IngressTls {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -69,7 +67,7 @@ impl Rule for IngressTls {
             category: "Network",
             applies_to: &["Ingress"],
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/services-networking/ingress/#tls",
                 "https://www.rfc-editor.org/rfc/rfc6125#section-6.4.3",
@@ -78,7 +76,7 @@ impl Rule for IngressTls {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(IngressTls)
     }
 

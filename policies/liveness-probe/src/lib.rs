@@ -7,17 +7,15 @@
 //! readiness probes), Polaris `livenessProbeMissing`. Jobs, CronJobs and pods
 //! that run to completion are exempt.
 
-use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
+    Violation, Workload,
+};
 
 pub struct LivenessProbe;
 
 impl PodRule for LivenessProbe {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -34,7 +32,7 @@ impl PodRule for LivenessProbe {
             category: "Probes",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/",
                 "https://github.com/zegl/kube-score/blob/master/README_PROBES.md",
@@ -43,7 +41,7 @@ impl PodRule for LivenessProbe {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(LivenessProbe)
     }
 

@@ -13,13 +13,11 @@
 
 use palisade_sdk::inventory;
 use palisade_sdk::selector::LabelSelector;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize, Default)]
 pub struct NetworkPolicy {
@@ -86,7 +84,7 @@ impl NetworkPolicyCoverage {
 }
 
 impl PodRule for NetworkPolicyCoverage {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -103,7 +101,7 @@ impl PodRule for NetworkPolicyCoverage {
             category: "Network",
             applies_to: &KINDS,
             reads_kinds: &["NetworkPolicy"],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/services-networking/network-policies/",
                 "https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/",
@@ -112,7 +110,7 @@ impl PodRule for NetworkPolicyCoverage {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(NetworkPolicyCoverage)
     }
 

@@ -13,27 +13,10 @@
 //! Palisade applies the API default of one replica and asks only replicated ones.
 
 use palisade_sdk::inventory;
-use palisade_sdk::objects::hpa_for;
-use palisade_sdk::selector::LabelSelector;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
-
-#[derive(Deserialize, Default)]
-struct Pdb {
-    #[serde(default)]
-    metadata: palisade_sdk::pod::ObjectMeta,
-    #[serde(default)]
-    spec: Option<PdbSpec>,
-}
-
-#[derive(Deserialize, Default)]
-struct PdbSpec {
-    selector: Option<LabelSelector>,
-}
+use palisade_sdk::objects::{PodDisruptionBudget, hpa_for};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 
 pub struct PdbCoverage;
 
@@ -45,9 +28,9 @@ impl PdbCoverage {
             return Ok(Vec::new());
         }
         let objects = inventory::same_namespace("PodDisruptionBudget", w.namespace());
-        let pdbs: Vec<Pdb> = inventory::parse_all("PodDisruptionBudget", &objects)?;
+        let pdbs: Vec<PodDisruptionBudget> = inventory::parse_all("PodDisruptionBudget", &objects)?;
         for pdb in &pdbs {
-            if let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref())
+            if let Some(selector) = pdb.spec.selector.as_ref()
                 && selector
                     .matches(&w.pod_meta.labels)
                     .map_err(|e| format!("PodDisruptionBudget {:?}: {e}", pdb.metadata.name))?
@@ -67,7 +50,7 @@ impl PdbCoverage {
 }
 
 impl PodRule for PdbCoverage {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -83,13 +66,13 @@ impl PodRule for PdbCoverage {
             category: "Availability",
             applies_to: &["Deployment", "StatefulSet"],
             reads_kinds: &["PodDisruptionBudget", "HorizontalPodAutoscaler"],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &["https://kubernetes.io/docs/concepts/workloads/pods/disruptions/"],
             profiles: HARDENED,
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(PdbCoverage)
     }
 

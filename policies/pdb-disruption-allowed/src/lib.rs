@@ -11,31 +11,11 @@
 //! selects (an HPA's minReplicas when one scales them: the low point is when
 //! a drain blocks).
 
-use palisade_sdk::objects::{hpa_for, workloads};
-use palisade_sdk::selector::LabelSelector;
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
-use serde::Deserialize;
+use palisade_sdk::objects::{PodDisruptionBudget, hpa_for, workloads};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+};
 use serde_json::Value;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
-
-#[derive(Deserialize, Default)]
-struct Pdb {
-    #[serde(default)]
-    metadata: palisade_sdk::pod::ObjectMeta,
-    #[serde(default)]
-    spec: Option<PdbSpec>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct PdbSpec {
-    selector: Option<LabelSelector>,
-    min_available: Option<Value>,
-    max_unavailable: Option<Value>,
-}
 
 /// An IntOrString: a count, or a percentage like "50%".
 #[derive(Debug, PartialEq)]
@@ -73,7 +53,7 @@ fn scaled(a: &Amount, total: i64) -> i64 {
 pub struct PdbDisruptionAllowed;
 
 impl Rule for PdbDisruptionAllowed {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -96,7 +76,7 @@ impl Rule for PdbDisruptionAllowed {
                 "ReplicationController",
                 "HorizontalPodAutoscaler",
             ],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/tasks/run-application/configure-pdb/",
                 "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/",
@@ -105,14 +85,15 @@ impl Rule for PdbDisruptionAllowed {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(PdbDisruptionAllowed)
     }
 
     fn evaluate(&self, object: &str, _: &Context) -> Result<Vec<Violation>, String> {
-        let pdb: Pdb = serde_json::from_str(object).map_err(|e| format!("cannot read the PodDisruptionBudget: {e}"))?;
+        let pdb: PodDisruptionBudget =
+            serde_json::from_str(object).map_err(|e| format!("cannot read the PodDisruptionBudget: {e}"))?;
         let name = &pdb.metadata.name;
-        let spec = pdb.spec.unwrap_or_default();
+        let spec = pdb.spec;
         if let Some(max) = spec.max_unavailable.as_ref().map(|v| amount("maxUnavailable", v)).transpose()?.flatten()
             && matches!(max, Amount::Count(n) | Amount::Percent(n) if n <= 0)
         {

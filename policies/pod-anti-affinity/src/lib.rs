@@ -10,14 +10,11 @@
 //! one replica (the API default), where kube-score assumes several.
 
 use palisade_sdk::selector::LabelSelector;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 pub struct PodAntiAffinity;
 
@@ -26,7 +23,7 @@ fn selects_own(selector: &Option<LabelSelector>, w: &Workload) -> bool {
 }
 
 impl PodRule for PodAntiAffinity {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -45,7 +42,7 @@ impl PodRule for PodAntiAffinity {
             category: "Availability",
             applies_to: &["Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"],
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#inter-pod-affinity-and-anti-affinity",
                 "https://kubernetes.io/docs/concepts/scheduling-eviction/topology-spread-constraints/",
@@ -54,7 +51,7 @@ impl PodRule for PodAntiAffinity {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(PodAntiAffinity)
     }
 

@@ -6,17 +6,15 @@
 //! regular containers are checked; ephemeral containers are debugging tools
 //! added at run time, not part of a manifest's hardening.
 
-use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
+    Violation, Workload,
+};
 
 pub struct ReadOnlyRootFilesystem;
 
 impl PodRule for ReadOnlyRootFilesystem {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -33,7 +31,7 @@ impl PodRule for ReadOnlyRootFilesystem {
             category: "Security context",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#security-context-1",
                 "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",
@@ -42,7 +40,7 @@ impl PodRule for ReadOnlyRootFilesystem {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ReadOnlyRootFilesystem)
     }
 

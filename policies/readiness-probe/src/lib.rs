@@ -12,17 +12,15 @@
 //! any one probe. Palisade requires a readiness probe on every regular
 //! container of every long-running workload.
 
-use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
+    Violation, Workload,
+};
 
 pub struct ReadinessProbe;
 
 impl PodRule for ReadinessProbe {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -39,13 +37,13 @@ impl PodRule for ReadinessProbe {
             category: "Probes",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &["https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/"],
             profiles: HARDENED,
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ReadinessProbe)
     }
 

@@ -7,17 +7,15 @@
 //! `memoryRequestsMissing`. Init and regular containers (ephemeral containers
 //! may not set resources).
 
-use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
-use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
+use palisade_sdk::{
+    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
+    Violation, Workload,
+};
 
 pub struct ResourceRequests;
 
 impl PodRule for ResourceRequests {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -34,13 +32,13 @@ impl PodRule for ResourceRequests {
             category: "Resources",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &["https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/"],
             profiles: HARDENED,
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ResourceRequests)
     }
 

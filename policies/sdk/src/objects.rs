@@ -46,6 +46,24 @@ impl HorizontalPodAutoscaler {
     }
 }
 
+/// A PodDisruptionBudget (`policy/v1`). Budgets are IntOrString: kept as JSON.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct PodDisruptionBudget {
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "nullable")]
+    pub spec: PdbSpec,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbSpec {
+    /// A null selector selects nothing; `{}` every pod of the namespace.
+    pub selector: Option<crate::selector::LabelSelector>,
+    pub min_available: Option<serde_json::Value>,
+    pub max_unavailable: Option<serde_json::Value>,
+}
+
 /// The HorizontalPodAutoscaler of the checked set, in the same namespace, that
 /// scales `kind`/`name`, if any.
 pub fn hpa_for(kind: &str, name: &str, namespace: Option<&str>) -> Result<Option<HorizontalPodAutoscaler>, String> {

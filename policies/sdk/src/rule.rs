@@ -297,3 +297,11 @@ pub fn configure<R: Rule>(settings: &str) -> Result<R, SettingsError> {
 pub fn configure_pod<R: PodRule>(settings: &str) -> Result<R, SettingsError> {
     R::configure(parse_settings(settings)?)
 }
+
+/// The settings of a rule that takes none: `{}` and nothing else.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+/// The JSON Schema of [`NoSettings`].
+pub const NO_SETTINGS_SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"properties":{}}"#;

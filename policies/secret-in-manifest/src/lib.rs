@@ -8,13 +8,11 @@
 //! sealed-secrets controller). Exempt a named Secret with a config exception.
 
 use palisade_sdk::inventory::Header;
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+};
 use serde::Deserialize;
 use serde_json::Value;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,7 +24,7 @@ struct Secret {
 pub struct SecretInManifest;
 
 impl Rule for SecretInManifest {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -44,7 +42,7 @@ impl Rule for SecretInManifest {
             category: "Secrets",
             applies_to: &["Secret"],
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/security/secrets-good-practices/",
                 "https://external-secrets.io/",
@@ -53,7 +51,7 @@ impl Rule for SecretInManifest {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(SecretInManifest)
     }
 

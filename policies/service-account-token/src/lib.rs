@@ -10,12 +10,10 @@
 //! Workloads that do call the API server are exempted with a config exception.
 
 use palisade_sdk::inventory::{self};
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+};
 use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -28,7 +26,7 @@ struct ServiceAccount {
 pub struct ServiceAccountToken;
 
 impl PodRule for ServiceAccountToken {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -46,7 +44,7 @@ impl PodRule for ServiceAccountToken {
             category: "Access control",
             applies_to: &palisade_sdk::POD_KINDS,
             reads_kinds: &["ServiceAccount"],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting",
             ],
@@ -54,7 +52,7 @@ impl PodRule for ServiceAccountToken {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ServiceAccountToken)
     }
 

@@ -7,12 +7,10 @@
 //! `restrict-external-ips`.
 
 use palisade_sdk::inventory::Header;
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation};
+use palisade_sdk::{
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+};
 use serde::Deserialize;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
 
 #[derive(Deserialize, Default)]
 struct Service {
@@ -29,7 +27,7 @@ struct Spec {
 pub struct ServiceExternalIps;
 
 impl Rule for ServiceExternalIps {
-    type Settings = Settings;
+    type Settings = NoSettings;
 
     fn metadata() -> Metadata {
         Metadata {
@@ -44,7 +42,7 @@ impl Rule for ServiceExternalIps {
             category: "Network",
             applies_to: &["Service"],
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","additionalProperties":false,"properties":{}}"#,
+            settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://github.com/kubernetes/kubernetes/issues/97076",
                 "https://kubernetes.io/docs/concepts/services-networking/service/#external-ips",
@@ -53,7 +51,7 @@ impl Rule for ServiceExternalIps {
         }
     }
 
-    fn configure(_: Settings) -> Result<Self, SettingsError> {
+    fn configure(_: NoSettings) -> Result<Self, SettingsError> {
         Ok(ServiceExternalIps)
     }
 
