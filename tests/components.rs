@@ -44,11 +44,11 @@ fn components_import_only_the_palisade_interfaces() {
             !meta["readsKinds"].as_array().unwrap().is_empty()
         };
         let expected: &[&str] = if reads {
-            &["palisade:policy/inventory@0.1.0", "palisade:policy/types@0.1.0"]
+            &["palisade:policy/inventory@0.2.0", "palisade:policy/types@0.2.0"]
         } else {
-            &["palisade:policy/types@0.1.0"]
+            &["palisade:policy/types@0.2.0"]
         };
         assert_eq!(imports, expected, "{}", file.display());
-        assert_eq!(exports, ["palisade:policy/policy@0.1.0"], "{}", file.display());
+        assert_eq!(exports, ["palisade:policy/policy@0.2.0"], "{}", file.display());
     }
 }

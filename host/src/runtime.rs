@@ -164,10 +164,10 @@ impl Runtime {
             }
         };
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.1.0): {e}")
+            anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.2.0): {e}")
         })?;
         let pre = RulePre::new(pre)
-            .map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.1.0: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.2.0: {e}"))?;
         Ok(Compiled { pre, digest: format!("sha256:{hex}"), size: bytes.len(), cached })
     }
 
