@@ -189,15 +189,15 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
     let catalog = catalog(&args.policy)?;
-    let exception_errors = palisade::exceptions::validate(&config.exceptions, |id| catalog.get(id).is_some());
-    let policies = catalog
-        .select(&selection)
-        .and_then(|p| if exception_errors.is_empty() { Ok(p) } else { Err(Vec::new()) })
-        .map_err(|mut errors| {
-            errors.extend(exception_errors.iter().cloned());
-            let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
-            anyhow::anyhow!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")))
-        })?;
+    let (policies, mut errors) = match catalog.select(&selection) {
+        Ok(policies) => (policies, Vec::new()),
+        Err(errors) => (Vec::new(), errors),
+    };
+    errors.extend(palisade::exceptions::validate(&config.exceptions, |id| catalog.get(id).is_some()));
+    if !errors.is_empty() {
+        let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
+        bail!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")));
+    }
     if args.explain_config {
         let text = explain_config(&selection, fail_on, &policies, &config, args.format);
         std::io::stdout().write_all(text.as_bytes()).context("writing the configuration")?;
