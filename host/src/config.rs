@@ -31,6 +31,75 @@ pub struct Config {
     /// Findings not to count, each with its reason and optional expiry.
     #[serde(default)]
     pub exceptions: Vec<crate::exceptions::Exception>,
+    /// How `palisade serve` acts on findings.
+    #[serde(default)]
+    pub admission: Admission,
+}
+
+/// What an admission finding does, as Pod Security admission's enforce/warn/audit
+/// and Gatekeeper's enforcementAction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the request.
+    #[default]
+    Enforce,
+    /// Allow it, with a warning to the client.
+    Warn,
+    /// Allow it; only logs and metrics record the finding.
+    Audit,
+}
+
+/// What a policy failure (trap, timeout, error) does to the decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Deny (fail closed).
+    #[default]
+    Fail,
+    /// Allow, and record the failure.
+    Ignore,
+}
+
+/// `admission:` in the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Admission {
+    /// The mode of every rule without its own.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Per rule: `mode` and `failurePolicy`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleAdmission>,
+    #[serde(default)]
+    pub exemptions: Exemptions,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleAdmission {
+    pub mode: Option<Mode>,
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+/// Requests admitted without evaluation, as Pod Security admission's exemptions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Exemptions {
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub usernames: Vec<String>,
+}
+
+impl Admission {
+    pub fn mode(&self, rule: &str) -> Mode {
+        self.rules.get(rule).and_then(|r| r.mode).unwrap_or(self.mode)
+    }
+
+    pub fn failure_policy(&self, rule: &str) -> FailurePolicy {
+        self.rules.get(rule).and_then(|r| r.failure_policy).unwrap_or_default()
+    }
 }
 
 impl Config {

@@ -27,16 +27,21 @@ pub struct Evaluation {
     pub evaluated_by: Vec<Vec<usize>>,
 }
 
-enum Outcome {
-    Violations(Vec<wit::Violation>),
-    Failed(String),
+/// The instances one thread uses: one slot per policy, filled on first use.
+pub type Slots = Vec<Option<Instance>>;
+
+/// Evaluates objects with one instance per policy, reused call after call.
+pub struct Worker<'a> {
+    pub runtime: &'a Runtime,
+    pub policies: &'a [ActivePolicy],
+    pub inventory: &'a Arc<Inventory>,
+    pub slots: Slots,
 }
 
-struct Worker<'a> {
-    runtime: &'a Runtime,
-    policies: &'a [ActivePolicy],
-    inventory: &'a Arc<Inventory>,
-    slots: Vec<Option<Instance>>,
+/// What one policy said of one object.
+pub enum Outcome {
+    Violations(Vec<wit::Violation>),
+    Failed(String),
 }
 
 impl Worker<'_> {
@@ -59,10 +64,12 @@ impl Worker<'_> {
         self.slots[p].as_mut().ok_or_else(|| "no instance".to_string())
     }
 
-    fn run(&mut self, p: usize, resource: &Resource, context: &wit::AdmissionContext) -> Outcome {
+    /// Evaluate the object `json` with policy `p`. An instance that trapped is
+    /// dropped, to be made anew on its next use.
+    pub fn run(&mut self, p: usize, json: &str, context: &wit::AdmissionContext) -> Outcome {
         let runtime = self.runtime;
         let result = match self.instance(p) {
-            Ok(instance) => runtime.evaluate(instance, &resource.json, context),
+            Ok(instance) => runtime.evaluate(instance, json, context),
             Err(e) => return Outcome::Failed(e),
         };
         match result {
@@ -122,7 +129,7 @@ pub fn evaluate(
                     for (p, policy) in policies.iter().enumerate() {
                         if policy.applies_to(&resource.kind) {
                             count += 1;
-                            local.push((r, p, worker.run(p, resource, &context)));
+                            local.push((r, p, worker.run(p, &resource.json, &context)));
                         }
                     }
                 }

@@ -26,4 +26,5 @@ pub mod policy_set;
 pub mod report;
 pub mod resources;
 pub mod runtime;
+pub mod serve;
 pub mod severity;

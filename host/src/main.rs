@@ -96,6 +96,36 @@ struct CheckArgs {
     policy: PolicyArgs,
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    addr: String,
+    /// PEM certificate chain; re-read when the file changes.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: PathBuf,
+    /// PEM private key; re-read when the file changes.
+    #[arg(long, value_name = "FILE")]
+    tls_key: PathBuf,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Configuration file: profile, rules, settings, and `admission:` modes and exemptions.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Which rules to run: baseline, restricted or hardened (default: hardened).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Requests evaluated at once; more wait, up to the request deadline.
+    #[arg(long, default_value_t = 64)]
+    max_concurrency: usize,
+    /// Deadline of one request, in milliseconds (keep it below the webhook's timeoutSeconds).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    request_timeout_ms: u64,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check manifests against the policy set.
@@ -122,6 +152,9 @@ enum Command {
         #[command(flatten)]
         policy: PolicyArgs,
     },
+    /// Serve admission decisions over HTTPS: a Kubernetes validating webhook,
+    /// a Gatekeeper external-data provider and a Kyverno apiCall service.
+    Serve(ServeArgs),
     /// Measure start-up and evaluation speed.
     Bench {
         /// Manifests to evaluate (files or directories).
@@ -144,6 +177,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_check(args),
         Command::Policies { profile, config, format, policy } => run_policies(profile, config, format, &policy),
         Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
+        Command::Serve(args) => run_serve(args),
         Command::Bench { paths, profile, rounds, threads } => run_bench(&paths, &profile, rounds, threads),
     };
     match result {
@@ -223,6 +257,46 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     stdout.write_all(text.as_bytes()).context("writing the report")?;
     let code = report.exit_code(fail_on);
     Ok(if args.exit_zero && code == 1 { 0 } else { code as u8 })
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let options = palisade::serve::Options {
+        addr: args.addr.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        client_ca: args.client_ca.clone(),
+        max_concurrency: args.max_concurrency,
+        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+    };
+    let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
+        let selection = Selection {
+            profile: args.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
+            pss_version: config.pss_version.clone(),
+            disable: config.disable.clone(),
+            severity: config.severity.clone(),
+            settings: config.settings.clone(),
+        };
+        let catalog = catalog(&args.policy)?;
+        let (policies, mut errors) = match catalog.select(&selection) {
+            Ok(policies) => (policies, Vec::new()),
+            Err(errors) => (Vec::new(), errors),
+        };
+        for id in config.admission.rules.keys() {
+            if catalog.get(id).is_none() {
+                errors.push(format!("admission.rules.{id}: no rule with this id"));
+            }
+        }
+        if !errors.is_empty() {
+            bail!("invalid configuration:\n  {}", errors.join("\n  "));
+        }
+        Ok(palisade::serve::engine::Engine::new(catalog.runtime.clone(), policies, config.admission.clone()))
+    };
+    palisade::serve::run(options, load)?;
+    Ok(0)
 }
 
 /// The configuration a run would use, after profiles, files and flags.

@@ -49,7 +49,9 @@ impl Rule for Misbehave {
             severity: Severity::Info,
             category: "testing",
             applies_to: &["*"],
-            reads_kinds: &["*"],
+            // Declares no kinds so that `palisade serve` runs it (it skips rules that read
+            // other objects); its inventory mode is exercised by `palisade check` only.
+            reads_kinds: &[],
             settings_schema: r#"{"type":"object","properties":{"mode":{"enum":["loop","alloc","trap","error","inventory"]},"kind":{"type":"string"}},"additionalProperties":false}"#,
             references: &[],
             profiles: &[],

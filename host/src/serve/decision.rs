@@ -1,0 +1,144 @@
+//! Rule results → an admission decision, shared by the three endpoints.
+
+use serde::Serialize;
+
+use super::engine::{RuleResult, Verdict};
+use crate::config::{FailurePolicy, Mode};
+
+/// One violation, for `status.details.causes` and the other endpoints' lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cause {
+    pub rule: String,
+    /// Kubernetes' dotted field form: `spec.containers[0].image`.
+    pub field: String,
+    /// The JSON pointer the rule gave.
+    pub path: String,
+    pub message: String,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub allowed: bool,
+    /// 200 allowed, 403 denied by a rule, 500 denied because a rule failed (fail closed).
+    pub code: u16,
+    pub message: String,
+    /// Violations of rules in enforce mode.
+    pub causes: Vec<Cause>,
+    /// Every violation, whatever its rule's mode.
+    pub violations: Vec<Cause>,
+    pub warnings: Vec<String>,
+    /// Rules whose enforce-mode violations (or failures) denied the request.
+    pub denied_by: Vec<String>,
+    pub results: Vec<RuleResult>,
+}
+
+/// A JSON pointer in the dotted form Kubernetes uses for field paths.
+pub fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+/// A warning line, kept under 120 characters where the text allows.
+fn warning(rule: &str, message: &str) -> String {
+    let text = format!("{rule}: {message}");
+    if text.chars().count() <= 119 {
+        return text;
+    }
+    let mut cut: String = text.chars().take(116).collect();
+    cut.push_str("...");
+    cut
+}
+
+pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
+    let mut causes = Vec::new();
+    let mut violations = Vec::new();
+    let mut warnings = Vec::new();
+    let mut denied_by = Vec::new();
+    let mut failures = Vec::new();
+    for r in &results {
+        match &r.verdict {
+            Verdict::Violations(vs) => {
+                for v in vs {
+                    let cause = Cause {
+                        rule: r.rule.clone(),
+                        field: dotted(&v.path),
+                        path: v.path.clone(),
+                        message: v.message.clone(),
+                        mode: r.mode,
+                    };
+                    match r.mode {
+                        Mode::Enforce => causes.push(cause.clone()),
+                        Mode::Warn => warnings.push(warning(&r.rule, &v.message)),
+                        Mode::Audit => {}
+                    }
+                    violations.push(cause);
+                }
+                if r.mode == Mode::Enforce && !denied_by.contains(&r.rule) {
+                    denied_by.push(r.rule.clone());
+                }
+            }
+            Verdict::Error(e) if r.failure_policy == FailurePolicy::Fail => {
+                failures.push(format!("{} failed: {e}", r.rule));
+                denied_by.push(r.rule.clone());
+            }
+            Verdict::Error(e) => warnings.push(warning(&r.rule, &format!("could not evaluate (ignored): {e}"))),
+            Verdict::Pass | Verdict::Skipped(_) => {}
+        }
+    }
+    let (allowed, code, message) = if !failures.is_empty() {
+        (
+            false,
+            500,
+            format!("palisade could not evaluate {subject}, denied (failurePolicy: fail): {}", failures.join("; ")),
+        )
+    } else if !causes.is_empty() {
+        let mut per_rule: Vec<String> = Vec::new();
+        for rule in &denied_by {
+            let n = causes.iter().filter(|c| &c.rule == rule).count();
+            let first = causes.iter().find(|c| &c.rule == rule).map(|c| c.message.as_str()).unwrap_or("");
+            per_rule.push(if n == 1 {
+                format!("{rule} ({first})")
+            } else {
+                format!("{rule} ({first}; and {} more)", n - 1)
+            });
+        }
+        (false, 403, format!("palisade denied {subject}: {}", per_rule.join(", ")))
+    } else {
+        (true, 200, String::new())
+    };
+    Decision { allowed, code, message, causes, violations, warnings, denied_by, results }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_paths() {
+        assert_eq!(
+            dotted("/spec/containers/0/securityContext/privileged"),
+            "spec.containers[0].securityContext.privileged"
+        );
+        assert_eq!(dotted("/metadata/annotations/a~1b"), "metadata.annotations.a/b");
+        assert_eq!(dotted(""), "");
+    }
+
+    #[test]
+    fn warnings_are_short() {
+        let long = "x".repeat(300);
+        assert!(warning("rule", &long).chars().count() < 120);
+        assert_eq!(warning("r", "short"), "r: short");
+    }
+}

@@ -1,0 +1,508 @@
+//! `palisade serve`, end to end: the real binary on a loopback port with a
+//! CA made here, spoken to over HTTPS.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "palisade test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        let pki = Pki { dir, ca, ca_key };
+        pki.issue("server", &["localhost", "127.0.0.1"], false);
+        pki
+    }
+
+    /// Write `<name>.pem` and `<name>-key.pem`, signed by the CA.
+    fn issue(&self, name: &str, sans: &[&str], client: bool) -> rcgen::Certificate {
+        let mut params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        if client {
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        cert
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    pki: Pki,
+    /// Whether the server asks for client certificates (the helpers then present one).
+    mtls: bool,
+    stdout: Option<std::process::ChildStdout>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
+    let pki = Pki::new();
+    let cfg = pki.path("palisade.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut cmd = palisade();
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(pki.path("server.pem"))
+        .arg("--tls-key")
+        .arg(pki.path("server-key.pem"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if client_ca {
+        cmd.arg("--client-ca").arg(pki.path("ca.pem"));
+    }
+    let mut child = cmd.spawn().expect("start palisade serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("palisade serve exited before listening").unwrap();
+        if let Some(a) = line.strip_prefix("palisade: listening on https://") {
+            break a.to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let stdout = child.stdout.take();
+    pki.issue("client", &["client"], true);
+    let server = Server { child, addr, pki, stdout, mtls: client_ca };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(&server, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "not ready in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn client_config(pki: &Pki, client_cert: Option<&str>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some(name) => {
+            use rustls::pki_types::pem::PemObject;
+            let chain =
+                vec![rustls::pki_types::CertificateDer::from_pem_file(pki.path(&format!("{name}.pem"))).unwrap()];
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(pki.path(&format!("{name}-key.pem"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    Arc::new(config)
+}
+
+/// One HTTPS request; (status, headers, body). Err for a TLS or connection failure.
+fn request_with(
+    server: &Server,
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, Vec<u8>, Vec<u8>)> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tcp = TcpStream::connect(&server.addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body)?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // The server may close without close_notify after answering.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let peer = tls.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok((status, head, body, peer))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+    out
+}
+
+fn get(server: &Server, path: &str) -> (u16, String) {
+    let config = client_config(&server.pki, server.mtls.then_some("client"));
+    match request_with(server, config, "GET", path, &[], b"") {
+        Ok((s, _, b, _)) => (s, String::from_utf8_lossy(&b).into_owned()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn post(server: &Server, path: &str, body: &Value) -> (u16, Value) {
+    let (status, _, body, _) = request_with(
+        server,
+        client_config(&server.pki, None),
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn pod(name: &str, namespace: &str, security: Value, extra_spec: Value) -> Value {
+    let mut spec =
+        json!({"containers": [{"name": "app", "image": "registry.example.com/app:1.0", "securityContext": security}]});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        s.extend(e.clone());
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+}
+
+fn review(uid: &str, operation: &str, namespace: &str, object: Value, old: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+        }
+    })
+}
+
+const BASELINE: &str = "profile: baseline\n";
+
+#[test]
+fn health_readiness_and_metrics() {
+    let server = start(&[], BASELINE, false);
+    assert_eq!(get(&server, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(get(&server, "/readyz").0, 200);
+    let (status, metrics) = get(&server, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("palisade_policy_set_info{digest=\"sha256:"), "{metrics}");
+    assert!(metrics.contains("palisade_requests_total{endpoint=\"readyz\",code=\"200\"}"), "{metrics}");
+    assert_eq!(get(&server, "/nowhere").0, 404);
+    assert_eq!(post(&server, "/healthz", &json!({})).0, 405);
+}
+
+#[test]
+fn allow_and_deny_with_the_admission_review_wire_format() {
+    let server = start(&[], BASELINE, false);
+    let good = pod("good", "shop", json!({}), json!({}));
+    let (status, answer) = post(&server, "/validate", &review("uid-1", "CREATE", "shop", good, Value::Null));
+    assert_eq!(status, 200);
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(answer["response"]["uid"], "uid-1");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+
+    let bad = pod("bad", "shop", json!({"privileged": true}), json!({"hostNetwork": true}));
+    let (_, answer) = post(&server, "/validate", &review("uid-2", "CREATE", "shop", bad, Value::Null));
+    let r = &answer["response"];
+    assert_eq!(r["uid"], "uid-2");
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403);
+    assert_eq!(r["status"]["reason"], "Forbidden");
+    let message = r["status"]["message"].as_str().unwrap();
+    assert!(message.contains("pss-privileged") && message.contains("pss-host-namespaces"), "{message}");
+    let causes = r["status"]["details"]["causes"].as_array().unwrap();
+    assert!(causes.iter().any(|c| c["field"] == "spec.containers[0].securityContext.privileged"), "{causes:?}");
+    assert!(causes.iter().any(|c| c["field"] == "spec.hostNetwork"), "{causes:?}");
+}
+
+#[test]
+fn warn_audit_update_delete_and_exemptions() {
+    let config = "profile: baseline
+admission:
+  mode: enforce
+  rules:
+    pss-host-ports: {mode: warn}
+    pss-host-namespaces: {mode: audit}
+  exemptions:
+    namespaces: [kube-system]
+";
+    let mut server = start(&[], config, false);
+    let host_port =
+        json!({"containers": [{"name": "app", "image": "i", "ports": [{"containerPort": 80, "hostPort": 80}]}]});
+    let mut warned = pod("warned", "shop", json!({}), json!({}));
+    warned["spec"] = host_port;
+    let (_, answer) = post(&server, "/validate", &review("w", "CREATE", "shop", warned, Value::Null));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings = answer["response"]["warnings"].as_array().unwrap();
+    assert!(warnings[0].as_str().unwrap().starts_with("pss-host-ports: "), "{warnings:?}");
+    assert!(warnings.iter().all(|w| w.as_str().unwrap().len() < 120));
+
+    let audited = pod("audited", "shop", json!({}), json!({"hostPID": true}));
+    let (_, answer) = post(&server, "/validate", &review("a", "CREATE", "shop", audited.clone(), Value::Null));
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("warnings").is_none(), "{answer}");
+
+    // UPDATE judges the new object; DELETE is not evaluated; kube-system is exempt.
+    let bad = pod("p", "shop", json!({"privileged": true}), json!({}));
+    let good = pod("p", "shop", json!({}), json!({}));
+    let (_, answer) = post(&server, "/validate", &review("u1", "UPDATE", "shop", bad.clone(), good.clone()));
+    assert_eq!(answer["response"]["allowed"], false);
+    let (_, answer) = post(&server, "/validate", &review("u2", "UPDATE", "shop", good, bad.clone()));
+    assert_eq!(answer["response"]["allowed"], true);
+    let (_, answer) = post(&server, "/validate", &review("d", "DELETE", "shop", Value::Null, bad.clone()));
+    assert_eq!(answer["response"]["allowed"], true);
+    let (_, answer) = post(&server, "/validate", &review("k", "CREATE", "kube-system", bad, Value::Null));
+    assert_eq!(answer["response"]["allowed"], true);
+
+    let (_, metrics) = get(&server, "/metrics");
+    assert!(
+        metrics
+            .contains("palisade_evaluations_total{endpoint=\"validate\",rule=\"pss-host-namespaces\",result=\"fail\"}"),
+        "{metrics}"
+    );
+    // One JSON line per decision on stdout.
+    drop(server.child.kill());
+    let mut out = String::new();
+    server.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let denied = lines.iter().find(|l| l["uid"] == "u1").expect("a log line for u1");
+    assert_eq!(denied["decision"], "denied");
+    assert_eq!(denied["operation"], "UPDATE");
+    assert_eq!(denied["rulesFailed"][0], "pss-privileged");
+    assert!(denied["durationMs"].as_f64().is_some());
+}
+
+#[test]
+fn malformed_oversized_and_mistyped_requests() {
+    let server = start(&[], BASELINE, false);
+    let config = || client_config(&server.pki, None);
+    let json_ct = [("Content-Type", "application/json")];
+    let (status, _, body, _) = request_with(&server, config(), "POST", "/validate", &json_ct, b"{not json").unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let wrong = json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}});
+    assert_eq!(post(&server, "/validate", &wrong).0, 400);
+    let huge = vec![b' '; 3 * 1024 * 1024 + 10];
+    let (status, _, _, _) = request_with(&server, config(), "POST", "/validate", &json_ct, &huge).unwrap();
+    assert_eq!(status, 413);
+    let (status, _, _, _) =
+        request_with(&server, config(), "POST", "/validate", &[("Content-Type", "text/plain")], b"{}").unwrap();
+    assert_eq!(status, 415);
+    // The server is still healthy afterwards.
+    assert_eq!(get(&server, "/healthz").0, 200);
+}
+
+#[test]
+fn a_trapping_policy_fails_closed_unless_ignored() {
+    let misbehave = testing_component("test-misbehave");
+    let extra = ["--policies", misbehave.to_str().unwrap()];
+    let trap = "profile: baseline\nsettings:\n  test-misbehave: {mode: trap}\n";
+    let server = start(&extra, trap, false);
+    let bad = pod("bad-pod", "shop", json!({}), json!({}));
+    let (_, answer) = post(&server, "/validate", &review("t", "CREATE", "shop", bad.clone(), Value::Null));
+    let r = &answer["response"];
+    assert_eq!(r["allowed"], false, "{answer}");
+    assert_eq!(r["status"]["code"], 500);
+    assert!(r["status"]["message"].as_str().unwrap().contains("test-misbehave failed"), "{answer}");
+    let fine = pod("fine", "shop", json!({}), json!({}));
+    let (_, answer) = post(&server, "/validate", &review("f", "CREATE", "shop", fine, Value::Null));
+    assert_eq!(answer["response"]["allowed"], true, "the next request gets a fresh instance: {answer}");
+    drop(server);
+
+    let ignore = format!("{trap}admission:\n  rules:\n    test-misbehave: {{failurePolicy: ignore}}\n");
+    let server = start(&extra, &ignore, false);
+    let (_, answer) = post(&server, "/validate", &review("i", "CREATE", "shop", bad, Value::Null));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"]["warnings"][0].as_str().unwrap().contains("could not evaluate"), "{answer}");
+}
+
+#[test]
+fn mutual_tls_refuses_clients_without_a_certificate() {
+    let server = start(&[], BASELINE, true);
+    assert!(request_with(&server, client_config(&server.pki, None), "GET", "/healthz", &[], b"").is_err());
+    let (status, _, _, _) =
+        request_with(&server, client_config(&server.pki, Some("client")), "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn certificates_are_reloaded_when_rotated() {
+    let server = start(&[], BASELINE, false);
+    let (_, _, _, first) =
+        request_with(&server, client_config(&server.pki, None), "GET", "/healthz", &[], b"").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let rotated = server.pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, _, peer) =
+            request_with(&server, client_config(&server.pki, None), "GET", "/healthz", &[], b"").unwrap();
+        if peer == rotated.der().to_vec() {
+            assert_ne!(peer, first);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rotated certificate was never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn gatekeeper_provider_and_kyverno_service() {
+    let server = start(&[], BASELINE, false);
+    let bad = pod("bad", "shop", json!({"privileged": true}), json!({}));
+    let good = pod("good", "shop", json!({}), json!({}));
+    let request = json!({
+        "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+        "kind": "ProviderRequest",
+        "request": {"keys": [bad.to_string(), good.to_string(), "{oops"]},
+    });
+    let (status, answer) = post(&server, "/gatekeeper/v1/provider", &request);
+    assert_eq!(status, 200);
+    assert_eq!(answer["kind"], "ProviderResponse");
+    assert_eq!(answer["response"]["idempotent"], true);
+    let items = answer["response"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["key"], bad.to_string());
+    assert_eq!(items[0]["value"][0]["rule"], "pss-privileged");
+    assert_eq!(items[1]["value"], json!([]));
+    assert!(items[2]["error"].as_str().unwrap().contains("not JSON"));
+    let (_, answer) = post(&server, "/gatekeeper/v1/provider", &json!({"kind": "Other"}));
+    assert!(answer["response"]["systemError"].as_str().is_some(), "{answer}");
+
+    // Kyverno's apiCall may send no Content-Type, and a bearer token.
+    let body = json!({"object": bad, "operation": "CREATE"}).to_string();
+    let (status, _, raw, _) = request_with(
+        &server,
+        client_config(&server.pki, None),
+        "POST",
+        "/kyverno/v1/validate",
+        &[("Authorization", "Bearer abc")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(answer["violations"][0]["rule"], "pss-privileged");
+    assert_eq!(answer["violations"][0]["path"], "/spec/containers/0/securityContext/privileged");
+    assert!(answer["message"].as_str().unwrap().contains("pss-privileged"));
+    let (_, answer) = post(&server, "/kyverno/v1/validate", &json!({"object": good, "operation": "CREATE"}));
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["violations"], json!([]));
+}
+
+#[test]
+fn cross_resource_rules_are_skipped_and_counted() {
+    let server = start(&[], "profile: hardened\n", false);
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "shop"},
+        "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    let mut r = review("x", "CREATE", "shop", deploy, Value::Null);
+    r["request"]["kind"]["kind"] = "Deployment".into();
+    let (_, answer) = post(&server, "/validate", &r);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(!message.contains("network-policy-coverage"), "{message}");
+    let (_, metrics) = get(&server, "/metrics");
+    assert!(metrics.contains("rule=\"network-policy-coverage\",result=\"skipped\""), "{metrics}");
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let server = start(&[], BASELINE, false);
+    let pki_config = client_config(&server.pki, None);
+    let server = Arc::new(std::sync::Mutex::new(server));
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let (server, config) = (server.clone(), pki_config.clone());
+        handles.push(std::thread::spawn(move || {
+            let body = review(&format!("s{i}"), "CREATE", "shop", pod("p", "shop", json!({}), json!({})), Value::Null)
+                .to_string();
+            let s = server.lock().unwrap().addr.clone();
+            let shadow = ServerAddr(s);
+            shadow.post(config, &body)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let pid = server.lock().unwrap().child.id();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let results: Vec<Result<u16, String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    // Requests that reached the server before SIGTERM are answered; none gets a broken reply.
+    for status in results.iter().flatten() {
+        assert_eq!(*status, 200);
+    }
+    let status = server.lock().unwrap().child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A client that needs only the address (for threads).
+struct ServerAddr(String);
+
+impl ServerAddr {
+    fn post(&self, config: Arc<rustls::ClientConfig>, body: &str) -> Result<u16, String> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let tcp = TcpStream::connect(&self.0).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let head = format!(
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+        tls.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw);
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| "no answer".to_string())
+    }
+}
