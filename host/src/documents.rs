@@ -512,6 +512,33 @@ fn parse_float(t: &str) -> Option<Value> {
     t.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
 }
 
+fn to_yaml_node(v: &Value) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        Value::String(s) => Yaml::String(s.clone()),
+        Value::Array(a) => Yaml::Array(a.iter().map(to_yaml_node).collect()),
+        Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml_node(v))).collect()),
+    }
+}
+
+/// One YAML document (starting with `---`) for a JSON value, for output that
+/// `kubectl apply -f -` reads.
+pub fn to_yaml(v: &Value) -> String {
+    let mut text = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut text);
+    emitter.multiline_strings(true);
+    // Writing to a String cannot fail.
+    let _ = emitter.dump(&to_yaml_node(v));
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ pub mod config;
 pub mod documents;
 pub mod evaluate;
 pub mod exceptions;
+pub mod export;
 pub mod findings;
 pub mod input;
 pub mod inventory;

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use yaml_rust2::{Yaml, YamlEmitter};
 
 use crate::check::Report;
 use crate::findings::ResourceRef;
@@ -108,31 +107,7 @@ pub fn openreports(report: &Report) -> String {
         if let Some(ns) = &namespace {
             doc["metadata"]["namespace"] = json!(ns);
         }
-        out.push_str(&to_yaml(&doc));
+        out.push_str(&crate::documents::to_yaml(&doc));
     }
     out
-}
-
-fn yaml(v: &Value) -> Yaml {
-    match v {
-        Value::Null => Yaml::Null,
-        Value::Bool(b) => Yaml::Boolean(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Integer(i),
-            None => Yaml::Real(n.to_string()),
-        },
-        Value::String(s) => Yaml::String(s.clone()),
-        Value::Array(a) => Yaml::Array(a.iter().map(yaml).collect()),
-        Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), yaml(v))).collect()),
-    }
-}
-
-/// One YAML document (`---` first) for a JSON value.
-fn to_yaml(v: &Value) -> String {
-    let mut text = String::new();
-    let mut emitter = YamlEmitter::new(&mut text);
-    // Writing to a String cannot fail.
-    let _ = emitter.dump(&yaml(v));
-    text.push('\n');
-    text
 }
