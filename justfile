@@ -29,6 +29,10 @@ bench:
     ./target/release/palisade bench ../shared/corpus/real-world
     ./target/release/palisade bench --profile restricted ../shared/corpus/pss/test/testdata
 
+# Load on `palisade serve` over TLS: requests/s, p50/p95/p99, peak memory.
+bench-serve:
+    cargo bench -p palisade --bench serve
+
 # Size of each built component.
 sizes: build
     ls -l target/components/*.wasm

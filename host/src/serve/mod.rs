@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -52,6 +54,22 @@ struct State {
     metrics: Metrics,
     permits: Semaphore,
     timeout: Duration,
+    /// Decision lines for the logging thread: a slow reader of stdout must
+    /// never stall admission, so lines are dropped (and counted) when it lags.
+    log: std::sync::mpsc::SyncSender<String>,
+}
+
+fn logger() -> std::sync::mpsc::SyncSender<String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(10_000);
+    std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        for line in rx {
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                break;
+            }
+        }
+    });
+    tx
 }
 
 /// Run the server until SIGTERM or Ctrl-C. `load` builds the policy set; the
@@ -73,6 +91,7 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         metrics: Metrics::default(),
         permits: Semaphore::new(opts.max_concurrency.max(1)),
         timeout: opts.request_timeout,
+        log: logger(),
     });
     {
         let state = state.clone();
@@ -231,8 +250,8 @@ async fn post(
                     state.metrics.inc("palisade_policy_errors_total", &[("rule", rule)]);
                 }
             }
-            if endpoint != "gatekeeper" {
-                log_decision(&logged, started.elapsed());
+            if endpoint != "gatekeeper" && state.log.try_send(decision_line(&logged, started.elapsed())).is_err() {
+                state.metrics.inc("palisade_log_lines_dropped_total", &[]);
             }
             reply(StatusCode::OK, "application/json", value.to_string())
         }
@@ -242,12 +261,12 @@ async fn post(
     }
 }
 
-/// One JSON line per admission decision, on stdout.
-fn log_decision(l: &Logged, took: Duration) {
-    let line = json!({
+/// One JSON line per admission decision, for stdout.
+fn decision_line(l: &Logged, took: Duration) -> String {
+    json!({
         "msg": "admission decision",
         "uid": l.uid, "kind": l.kind, "namespace": l.namespace, "name": l.name, "operation": l.operation,
         "decision": l.decision, "rulesFailed": l.rules_failed, "durationMs": took.as_secs_f64() * 1e3,
-    });
-    println!("{line}");
+    })
+    .to_string()
 }
