@@ -7,7 +7,6 @@
 //! server's peak resident memory.
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
