@@ -34,6 +34,19 @@ pub struct Config {
     /// How `palisade serve` acts on findings.
     #[serde(default)]
     pub admission: Admission,
+    /// Signatures policies must carry before anything of them runs.
+    #[serde(default)]
+    pub verify: Verify,
+}
+
+/// `verify: {keys: [cosign.pub, ...]}`: with any key set, policies load only
+/// from a bundle signed by one of them; relative paths are read from the
+/// configuration file's directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    #[serde(default)]
+    pub keys: Vec<std::path::PathBuf>,
 }
 
 /// What an admission finding does, as Pod Security admission's enforce/warn/audit
@@ -106,7 +119,14 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: cannot read the configuration: {e}", path.display()))?;
-        Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let mut config = Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for key in &mut config.verify.keys {
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
+        }
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {

@@ -9,6 +9,8 @@
 //! [`check`] strings the steps together; [`policy_set`] loads and configures
 //! the policies; [`config`] reads the configuration file.
 
+pub mod bundle;
+
 pub mod builtin {
     //! The policy components built from `policies/` and embedded in the binary.
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));

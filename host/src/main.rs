@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bundle_cli;
+
 use palisade::check;
 use palisade::config::Config;
 use palisade::documents::Limits;
@@ -60,6 +62,15 @@ struct PolicyArgs {
     /// Memory limit of one policy instance, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     policy_memory_mib: usize,
+    /// Load the policies from a bundle instead of the built-in ones:
+    /// oci://HOST/REPO:TAG, oci://HOST/REPO@sha256:…, or an OCI layout directory or .tar.
+    #[arg(long, value_name = "REF")]
+    bundle: Option<String>,
+    /// Refuse policies not signed by this cosign public key (repeatable; adds to `verify.keys`).
+    #[arg(long, value_name = "FILE")]
+    verify_key: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: bundle_cli::RegistryArgs,
 }
 
 #[derive(clap::Args)]
@@ -216,6 +227,11 @@ enum Command {
         #[command(flatten)]
         common: ExportArgs,
     },
+    /// Build, move, sign and verify policy bundles (OCI artifacts).
+    Bundle {
+        #[command(subcommand)]
+        what: bundle_cli::BundleCommand,
+    },
     /// Measure start-up and evaluation speed.
     Bench {
         /// Manifests to evaluate (files or directories).
@@ -241,6 +257,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args),
         Command::Export { what, common } => run_export(what, common),
         Command::Bench { paths, profile, rounds, threads } => run_bench(&paths, &profile, rounds, threads),
+        Command::Bundle { what } => bundle_cli::run(what),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -260,11 +277,45 @@ fn runtime(args: &PolicyArgs) -> anyhow::Result<Arc<Runtime>> {
     Ok(Arc::new(Runtime::new(cache, limits)?))
 }
 
-fn catalog(args: &PolicyArgs) -> anyhow::Result<Catalog> {
-    if args.no_builtin && args.policies.is_empty() {
-        bail!("--no-builtin needs at least one --policies path");
+/// The policies a run starts from: a bundle's (fetched, checked against its
+/// digests and contract, and verified when keys are configured), or the
+/// built-in ones. Fetching happens here, before any server starts.
+fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Sources> {
+    let keys: Vec<PathBuf> = config_keys.iter().chain(&args.verify_key).cloned().collect();
+    if !keys.is_empty() {
+        if args.bundle.is_none() {
+            bail!(
+                "signature verification is configured (verify.keys or --verify-key), and only a signed bundle can \
+                 satisfy it: give --bundle REF (the built-in policies carry no signature)"
+            );
+        }
+        if !args.policies.is_empty() {
+            bail!(
+                "signature verification is configured, so --policies components (which carry no signature) are refused"
+            );
+        }
     }
-    Catalog::load(runtime(args)?, !args.no_builtin, &args.policies)
+    let Some(reference) = &args.bundle else {
+        if args.no_builtin && args.policies.is_empty() {
+            bail!("--no-builtin needs at least one --policies path");
+        }
+        return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new() });
+    };
+    let bundled = bundle_cli::load_bundle(reference, &keys, &args.registry)?;
+    Ok(Sources { builtin: false, bundled })
+}
+
+struct Sources {
+    builtin: bool,
+    bundled: Vec<palisade::policy_set::Bundled>,
+}
+
+fn catalog_from(args: &PolicyArgs, sources: Sources) -> anyhow::Result<Catalog> {
+    Catalog::load_with(runtime(args)?, sources.builtin, sources.bundled, &args.policies)
+}
+
+fn catalog(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Catalog> {
+    catalog_from(args, policy_sources(args, config_keys)?)
 }
 
 fn threads(requested: Option<usize>) -> usize {
@@ -284,7 +335,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         settings: config.settings.clone(),
     };
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
-    let catalog = catalog(&args.policy)?;
+    let catalog = catalog(&args.policy, &config.verify.keys)?;
     let (policies, mut errors) = match catalog.select(&selection) {
         Ok(policies) => (policies, Vec::new()),
         Err(errors) => (Vec::new(), errors),
@@ -334,13 +385,19 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
         severity: config.severity.clone(),
         settings: config.settings.clone(),
     };
-    let catalog = catalog(&PolicyArgs {
-        policies: Vec::new(),
-        no_builtin: false,
-        no_cache: false,
-        policy_timeout_ms: 1000,
-        policy_memory_mib: 64,
-    })?;
+    let catalog = catalog(
+        &PolicyArgs {
+            policies: Vec::new(),
+            no_builtin: false,
+            no_cache: false,
+            policy_timeout_ms: 1000,
+            policy_memory_mib: 64,
+            bundle: None,
+            verify_key: Vec::new(),
+            registry: bundle_cli::RegistryArgs::default(),
+        },
+        &[],
+    )?;
     let policies =
         catalog.select(&selection).map_err(|e| anyhow::anyhow!("invalid configuration:\n  {}", e.join("\n  ")))?;
     let ca_bundle = match &common.ca_bundle {
@@ -401,6 +458,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
         max_concurrency: args.max_concurrency,
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
     };
+    let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = Selection {
             profile: args.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
@@ -409,7 +467,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
             severity: config.severity.clone(),
             settings: config.settings.clone(),
         };
-        let catalog = catalog(&args.policy)?;
+        let catalog = catalog_from(&args.policy, sources)?;
         let (policies, mut errors) = match catalog.select(&selection) {
             Ok(policies) => (policies, Vec::new()),
             Err(errors) => (Vec::new(), errors),
@@ -512,7 +570,7 @@ fn run_policies(
     {
         bail!("unknown profile {name:?}");
     }
-    let catalog = catalog(args)?;
+    let catalog = catalog(args, &config.verify.keys)?;
     // Configure every listed rule as a run would, to learn which are inactive.
     let selection = Selection {
         profile: profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
@@ -568,7 +626,7 @@ fn run_policies(
 }
 
 fn run_explain(rule: &str, format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
-    let catalog = catalog(args)?;
+    let catalog = catalog(args, &[])?;
     let Some(p) = catalog.get(rule) else {
         let ids: Vec<&str> = catalog.policies.iter().map(|p| p.meta.id.as_str()).collect();
         bail!("no rule {rule:?}; the loaded rules are: {}", ids.join(", "));

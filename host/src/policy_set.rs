@@ -152,14 +152,38 @@ pub fn component_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A component from a bundle, with the id its manifest gives it.
+pub struct Bundled {
+    /// `oci://registry/repo@sha256:…#id`, or the layout path and digest.
+    pub origin: String,
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
 impl Catalog {
-    /// Load the built-in components and those at `extra` paths, compiling in parallel.
+    /// Load the built-in components (or those of a bundle) and those at
+    /// `extra` paths, compiling in parallel.
     pub fn load(runtime: Arc<Runtime>, builtin: bool, extra: &[PathBuf]) -> anyhow::Result<Catalog> {
+        Catalog::load_with(runtime, builtin, Vec::new(), extra)
+    }
+
+    /// As [`Catalog::load`], with the components of a bundle as the base set.
+    pub fn load_with(
+        runtime: Arc<Runtime>,
+        builtin: bool,
+        bundled: Vec<Bundled>,
+        extra: &[PathBuf],
+    ) -> anyhow::Result<Catalog> {
         let mut sources: Vec<(String, std::borrow::Cow<'static, [u8]>, bool)> = Vec::new();
         if builtin {
             for (name, bytes) in crate::builtin::BUILTIN {
                 sources.push((format!("builtin:{name}"), std::borrow::Cow::Borrowed(*bytes), false));
             }
+        }
+        let mut expected_ids = std::collections::HashMap::new();
+        for b in bundled {
+            expected_ids.insert(b.origin.clone(), b.id);
+            sources.push((b.origin, std::borrow::Cow::Owned(b.bytes), false));
         }
         for path in extra {
             for file in component_files(path)? {
@@ -195,6 +219,11 @@ impl Catalog {
         for (result, (_, _, is_extra)) in results.into_iter().zip(&sources) {
             let loaded = result.ok_or_else(|| anyhow::anyhow!("a policy was not loaded"))??;
             let id = loaded.meta.id.clone();
+            if let Some(expected) = expected_ids.get(&loaded.origin)
+                && *expected != id
+            {
+                anyhow::bail!("{}: the bundle names it {expected}, but the component says it is {id}", loaded.origin);
+            }
             if *is_extra {
                 if explicit.contains(&id) {
                     anyhow::bail!("{}: a second policy with the id {id}", loaded.origin);
@@ -202,7 +231,7 @@ impl Catalog {
                 explicit.insert(id.clone());
                 policies.retain(|p| p.meta.id != id);
             } else if policies.iter().any(|p| p.meta.id == id) {
-                anyhow::bail!("{}: a second built-in policy with the id {id}", loaded.origin);
+                anyhow::bail!("{}: a second policy with the id {id} in the base set", loaded.origin);
             }
             policies.push(Arc::new(loaded));
         }

@@ -210,6 +210,15 @@ impl Runtime {
         CallError::Host(text)
     }
 
+    /// The interfaces a component imports and exports, as WIT names
+    /// (`palisade:policy/types@0.2.0`).
+    pub fn interfaces(&self, compiled: &Compiled) -> (Vec<String>, Vec<String>) {
+        let ty = compiled.pre.instance_pre().component().component_type();
+        let imports = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        (imports, exports)
+    }
+
     /// The policy's metadata.
     pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
         self.arm(&mut instance.store);

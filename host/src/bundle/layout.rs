@@ -1,0 +1,232 @@
+//! OCI image layouts (<https://github.com/opencontainers/image-spec/blob/v1.1.0/image-layout.md>):
+//! a directory with `oci-layout`, `index.json` and `blobs/sha256/…`, or the
+//! same as a tar file, for carrying bundles into networks with no route out.
+//! Entries of `index.json` are named by `org.opencontainers.image.ref.name`;
+//! signatures travel as entries named `sha256-<hex>.sig`, as cosign tags them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::content::{Content, Fetch};
+use super::{Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, digest_hex, io_error};
+
+const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+pub struct Layout {
+    path: PathBuf,
+    pub index: Index,
+    /// Blobs read from a tarball, or written since it was opened.
+    blobs: BTreeMap<String, Vec<u8>>,
+    is_tar: bool,
+}
+
+/// A signature entry's name for the content it signs.
+pub fn signature_tag(digest: &str) -> Result<String> {
+    Ok(format!("sha256-{}.sig", digest_hex(digest)?))
+}
+
+impl Layout {
+    /// An empty layout that [`Layout::save`] writes to `path` (a `.tar` file or a directory).
+    pub fn create(path: &Path) -> Layout {
+        Layout {
+            path: path.to_path_buf(),
+            index: Index {
+                schema_version: 2,
+                media_type: Some(INDEX_MEDIA_TYPE.into()),
+                manifests: Vec::new(),
+                annotations: None,
+            },
+            blobs: BTreeMap::new(),
+            is_tar: path.extension().is_some_and(|e| e == "tar"),
+        }
+    }
+
+    pub fn open(path: &Path) -> Result<Layout> {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, format!("cannot read the bundle: {e}")))?;
+        let mut layout = Layout::create(path);
+        let index_bytes = if meta.is_dir() {
+            layout.is_tar = false;
+            let marker = std::fs::read_to_string(path.join("oci-layout"))
+                .map_err(|e| io_error(path, format!("not an OCI image layout (oci-layout: {e})")))?;
+            check_marker(path, &marker)?;
+            read_limited(&path.join("index.json"), super::MAX_MANIFEST_BYTES)?
+        } else {
+            layout.is_tar = true;
+            let (marker, index, blobs) = read_tar(path)?;
+            check_marker(
+                path,
+                &marker.ok_or_else(|| io_error(path, "not an OCI image layout tarball (no oci-layout)"))?,
+            )?;
+            layout.blobs = blobs;
+            index.ok_or_else(|| io_error(path, "no index.json"))?
+        };
+        layout.index = serde_json::from_slice(&index_bytes)
+            .map_err(|e| io_error(path, format!("index.json is not an OCI image index: {e}")))?;
+        Ok(layout)
+    }
+
+    /// The entries that are not signatures.
+    pub fn bundles(&self) -> Vec<&Descriptor> {
+        self.index.manifests.iter().filter(|d| !self.entry_name(d).is_some_and(|n| n.ends_with(".sig"))).collect()
+    }
+
+    fn entry_name<'d>(&self, d: &'d Descriptor) -> Option<&'d str> {
+        d.annotation(annotations::REF_NAME)
+    }
+
+    /// The one bundle (or policy) this layout holds.
+    pub fn root(&self) -> Result<Descriptor> {
+        match self.bundles().as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(io_error(&self.path, "the layout holds no bundle")),
+            many => Err(io_error(
+                &self.path,
+                format!(
+                    "the layout holds {} entries ({}); keep one bundle per layout",
+                    many.len(),
+                    many.iter().map(|d| self.entry_name(d).unwrap_or(&d.digest)).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The signature entry for `digest`, if the layout carries one.
+    pub fn signature_for(&self, digest: &str) -> Result<Option<Descriptor>> {
+        let tag = signature_tag(digest)?;
+        Ok(self.index.manifests.iter().find(|d| self.entry_name(d) == Some(tag.as_str())).cloned())
+    }
+
+    /// Add (or replace) the entry `name` with the content under it.
+    pub fn add(&mut self, name: &str, content: &Content) {
+        self.index.manifests.retain(|d| d.annotation(annotations::REF_NAME) != Some(name));
+        let mut root = content.root.clone();
+        root.annotations.get_or_insert_with(BTreeMap::new).insert(annotations::REF_NAME.into(), name.into());
+        self.index.manifests.push(root);
+        for (descriptor, bytes) in &content.pieces {
+            self.blobs.insert(descriptor.digest.clone(), bytes.clone());
+        }
+    }
+
+    /// Write the layout: a directory gets the new blobs and a new `index.json`,
+    /// a tarball is written anew (to a temporary file, then renamed).
+    pub fn save(&mut self) -> Result<()> {
+        let index = serde_json::to_vec_pretty(&self.index).map_err(|e| Error::Format(e.to_string()))?;
+        if self.is_tar {
+            // Blobs of the original tarball are all in memory already.
+            let tmp = self.path.with_extension("tar.partial");
+            let file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+            let mut builder = tar::Builder::new(file);
+            let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_mtime(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                builder.append_data(&mut header, name, bytes).map_err(|e| io_error(&tmp, e))
+            };
+            add("oci-layout", LAYOUT_FILE.as_bytes())?;
+            add("index.json", &index)?;
+            for (digest, bytes) in &self.blobs {
+                add(&format!("blobs/sha256/{}", digest_hex(digest)?), bytes)?;
+            }
+            builder.into_inner().and_then(|mut f| std::io::Write::flush(&mut f)).map_err(|e| io_error(&tmp, e))?;
+            std::fs::rename(&tmp, &self.path).map_err(|e| io_error(&self.path, e))?;
+        } else {
+            let blobs = self.path.join("blobs").join("sha256");
+            std::fs::create_dir_all(&blobs).map_err(|e| io_error(&blobs, e))?;
+            std::fs::write(self.path.join("oci-layout"), LAYOUT_FILE).map_err(|e| io_error(&self.path, e))?;
+            for (digest, bytes) in &self.blobs {
+                let file = blobs.join(digest_hex(digest)?);
+                std::fs::write(&file, bytes).map_err(|e| io_error(&file, e))?;
+            }
+            let file = self.path.join("index.json");
+            std::fs::write(&file, index).map_err(|e| io_error(&file, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Fetch for Layout {
+    fn fetch(&mut self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.blobs.get(&descriptor.digest) {
+            return Ok(bytes.clone());
+        }
+        if self.is_tar {
+            return Err(io_error(&self.path, format!("{} is referenced but not in the tarball", descriptor.digest)));
+        }
+        read_limited(&self.path.join("blobs").join("sha256").join(digest_hex(&descriptor.digest)?), limit)
+    }
+}
+
+fn check_marker(path: &Path, marker: &str) -> Result<()> {
+    let version = serde_json::from_str::<serde_json::Value>(marker)
+        .ok()
+        .and_then(|v| v.get("imageLayoutVersion").and_then(|v| v.as_str()).map(str::to_string));
+    match version.as_deref() {
+        Some("1.0.0") => Ok(()),
+        other => Err(io_error(path, format!("unsupported OCI image layout version {other:?} (expected 1.0.0)"))),
+    }
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(io_error(path, format!("over the limit of {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
+type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>);
+
+/// The layout files of a tarball; anything else in it is ignored, and no
+/// path from it ever reaches the file system.
+fn read_tar(path: &Path) -> Result<TarParts> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut archive = tar::Archive::new(file);
+    let (mut marker, mut index, mut blobs) = (None, None, BTreeMap::new());
+    let mut total: u64 = 0;
+    for entry in archive.entries().map_err(|e| io_error(path, format!("not a tar file: {e}")))? {
+        let mut entry = entry.map_err(|e| io_error(path, format!("damaged tar file: {e}")))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry.path().map_err(|e| io_error(path, e))?.to_string_lossy().trim_start_matches("./").to_string();
+        let size = entry.header().size().map_err(|e| io_error(path, e))?;
+        if size > MAX_BLOB_BYTES {
+            return Err(io_error(path, format!("{name}: over the limit of {MAX_BLOB_BYTES} bytes")));
+        }
+        total += size;
+        if total > 16 * MAX_BLOB_BYTES {
+            return Err(io_error(path, "the tarball holds more than a bundle can"));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        entry.read_to_end(&mut bytes).map_err(|e| io_error(path, format!("{name}: {e}")))?;
+        match name.as_str() {
+            "oci-layout" => marker = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "index.json" => index = Some(bytes),
+            _ => {
+                if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+                    let digest = format!("sha256:{hex}");
+                    if digest_hex(&digest).is_ok() {
+                        blobs.insert(digest, bytes);
+                    }
+                }
+            }
+        }
+    }
+    Ok((marker, index, blobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_tags() {
+        let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        assert_eq!(signature_tag(&digest).unwrap(), format!("sha256-{}.sig", "0123456789abcdef".repeat(4)));
+    }
+}
