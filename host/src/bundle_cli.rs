@@ -55,7 +55,7 @@ pub enum BundleCommand {
         /// org.opencontainers.image.source: where the policies' source lives.
         #[arg(long, value_name = "URL")]
         source: Option<String>,
-        /// org.opencontainers.image.licenses, as SPDX (default for the built-in policies: Palisade's licence).
+        /// org.opencontainers.image.licenses, as SPDX (default for Palisade's own policies: its licence).
         #[arg(long, value_name = "SPDX")]
         licenses: Option<String>,
     },
@@ -280,7 +280,10 @@ fn build(
             }
         }
     }
-    let licenses = licenses.or_else(|| policies.is_empty().then(|| env!("CARGO_PKG_LICENSE").to_string()));
+    // Palisade's own policies carry Palisade's licence, also when given as files.
+    let all_builtin =
+        components.iter().all(|(_, bytes)| palisade::builtin::BUILTIN.iter().any(|(_, b)| *b == bytes.as_slice()));
+    let licenses = licenses.or_else(|| all_builtin.then(|| env!("CARGO_PKG_LICENSE").to_string()));
     let info = BundleInfo { name, version, source, licenses };
     let runtime = Arc::new(Runtime::new(default_cache_dir(), SandboxLimits::default())?);
     let content = assemble::bundle(&runtime, &components, &info)?;

@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod registry;
 pub mod server;
 
 /// The workspace root.

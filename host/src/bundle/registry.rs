@@ -33,6 +33,8 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     reference: Reference,
+    /// Whether push access was negotiated (a pull answers a 401 by itself; a push does not).
+    push_ready: std::cell::Cell<bool>,
 }
 
 /// The error with every cause, which is where "connection refused" or a
@@ -110,7 +112,13 @@ impl Registry {
             .build()
             .map_err(|e| Error::Format(format!("cannot start the registry client: {e}")))?;
         let auth = credentials(reference.resolve_registry());
-        Ok(Registry { runtime, client: Client::new(config), auth, reference: reference.clone() })
+        Ok(Registry {
+            runtime,
+            client: Client::new(config),
+            auth,
+            reference: reference.clone(),
+            push_ready: std::cell::Cell::new(false),
+        })
     }
 
     fn failed(&self, doing: &str, e: &dyn std::error::Error) -> Error {
@@ -224,7 +232,18 @@ impl Registry {
         })
     }
 
+    fn prepare_push(&self) -> Result<()> {
+        if !self.push_ready.get() {
+            self.runtime
+                .block_on(self.client.auth(&self.reference, &self.auth, oci_client::RegistryOperation::Push))
+                .map_err(|e| self.failed("authenticating for push", &e))?;
+            self.push_ready.set(true);
+        }
+        Ok(())
+    }
+
     pub fn push_blob(&self, descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.prepare_push()?;
         let reference = self.at_digest(&descriptor.digest);
         let exists = self.runtime.block_on(self.client.blob_exists(&reference, &descriptor.digest)).unwrap_or(false);
         if exists {
@@ -238,6 +257,7 @@ impl Registry {
 
     /// Push a manifest or index under its digest, or under `tag`.
     pub fn push_manifest(&self, descriptor: &Descriptor, bytes: &[u8], tag: Option<&str>) -> Result<()> {
+        self.prepare_push()?;
         let reference = match tag {
             Some(tag) => self.at_tag(tag),
             None => self.at_digest(&descriptor.digest),
