@@ -355,11 +355,16 @@ fn the_cache_works_offline_and_refuses_tampering() {
     assert!(err.contains("Connection refused") || err.contains("connect"), "{err}");
     assert!(err.contains("digest reference"), "{err}");
     // A digest reference pulled before runs from the cache, signature included.
-    let offline = findings(&run(with_cache(&cache)
+    let out = run(with_cache(&cache)
         .args(["check", "--format", "json", "--insecure", "--bundle", &pinned, "--verify-key"])
         .arg(&public)
-        .arg(root().join("examples"))));
-    assert_eq!(offline, online);
+        .arg(root().join("examples")));
+    assert_eq!(findings(&out), online);
+    // The report names exactly what ran, and who signed it.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["policyBundle"]["digest"], digest.as_str());
+    assert_eq!(report["policyBundle"]["pinned"], pinned.as_str());
+    assert_eq!(report["policyBundle"]["verifiedBy"], public.display().to_string());
 
     // One flipped byte in a cached layer: refused, and the entry is dropped.
     let inspect: Value = serde_json::from_str(&ok(with_cache(&cache).args([
@@ -708,6 +713,25 @@ fn other_tools_read_the_artifacts() {
         assert_eq!(sorted(ours.exports), sorted(decoded.exports));
         assert_eq!(sorted(ours.imports), sorted(decoded.imports));
     }
+
+    // A single policy, by its manifest digest, is a policy set of one, and signs like a bundle.
+    let first = &index["manifests"][0];
+    let id = first["annotations"]["io.palisade.policy.id"].as_str().unwrap();
+    let single = format!("{}@{}", registry.reference("interop/small"), first["digest"].as_str().unwrap());
+    let report: Value = serde_json::from_slice(
+        &run(palisade()
+            .args(["check", "--format", "json", "--insecure", "--bundle", &single])
+            .arg(root().join("examples")))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(report["summary"]["policies"], 1, "{}", report["summary"]);
+    assert!(report["findings"].as_array().unwrap().iter().all(|f| f["rule"] == id));
+    let (key, public) = keypair(dir.path(), "team");
+    ok(palisade().env("COSIGN_PASSWORD", "pw").args(["bundle", "sign", &single, "--insecure", "--key"]).arg(&key));
+    ok(palisade().args(["bundle", "verify", &single, "--insecure", "--key"]).arg(&public));
+    // ...and signing one policy does not sign the bundle.
+    fails(palisade().args(["bundle", "verify", &tag, "--insecure", "--key"]).arg(&public), 1);
 
     // skopeo's own copy into an OCI layout is a bundle palisade runs.
     let copied = dir.path().join("skopeo-layout");

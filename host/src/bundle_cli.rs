@@ -15,6 +15,7 @@ use palisade::bundle::signature::{self, PublicKey};
 use palisade::bundle::source::{self, Opened};
 use palisade::bundle::store::Store;
 use palisade::bundle::{Manifest, SIMPLE_SIGNING_MEDIA_TYPE, annotations, registry};
+use palisade::check::PolicyBundle;
 use palisade::policy_set::{Bundled, component_files};
 use palisade::runtime::{Runtime, SandboxLimits, default_cache_dir};
 
@@ -154,18 +155,35 @@ fn registry_target(text: &str) -> anyhow::Result<oci_client::Reference> {
     }
 }
 
-/// The components of the bundle `text`, ready for [`palisade::policy_set::Catalog::load_with`].
-pub fn load_bundle(text: &str, keys: &[PathBuf], registry: &RegistryArgs) -> anyhow::Result<Vec<Bundled>> {
+/// The components of the bundle `text`, ready for
+/// [`palisade::policy_set::Catalog::load_with`], and what a report says of it.
+pub fn load_bundle(
+    text: &str,
+    keys: &[PathBuf],
+    registry: &RegistryArgs,
+) -> anyhow::Result<(Vec<Bundled>, PolicyBundle)> {
     let keys = read_keys(keys)?;
     let opened = open(text, registry, !keys.is_empty()).with_context(|| format!("--bundle {text}"))?;
-    let policies = opened.policies(&keys).with_context(|| format!("--bundle {text}"))?;
+    let verified_by = if keys.is_empty() {
+        None
+    } else {
+        Some(opened.verify(&keys).with_context(|| format!("--bundle {text}"))?.name)
+    };
+    let policies = opened.policies(&[]).with_context(|| format!("--bundle {text}"))?;
     if policies.is_empty() {
         bail!("--bundle {text}: the bundle holds no policies");
     }
-    Ok(policies
+    let bundle = PolicyBundle {
+        reference: text.to_string(),
+        pinned: opened.pinned(),
+        digest: opened.digest().to_string(),
+        verified_by,
+    };
+    let bundled = policies
         .into_iter()
         .map(|p| Bundled { origin: format!("{}#{}", opened.pinned(), p.id), id: p.id, bytes: p.component })
-        .collect())
+        .collect();
+    Ok((bundled, bundle))
 }
 
 pub fn run(command: BundleCommand) -> anyhow::Result<u8> {

@@ -116,6 +116,24 @@ pub struct Report {
     /// How each exception of the configuration fared.
     pub exceptions: Vec<crate::exceptions::ExceptionStatus>,
     pub summary: Summary,
+    /// Where the policies came from, when that was a bundle: evidence of
+    /// exactly which signed policy set judged the manifests.
+    #[serde(rename = "policyBundle", skip_serializing_if = "Option::is_none")]
+    pub policy_bundle: Option<PolicyBundle>,
+}
+
+/// The bundle a run's policies came from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyBundle {
+    /// The reference as given (`oci://…:tag`, a digest reference or a layout path).
+    pub reference: String,
+    /// The same, pinned to the digest that was run.
+    pub pinned: String,
+    pub digest: String,
+    /// The public key whose signature verified, if verification was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
 }
 
 impl Report {
@@ -191,5 +209,5 @@ pub fn run(
             rules: by.iter().map(|&p| policies[p].id().to_string()).collect(),
         })
         .collect();
-    Report { findings, errors, resources, exceptions: exception_status, summary }
+    Report { findings, errors, resources, exceptions: exception_status, summary, policy_bundle: None }
 }

@@ -299,15 +299,16 @@ fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<
         if args.no_builtin && args.policies.is_empty() {
             bail!("--no-builtin needs at least one --policies path");
         }
-        return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new() });
+        return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new(), bundle: None });
     };
-    let bundled = bundle_cli::load_bundle(reference, &keys, &args.registry)?;
-    Ok(Sources { builtin: false, bundled })
+    let (bundled, bundle) = bundle_cli::load_bundle(reference, &keys, &args.registry)?;
+    Ok(Sources { builtin: false, bundled, bundle: Some(bundle) })
 }
 
 struct Sources {
     builtin: bool,
     bundled: Vec<palisade::policy_set::Bundled>,
+    bundle: Option<palisade::check::PolicyBundle>,
 }
 
 fn catalog_from(args: &PolicyArgs, sources: Sources) -> anyhow::Result<Catalog> {
@@ -335,7 +336,9 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         settings: config.settings.clone(),
     };
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
-    let catalog = catalog(&args.policy, &config.verify.keys)?;
+    let sources = policy_sources(&args.policy, &config.verify.keys)?;
+    let bundle = sources.bundle.clone();
+    let catalog = catalog_from(&args.policy, sources)?;
     let (policies, mut errors) = match catalog.select(&selection) {
         Ok(policies) => (policies, Vec::new()),
         Err(errors) => (Vec::new(), errors),
@@ -351,7 +354,8 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let loaded = check::load(&args.paths, &Limits::default());
-    let report = check::run(&catalog.runtime, &policies, loaded, &config.exceptions, threads(args.threads));
+    let mut report = check::run(&catalog.runtime, &policies, loaded, &config.exceptions, threads(args.threads));
+    report.policy_bundle = bundle;
     let text = match args.format {
         Format::Json => report::json(&report),
         Format::Sarif => report::sarif(&report, &policies),
@@ -363,7 +367,15 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
                 Colour::Never => false,
                 Colour::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
-            report::text(&report, colour)
+            let mut text = report::text(&report, colour);
+            if let Some(bundle) = &report.policy_bundle {
+                text.push_str(&format!("policies from {}", bundle.pinned));
+                if let Some(key) = &bundle.verified_by {
+                    text.push_str(&format!(", signature verified with {key}"));
+                }
+                text.push('\n');
+            }
+            text
         }
     };
     let mut stdout = std::io::stdout().lock();
