@@ -126,6 +126,12 @@ fn findings(out: &Output) -> Value {
     Value::Array(list)
 }
 
+/// `palisade bundle inspect --format json` of a plain-HTTP registry reference.
+fn inspect_json(cache: &Path, reference: &str) -> Value {
+    let text = ok(with_cache(cache).args(["bundle", "inspect", reference, "--insecure", "--format", "json"]));
+    serde_json::from_str(&text).unwrap()
+}
+
 fn inputs() -> Vec<PathBuf> {
     vec![root().join("examples"), corpus().join("kube-score").join("score").join("testdata")]
 }
@@ -165,15 +171,7 @@ fn default_bundle_round_trip_gives_the_builtin_findings() {
         .args(inputs())));
     assert_eq!(from_layout, builtin);
 
-    let inspect: Value = serde_json::from_str(&ok(with_cache(&cache).args([
-        "bundle",
-        "inspect",
-        &tag,
-        "--insecure",
-        "--format",
-        "json",
-    ])))
-    .unwrap();
+    let inspect = inspect_json(&cache, &tag);
     assert_eq!(inspect["digest"], digest.as_str());
     assert_eq!(inspect["contractCompatible"], true);
     assert_eq!(inspect["annotations"]["io.palisade.bundle.name"], "hardened");
@@ -291,18 +289,7 @@ fn signatures_are_required_and_checked() {
     assert!(err.contains("no valid signature"), "{err}");
 
     // The registry serves altered bytes under the old digest: caught by the digest check.
-    let layer = {
-        let inspect: Value = serde_json::from_str(&ok(with_cache(&cache).args([
-            "bundle",
-            "inspect",
-            &tag,
-            "--insecure",
-            "--format",
-            "json",
-        ])))
-        .unwrap();
-        inspect["policies"][0]["component"]["digest"].as_str().unwrap().to_string()
-    };
+    let layer = inspect_json(&cache, &tag)["policies"][0]["component"]["digest"].as_str().unwrap().to_string();
     let blob = registry.blob_file(&layer);
     let mut bytes = std::fs::read(&blob).unwrap();
     let middle = bytes.len() / 2;
@@ -367,16 +354,7 @@ fn the_cache_works_offline_and_refuses_tampering() {
     assert_eq!(report["policyBundle"]["verifiedBy"], public.display().to_string());
 
     // One flipped byte in a cached layer: refused, and the entry is dropped.
-    let inspect: Value = serde_json::from_str(&ok(with_cache(&cache).args([
-        "bundle",
-        "inspect",
-        &pinned,
-        "--insecure",
-        "--format",
-        "json",
-    ])))
-    .unwrap();
-    let layer = inspect["policies"][1]["component"]["digest"].as_str().unwrap().to_string();
+    let layer = inspect_json(&cache, &pinned)["policies"][1]["component"]["digest"].as_str().unwrap().to_string();
     let cached = cache.join("oci/blobs/sha256").join(layer.strip_prefix("sha256:").unwrap());
     let mut bytes = std::fs::read(&cached).unwrap();
     bytes[100] ^= 0x40;

@@ -25,6 +25,16 @@ pub struct BundleInfo {
 }
 
 impl BundleInfo {
+    /// The source and licence annotations, on a policy manifest or the index.
+    fn annotate(&self, notes: &mut BTreeMap<String, String>) {
+        if let Some(source) = &self.source {
+            notes.insert(annotations::SOURCE.into(), source.clone());
+        }
+        if let Some(licenses) = &self.licenses {
+            notes.insert(annotations::LICENSES.into(), licenses.clone());
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 128
@@ -111,12 +121,7 @@ pub fn policy_artifact(
         (annotations::POLICY_KINDS.to_string(), meta.applies_to.join(",")),
         (annotations::CONTRACT.to_string(), contract()),
     ]);
-    if let Some(source) = &info.source {
-        notes.insert(annotations::SOURCE.into(), source.clone());
-    }
-    if let Some(licenses) = &info.licenses {
-        notes.insert(annotations::LICENSES.into(), licenses.clone());
-    }
+    info.annotate(&mut notes);
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MANIFEST_MEDIA_TYPE.into()),
@@ -169,12 +174,7 @@ pub fn bundle(runtime: &Runtime, components: &[(String, Vec<u8>)], info: &Bundle
         (annotations::BUNDLE_VERSION.to_string(), info.version.clone()),
         (annotations::CONTRACT.to_string(), contract()),
     ]);
-    if let Some(source) = &info.source {
-        notes.insert(annotations::SOURCE.into(), source.clone());
-    }
-    if let Some(licenses) = &info.licenses {
-        notes.insert(annotations::LICENSES.into(), licenses.clone());
-    }
+    info.annotate(&mut notes);
     let index = Index {
         schema_version: 2,
         media_type: Some(INDEX_MEDIA_TYPE.into()),

@@ -27,7 +27,6 @@ pub mod store;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -85,6 +84,9 @@ pub enum Error {
     Signature(String),
     #[error("{0}")]
     Contract(String),
+    /// Content the cache lacks, when there is no registry to ask.
+    #[error("{0}: not in the local cache, and no registry to fetch it from")]
+    NotCached(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -111,7 +113,7 @@ pub fn digest_hex(digest: &str) -> Result<&str> {
 
 /// Check bytes against the descriptor that named them.
 pub fn check_digest(what: &str, descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
-    let actual = format!("sha256:{:x}", Sha256::digest(bytes));
+    let actual = digest_of(bytes);
     if actual != descriptor.digest {
         return Err(Error::Digest { what: what.to_string(), expected: descriptor.digest.clone(), actual });
     }

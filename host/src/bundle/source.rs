@@ -62,13 +62,6 @@ impl Opened {
         self.content.policies()
     }
 
-    fn bundle_name(&self) -> String {
-        self.content
-            .index()
-            .and_then(|i| i.annotation(annotations::BUNDLE_NAME).map(str::to_string))
-            .unwrap_or_else(|| "bundle".into())
-    }
-
     /// The tag a layout entry or a pushed copy gets by default: the bundle version.
     pub fn default_tag(&self) -> Option<String> {
         let version = match self.content.index() {
@@ -82,6 +75,14 @@ impl Opened {
             Location::Layout(_) => None,
         })
     }
+}
+
+/// What a layout's signature payload names as the repository: the bundle's name.
+fn bundle_name(content: &Content) -> String {
+    content
+        .index()
+        .and_then(|i| i.annotation(annotations::BUNDLE_NAME).map(str::to_string))
+        .unwrap_or_else(|| "bundle".into())
 }
 
 /// Read a bundle. A registry reference by digest whose content is all in the
@@ -98,11 +99,8 @@ pub fn open(location: &Location, options: &Options, want_signatures: bool) -> Re
                 Some(d) => Some(Content::walk(&d, &mut layout)?),
                 None => None,
             };
-            let name = content
-                .index()
-                .and_then(|i| i.annotation(annotations::BUNDLE_NAME).map(str::to_string))
-                .unwrap_or_else(|| "bundle".into());
-            Ok(Opened { location: location.clone(), content, signatures, repository: name })
+            let repository = bundle_name(&content);
+            Ok(Opened { location: location.clone(), content, signatures, repository })
         }
         Location::Registry(reference) => {
             let store = options.store.as_ref();
@@ -153,37 +151,17 @@ fn open_cached(
     repository: &str,
     want_signatures: bool,
 ) -> Result<Option<Opened>> {
-    // The root's media type is not in the reference: try both.
-    let mut root = None;
-    for media_type in [super::INDEX_MEDIA_TYPE, super::MANIFEST_MEDIA_TYPE] {
-        let candidate = Descriptor {
-            media_type: media_type.into(),
-            digest: digest.into(),
-            size: 0,
-            platform: None,
-            annotations: None,
-        };
-        if let Some(bytes) = read_any_size(store, &candidate)? {
-            let kind = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
-            if kind.as_deref() == Some(media_type) {
-                root = Some(Descriptor::of(media_type, &bytes));
-                break;
-            }
-        }
-    }
-    let Some(root) = root else { return Ok(None) };
+    let Some(root) = cached_root(store, digest)? else { return Ok(None) };
     let content = match Content::walk(&root, &mut Cached { store: Some(store), remote: None }) {
         Ok(content) => content,
         // Partly cached: fetch the rest. Damaged entries are errors, never skipped.
-        Err(Error::Format(m)) if m.contains("not in the local cache") => return Ok(None),
+        Err(Error::NotCached(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let signatures = match store.signature(digest)? {
         Some(d) => match Content::walk(&d, &mut Cached { store: Some(store), remote: None }) {
             Ok(s) => Some(s),
-            Err(Error::Format(m)) if m.contains("not in the local cache") => None,
+            Err(Error::NotCached(_)) => None,
             Err(e) => return Err(e),
         },
         None => None,
@@ -194,13 +172,22 @@ fn open_cached(
     Ok(Some(Opened { location: location.clone(), content, signatures, repository: repository.to_string() }))
 }
 
-/// The cache knows a root only by digest; its size comes from the bytes, and
-/// the digest check is what counts.
-fn read_any_size(store: &Store, descriptor: &Descriptor) -> Result<Option<Vec<u8>>> {
-    let path = store.dir().join("blobs").join("sha256").join(super::digest_hex(&descriptor.digest)?);
-    let Ok(bytes) = std::fs::read(&path) else { return Ok(None) };
-    let sized = Descriptor { size: bytes.len() as u64, ..descriptor.clone() };
-    store.read(&sized)
+/// The descriptor of a cached root known only by its digest: its size comes
+/// from the bytes and its media type from the JSON, and the digest check
+/// (with removal of a damaged entry) is the store's.
+fn cached_root(store: &Store, digest: &str) -> Result<Option<Descriptor>> {
+    let path = store.dir().join("blobs").join("sha256").join(super::digest_hex(digest)?);
+    let Ok(size) = std::fs::metadata(&path).map(|m| m.len()) else { return Ok(None) };
+    let probe =
+        Descriptor { media_type: String::new(), digest: digest.into(), size, platform: None, annotations: None };
+    let Some(bytes) = store.read(&probe)? else { return Ok(None) };
+    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string));
+    Ok(match media_type.as_deref() {
+        Some(t @ (super::INDEX_MEDIA_TYPE | super::MANIFEST_MEDIA_TYPE)) => Some(Descriptor::of(t, &bytes)),
+        _ => None,
+    })
 }
 
 /// Push content (and its signatures) to a registry reference, the root under
@@ -254,7 +241,7 @@ pub fn sign(location: &Location, options: &Options, key: &PrivateKey) -> Result<
     match location {
         Location::Layout(path) => {
             let opened = open(location, options, true)?;
-            let signed = signature::sign(key, &opened.bundle_name(), opened.digest(), opened.signatures.as_ref())?;
+            let signed = signature::sign(key, &opened.repository, opened.digest(), opened.signatures.as_ref())?;
             // A tarball is read whole and written anew; a directory gets the new blobs.
             let mut layout = Layout::open(path)?;
             layout.add(&signature_tag(opened.digest())?, &signed);

@@ -100,10 +100,7 @@ impl Fetch for Cached<'_> {
             return Ok(bytes);
         }
         let Some(remote) = self.remote.as_deref_mut() else {
-            return Err(Error::Format(format!(
-                "{}: not in the local cache, and no registry to fetch it from",
-                descriptor.digest
-            )));
+            return Err(Error::NotCached(descriptor.digest.clone()));
         };
         let bytes = remote.fetch(descriptor, limit)?;
         check_digest(&descriptor.digest, descriptor, &bytes)?;
