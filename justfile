@@ -29,6 +29,15 @@ bench:
     ./target/release/palisade bench ../shared/corpus/real-world
     ./target/release/palisade bench --profile restricted ../shared/corpus/pss/test/testdata
 
+# The default policy set as a bundle (OCI layout tarball), ready to sign and push.
+bundle VERSION="0.1.0":
+    cargo run --release -p palisade -- bundle build --name hardened --version {{VERSION}} --output target/hardened-{{VERSION}}.tar
+
+# Start-up from a bundle: open, digest checks, signature, then the same evaluation.
+bench-bundle: release
+    ./target/release/palisade bundle build --name hardened --version 0.0.0-bench --output target/bench-bundle.tar
+    ./target/release/palisade bench --bundle target/bench-bundle.tar ../shared/corpus/real-world
+
 # Load on `palisade serve` over TLS: requests/s, p50/p95/p99, peak memory.
 bench-serve:
     cargo bench -p palisade --bench serve

@@ -245,6 +245,14 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Load the policies from this bundle, and time that too.
+        #[arg(long, value_name = "REF")]
+        bundle: Option<String>,
+        /// Verify the bundle's signature with this key (repeatable), inside the timed load.
+        #[arg(long, value_name = "FILE")]
+        verify_key: Vec<PathBuf>,
+        #[command(flatten)]
+        registry: bundle_cli::RegistryArgs,
     },
 }
 
@@ -256,7 +264,10 @@ fn main() -> ExitCode {
         Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
         Command::Serve(args) => run_serve(args),
         Command::Export { what, common } => run_export(what, common),
-        Command::Bench { paths, profile, rounds, threads } => run_bench(&paths, &profile, rounds, threads),
+        Command::Bench { paths, profile, rounds, threads, bundle, verify_key, registry } => {
+            let bundle = bundle.map(|reference| BenchBundle { reference, keys: verify_key, registry });
+            run_bench(&paths, &profile, rounds, threads, bundle.as_ref())
+        }
         Command::Bundle { what } => bundle_cli::run(what),
     };
     match result {
@@ -699,14 +710,38 @@ fn peak_rss_kib() -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option<usize>) -> anyhow::Result<u8> {
+/// `bench --bundle`: where the policies come from, and the signature check.
+struct BenchBundle {
+    reference: String,
+    keys: Vec<PathBuf>,
+    registry: bundle_cli::RegistryArgs,
+}
+
+fn run_bench(
+    paths: &[String],
+    profile: &str,
+    rounds: usize,
+    threads_arg: Option<usize>,
+    bundle: Option<&BenchBundle>,
+) -> anyhow::Result<u8> {
     let cache = tempfile_dir()?;
     let limits = SandboxLimits::default();
     let selection = Selection { profile: profile.to_string(), ..Selection::default() };
+    // The bundle is opened (cache or registry, every digest checked, the
+    // signature verified) inside each timed start, as `check --bundle` does.
+    let load = |runtime: Arc<Runtime>| -> anyhow::Result<Catalog> {
+        match bundle {
+            Some(b) => {
+                let (bundled, _) = bundle_cli::load_bundle(&b.reference, &b.keys, &b.registry)?;
+                Catalog::load_with(runtime, false, bundled, &[])
+            }
+            None => Catalog::load(runtime, true, &[]),
+        }
+    };
 
     let started = Instant::now();
     let runtime = Arc::new(Runtime::new(Some(cache.clone()), limits)?);
-    let catalog = Catalog::load(runtime, true, &[])?;
+    let catalog = load(runtime)?;
     let policies = catalog.select(&selection).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     let cold = started.elapsed();
 
@@ -714,11 +749,26 @@ fn run_bench(paths: &[String], profile: &str, rounds: usize, threads_arg: Option
     for _ in 0..5 {
         let started = Instant::now();
         let runtime = Arc::new(Runtime::new(Some(cache.clone()), limits)?);
-        let c = Catalog::load(runtime, true, &[])?;
+        let c = load(runtime)?;
         c.select(&selection).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
         warm = warm.min(started.elapsed());
     }
     let _ = std::fs::remove_dir_all(&cache);
+    if let Some(b) = bundle {
+        let mut open = Duration::MAX;
+        let mut count = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            count = bundle_cli::load_bundle(&b.reference, &b.keys, &b.registry)?.0.len();
+            open = open.min(started.elapsed());
+        }
+        println!(
+            "bundle {}: {count} policies opened{} in {:.1} ms (best of 5)",
+            b.reference,
+            if b.keys.is_empty() { "" } else { " and verified" },
+            open.as_secs_f64() * 1e3
+        );
+    }
 
     let started = Instant::now();
     let loaded = check::load(paths, &Limits::default());
