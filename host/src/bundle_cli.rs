@@ -19,6 +19,13 @@ use palisade::check::PolicyBundle;
 use palisade::policy_set::{Bundled, component_files};
 use palisade::runtime::{Runtime, SandboxLimits, default_cache_dir};
 
+/// A line on standard output; a closed pipe (`| head`) is an error, not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).context("writing to standard output")?
+    };
+}
+
 /// How to reach registries.
 #[derive(clap::Args, Clone, Default)]
 pub struct RegistryArgs {
@@ -206,7 +213,7 @@ pub fn run(command: BundleCommand) -> anyhow::Result<u8> {
                 if opened.signatures.is_some() { ", signed" } else { "" },
                 Store::default_location().map_or("no cache".into(), |s| s.dir().display().to_string())
             );
-            println!("{}", opened.digest());
+            say!("{}", opened.digest());
             Ok(0)
         }
         BundleCommand::Inspect { reference, key, format, registry } => inspect(&reference, &key, format, &registry),
@@ -215,7 +222,7 @@ pub fn run(command: BundleCommand) -> anyhow::Result<u8> {
             let location = reference::parse(&reference)?;
             let digest = source::sign(&location, &options(&registry), &private)?;
             eprintln!("signed {location} ({digest}) with {}", key.display());
-            println!("{digest}");
+            say!("{digest}");
             Ok(0)
         }
         BundleCommand::Verify { reference, key, registry } => {
@@ -223,7 +230,7 @@ pub fn run(command: BundleCommand) -> anyhow::Result<u8> {
             let opened = open(&reference, &registry, true)?;
             match opened.verify(&keys) {
                 Ok(by) => {
-                    println!("verified {}: signed by {} (key {})", opened.pinned(), by.name, by.fingerprint());
+                    say!("verified {}: signed by {} (key {})", opened.pinned(), by.name, by.fingerprint());
                     Ok(0)
                 }
                 Err(e) => {
@@ -241,7 +248,7 @@ pub fn run(command: BundleCommand) -> anyhow::Result<u8> {
                 if opened.signatures.is_some() { " and its signatures" } else { " (unsigned)" },
                 output.display()
             );
-            println!("{}", opened.digest());
+            say!("{}", opened.digest());
             Ok(0)
         }
         BundleCommand::Keygen { output_prefix } => {
@@ -320,7 +327,7 @@ fn build(
         palisade::bundle::CONTRACT_VERSION,
         output.display()
     );
-    println!("{}", content.root.digest);
+    say!("{}", content.root.digest);
     Ok(0)
 }
 
@@ -335,7 +342,7 @@ fn push(source_text: &str, target: &str, registry: &RegistryArgs) -> anyhow::Res
         if opened.signatures.is_some() { " and their signatures" } else { "" },
         target.whole()
     );
-    println!("{digest}");
+    say!("{digest}");
     Ok(0)
 }
 
@@ -382,7 +389,7 @@ fn inspect(text: &str, keys: &[PathBuf], format: InspectFormat, registry: &Regis
                     "error": verified.as_ref().and_then(|v| v.as_ref().err()).map(|e| e.to_string()),
                 },
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            say!("{}", serde_json::to_string_pretty(&value)?);
         }
         InspectFormat::Text => {
             let mut out = String::new();

@@ -93,6 +93,12 @@ pub struct Cached<'a> {
 }
 
 impl Fetch for Cached<'_> {
+    /// Cache reads and registry fetches are both checked here, before the
+    /// bytes are used or cached.
+    fn checks_digests(&self) -> bool {
+        true
+    }
+
     fn fetch(&mut self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
         if let Some(store) = self.store
             && let Some(bytes) = store.read(descriptor)?
@@ -103,7 +109,7 @@ impl Fetch for Cached<'_> {
             return Err(Error::NotCached(descriptor.digest.clone()));
         };
         let bytes = remote.fetch(descriptor, limit)?;
-        check_digest(&descriptor.digest, descriptor, &bytes)?;
+        check_digest(&format!("{} from the registry", descriptor.digest), descriptor, &bytes)?;
         if let Some(store) = self.store {
             store.write(descriptor, &bytes)?;
         }
