@@ -749,3 +749,37 @@ fn serve_runs_a_signed_bundle_from_the_registry() {
     assert!(metrics.contains("pss-privileged"), "{metrics}");
     assert!(!metrics.contains("pss-host-namespaces"), "only the bundle's policies run: {metrics}");
 }
+
+#[test]
+fn bad_references_and_layouts_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = root().join("examples");
+    let cases: Vec<(String, &str)> = vec![
+        (dir.path().join("missing").display().to_string(), "cannot read the bundle"),
+        (root().join("README.md").display().to_string(), "not an OCI image layout"),
+        (dir.path().display().to_string(), "not an OCI image layout"),
+        ("oci://hardened:1.0".to_string(), "name the registry host"),
+        ("https://registry.example.com/p:1".to_string(), "unknown scheme"),
+        ("oci://registry.example.com/p@sha256:1234".to_string(), "registry reference"),
+    ];
+    for (reference, expected) in cases {
+        let err = fails(palisade().args(["check", "--bundle", &reference]).arg(&examples), 2);
+        assert!(err.contains(expected), "--bundle {reference}: {err}");
+    }
+    // A layout whose index names a blob it does not hold.
+    let layout = dir.path().join("small");
+    small_bundle(&layout, "1.0.0", &SMALL[..1]);
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let root_digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let blob: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&root_digest[7..])).unwrap()).unwrap();
+    let manifest = blob["manifests"][0]["digest"].as_str().unwrap();
+    std::fs::remove_file(layout.join("blobs/sha256").join(&manifest[7..])).unwrap();
+    let err = fails(palisade().args(["check", "--bundle"]).arg(&layout).arg(&examples), 2);
+    assert!(err.contains(&manifest[7..]), "{err}");
+    // Keys that are not keys.
+    let err = fails(palisade().args(["bundle", "verify"]).arg(&layout).arg("--key").arg(root().join("README.md")), 2);
+    assert!(err.contains("not a PEM ECDSA P-256 public key"), "{err}");
+    let err = fails(palisade().args(["bundle", "sign"]).arg(&layout).arg("--key").arg(root().join("README.md")), 2);
+    assert!(err.contains("not a PEM key"), "{err}");
+}

@@ -188,8 +188,13 @@ fn read_tar(path: &Path) -> Result<TarParts> {
     let mut archive = tar::Archive::new(file);
     let (mut marker, mut index, mut blobs) = (None, None, BTreeMap::new());
     let mut total: u64 = 0;
-    for entry in archive.entries().map_err(|e| io_error(path, format!("not a tar file: {e}")))? {
-        let mut entry = entry.map_err(|e| io_error(path, format!("damaged tar file: {e}")))?;
+    let not_layout = || io_error(path, "not an OCI image layout: neither a layout directory nor a tar file of one");
+    for (n, entry) in archive.entries().map_err(|_| not_layout())?.enumerate() {
+        // The tar reader's messages quote header bytes, which for a stray
+        // file are its text: say what it is instead.
+        let mut entry = entry.map_err(|_| {
+            if n == 0 { not_layout() } else { io_error(path, format!("damaged tar file (entry {})", n + 1)) }
+        })?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
