@@ -92,8 +92,13 @@ impl StorageEncryption {
         Some(format!("parameter {:?} of provisioner {:?} is not set to {want}", how.parameter, class.provisioner))
     }
 
-    fn classes(&self) -> Result<Vec<StorageClass>, String> {
-        inventory::parse_all("StorageClass", &inventory::list("StorageClass", None))
+    /// The checked set's StorageClasses, listed and parsed at most once per
+    /// evaluation (a StatefulSet may hold several claim templates).
+    fn classes<'c>(&self, cache: &'c mut Option<Vec<StorageClass>>) -> Result<&'c [StorageClass], String> {
+        if cache.is_none() {
+            *cache = Some(inventory::parse_all("StorageClass", &inventory::list("StorageClass", None))?);
+        }
+        Ok(cache.as_deref().unwrap_or_default())
     }
 
     fn claim(
@@ -101,6 +106,7 @@ impl StorageEncryption {
         claim: &PersistentVolumeClaim,
         what: &str,
         path: String,
+        classes: &mut Option<Vec<StorageClass>>,
         out: &mut Vec<Violation>,
     ) -> Result<(), String> {
         let Some(name) = claim.spec.storage_class_name.as_deref().filter(|n| !n.is_empty()) else {
@@ -113,7 +119,7 @@ impl StorageEncryption {
         if self.encrypted_classes.iter().any(|c| c == name) {
             return Ok(());
         }
-        match self.classes()?.iter().find(|c| c.metadata.name == name) {
+        match self.classes(classes)?.iter().find(|c| c.metadata.name == name) {
             None => out.push(Violation::new(
                 format!(
                     "{what} uses StorageClass {name:?}, which is neither in the checked set nor in encryptedClasses"
@@ -181,17 +187,19 @@ impl Rule for StorageEncryption {
     fn evaluate(&self, object: &str, _: &Context) -> Result<Vec<Violation>, String> {
         let header = Header::read(object)?;
         let mut out = Vec::new();
+        let mut classes = None;
         match header.kind.as_str() {
             "PersistentVolumeClaim" => {
                 let claim: PersistentVolumeClaim =
                     serde_json::from_str(object).map_err(|e| format!("cannot read the PersistentVolumeClaim: {e}"))?;
-                self.claim(&claim, "the claim", "/spec/storageClassName".into(), &mut out)?;
+                self.claim(&claim, "the claim", "/spec/storageClassName".into(), &mut classes, &mut out)?;
             }
             "StatefulSet" => {
                 let Some(w) = Workload::from_json(object)? else { return Ok(out) };
                 for (i, t) in w.volume_claim_templates.iter().enumerate() {
                     let what = format!("volumeClaimTemplate {:?}", t.metadata.name);
-                    self.claim(t, &what, format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName"), &mut out)?;
+                    let path = format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName");
+                    self.claim(t, &what, path, &mut classes, &mut out)?;
                 }
             }
             "StorageClass" => {
