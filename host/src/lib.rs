@@ -7,7 +7,8 @@
 //! every object, in the [`runtime`] sandbox) → [`findings`] → [`exceptions`]
 //! → [`report`].
 //! [`check`] strings the steps together; [`policy_set`] loads and configures
-//! the policies; [`config`] reads the configuration file.
+//! the policies; [`bundle`] brings them from OCI registries and layouts,
+//! checked by digest and signature; [`config`] reads the configuration file.
 
 pub mod bundle;
 
