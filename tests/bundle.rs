@@ -783,3 +783,25 @@ fn bad_references_and_layouts_are_clear_errors() {
     let err = fails(palisade().args(["bundle", "sign"]).arg(&layout).arg("--key").arg(root().join("README.md")), 2);
     assert!(err.contains("not a PEM key"), "{err}");
 }
+
+#[test]
+fn export_sends_the_server_the_kinds_its_bundle_judges() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("services");
+    small_bundle(&layout, "1.0.0", &["service-type"]);
+    let pki = common::server::Pki::new();
+    let out = ok(palisade()
+        .args([
+            "export",
+            "webhook",
+            "--image",
+            "registry.example.com/palisade:1@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "--ca-bundle",
+        ])
+        .arg(pki.path("ca.pem"))
+        .arg("--bundle")
+        .arg(&layout));
+    let webhook = out.split("\n---").find(|d| d.contains("kind: ValidatingWebhookConfiguration")).expect("a webhook");
+    assert!(webhook.contains("services"), "{webhook}");
+    assert!(!webhook.contains("deployments") && !webhook.contains("pods"), "only the bundle's kinds: {webhook}");
+}

@@ -154,6 +154,15 @@ struct ExportArgs {
     /// Profile the server will run (default: hardened).
     #[arg(long, global = true)]
     profile: Option<String>,
+    /// The bundle the server will run (`serve --bundle`): its rules decide which kinds are sent to it.
+    #[arg(long, global = true, value_name = "REF")]
+    bundle: Option<String>,
+    /// Reach the bundle's registry over plain HTTP.
+    #[arg(long, global = true)]
+    insecure: bool,
+    /// A PEM certificate authority to trust for the bundle's registry (repeatable).
+    #[arg(long, global = true, value_name = "FILE")]
+    registry_ca: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -408,6 +417,8 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
         severity: config.severity.clone(),
         settings: config.settings.clone(),
     };
+    // Export reads the rules' metadata only and runs nothing, so a bundle is
+    // not verified here (`serve` verifies what it runs).
     let catalog = catalog(
         &PolicyArgs {
             policies: Vec::new(),
@@ -415,9 +426,9 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
             no_cache: false,
             policy_timeout_ms: 1000,
             policy_memory_mib: 64,
-            bundle: None,
+            bundle: common.bundle.clone(),
             verify_key: Vec::new(),
-            registry: bundle_cli::RegistryArgs::default(),
+            registry: bundle_cli::RegistryArgs { insecure: common.insecure, registry_ca: common.registry_ca.clone() },
         },
         &[],
     )?;
