@@ -805,3 +805,78 @@ fn export_sends_the_server_the_kinds_its_bundle_judges() {
     assert!(webhook.contains("services"), "{webhook}");
     assert!(!webhook.contains("deployments") && !webhook.contains("pods"), "only the bundle's kinds: {webhook}");
 }
+
+/// The signature entry of a layout directory: (its manifest file, the manifest).
+fn signature_manifest(layout: &Path) -> (PathBuf, Value) {
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().ends_with(".sig"))
+        .expect("a signature entry")
+        .clone();
+    let file = layout.join("blobs/sha256").join(&entry["digest"].as_str().unwrap()[7..]);
+    let manifest = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    (file, manifest)
+}
+
+/// OpenSSL, an implementation that shares no code with ours, agrees on the
+/// signatures both ways: it verifies Palisade's, and Palisade verifies one
+/// OpenSSL made over the same payload (the route cosign documents for
+/// signatures made outside cosign). Keys are OpenSSL's own SEC1 and PKCS#8 PEM.
+#[test]
+fn openssl_agrees_with_the_signatures() {
+    let Some(openssl) = tool("openssl", &["/usr/bin/openssl"]) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let sh = |args: &[&str]| {
+        let out = Command::new(&openssl).args(args).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    sh(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sec1.key"]);
+    sh(&["ec", "-in", "sec1.key", "-pubout", "-out", "key.pub"]);
+    sh(&["pkcs8", "-topk8", "-nocrypt", "-in", "sec1.key", "-out", "pkcs8.key"]);
+
+    let layout = path("small");
+    let digest = small_bundle(&layout, "1.0.0", &SMALL[..1]);
+    ok(palisade().args(["bundle", "sign"]).arg(&layout).arg("--key").arg(path("sec1.key")));
+    ok(palisade().args(["bundle", "verify"]).arg(&layout).arg("--key").arg(path("key.pub")));
+
+    // OpenSSL verifies Palisade's signature over the payload it names.
+    let (manifest_file, manifest) = signature_manifest(&layout);
+    let layer = &manifest["layers"][0];
+    let payload = std::fs::read(layout.join("blobs/sha256").join(&layer["digest"].as_str().unwrap()[7..])).unwrap();
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(claims["critical"]["image"]["docker-manifest-digest"], digest.as_str());
+    std::fs::write(path("payload.json"), &payload).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let der = b64.decode(layer["annotations"]["dev.cosignproject.cosign/signature"].as_str().unwrap()).unwrap();
+    std::fs::write(path("palisade.sig"), der).unwrap();
+    let said = sh(&["dgst", "-sha256", "-verify", "key.pub", "-signature", "palisade.sig", "payload.json"]);
+    assert!(said.contains("Verified OK"), "{said}");
+
+    // Palisade verifies OpenSSL's signature of the same payload, put in the annotation.
+    sh(&["dgst", "-sha256", "-sign", "pkcs8.key", "-out", "openssl.sig", "payload.json"]);
+    let mut swapped = manifest.clone();
+    swapped["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] =
+        b64.encode(std::fs::read(path("openssl.sig")).unwrap()).into();
+    let bytes = serde_json::to_vec(&swapped).unwrap();
+    let new_digest = write_blob(&layout, &bytes);
+    let old_digest = format!("sha256:{}", manifest_file.file_name().unwrap().to_str().unwrap());
+    edit_layout_index(&layout, |index| {
+        for m in index["manifests"].as_array_mut().unwrap() {
+            if m["digest"] == old_digest.as_str() {
+                m["digest"] = new_digest.clone().into();
+                m["size"] = bytes.len().into();
+            }
+        }
+    });
+    let verified = ok(palisade().args(["bundle", "verify"]).arg(&layout).arg("--key").arg(path("key.pub")));
+    assert!(verified.contains(&digest), "{verified}");
+    // And a PKCS#8 key signs as well as a SEC1 one.
+    ok(palisade().args(["bundle", "sign"]).arg(&layout).arg("--key").arg(path("pkcs8.key")));
+    ok(palisade().args(["bundle", "verify"]).arg(&layout).arg("--key").arg(path("key.pub")));
+}

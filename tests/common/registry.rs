@@ -30,7 +30,7 @@ pub fn tool(name: &str, candidates: &[&str]) -> Option<PathBuf> {
     }
     assert!(!required(), "{name} is not installed ({}); .ci/run installs it", candidates.join(", "));
     eprintln!(
-        "SKIPPED: {name} is not installed ({}); `apt-get install docker-registry skopeo golang-github-opencontainers-image-spec-dev` runs it",
+        "SKIPPED: {name} is not installed ({}); `apt-get install docker-registry skopeo openssl golang-github-opencontainers-image-spec-dev` runs it",
         candidates.join(", ")
     );
     None
