@@ -37,6 +37,21 @@ pub struct RegistryArgs {
     pub registry_ca: Vec<PathBuf>,
 }
 
+/// Where a run's policies come from when not from the built-in set, and
+/// whose signature they must carry.
+#[derive(clap::Args, Clone, Default)]
+pub struct BundleArgs {
+    /// Load the policies from a bundle instead of the built-in ones:
+    /// oci://HOST/REPO:TAG, oci://HOST/REPO@sha256:…, or an OCI layout directory or .tar.
+    #[arg(long, value_name = "REF")]
+    pub bundle: Option<String>,
+    /// Refuse policies not signed by this cosign public key (repeatable; adds to `verify.keys`).
+    #[arg(long, value_name = "FILE")]
+    pub verify_key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum InspectFormat {
     Text,

@@ -62,15 +62,8 @@ struct PolicyArgs {
     /// Memory limit of one policy instance, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     policy_memory_mib: usize,
-    /// Load the policies from a bundle instead of the built-in ones:
-    /// oci://HOST/REPO:TAG, oci://HOST/REPO@sha256:…, or an OCI layout directory or .tar.
-    #[arg(long, value_name = "REF")]
-    bundle: Option<String>,
-    /// Refuse policies not signed by this cosign public key (repeatable; adds to `verify.keys`).
-    #[arg(long, value_name = "FILE")]
-    verify_key: Vec<PathBuf>,
     #[command(flatten)]
-    registry: bundle_cli::RegistryArgs,
+    source: bundle_cli::BundleArgs,
 }
 
 #[derive(clap::Args)]
@@ -254,14 +247,9 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Load the policies from this bundle, and time that too.
-        #[arg(long, value_name = "REF")]
-        bundle: Option<String>,
-        /// Verify the bundle's signature with this key (repeatable), inside the timed load.
-        #[arg(long, value_name = "FILE")]
-        verify_key: Vec<PathBuf>,
+        /// With --bundle, opening it (digests, signature) is timed inside each start.
         #[command(flatten)]
-        registry: bundle_cli::RegistryArgs,
+        source: bundle_cli::BundleArgs,
     },
 }
 
@@ -273,9 +261,8 @@ fn main() -> ExitCode {
         Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
         Command::Serve(args) => run_serve(args),
         Command::Export { what, common } => run_export(what, common),
-        Command::Bench { paths, profile, rounds, threads, bundle, verify_key, registry } => {
-            let bundle = bundle.map(|reference| BenchBundle { reference, keys: verify_key, registry });
-            run_bench(&paths, &profile, rounds, threads, bundle.as_ref())
+        Command::Bench { paths, profile, rounds, threads, source } => {
+            run_bench(&paths, &profile, rounds, threads, &source)
         }
         Command::Bundle { what } => bundle_cli::run(what),
     };
@@ -301,9 +288,9 @@ fn runtime(args: &PolicyArgs) -> anyhow::Result<Arc<Runtime>> {
 /// digests and contract, and verified when keys are configured), or the
 /// built-in ones. Fetching happens here, before any server starts.
 fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Sources> {
-    let keys: Vec<PathBuf> = config_keys.iter().chain(&args.verify_key).cloned().collect();
+    let keys: Vec<PathBuf> = config_keys.iter().chain(&args.source.verify_key).cloned().collect();
     if !keys.is_empty() {
-        if args.bundle.is_none() {
+        if args.source.bundle.is_none() {
             bail!(
                 "signature verification is configured (verify.keys or --verify-key), and only a signed bundle can \
                  satisfy it: give --bundle REF (the built-in policies carry no signature)"
@@ -315,13 +302,13 @@ fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<
             );
         }
     }
-    let Some(reference) = &args.bundle else {
+    let Some(reference) = &args.source.bundle else {
         if args.no_builtin && args.policies.is_empty() {
             bail!("--no-builtin needs at least one --policies path");
         }
         return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new(), bundle: None });
     };
-    let (bundled, bundle) = bundle_cli::load_bundle(reference, &keys, &args.registry)?;
+    let (bundled, bundle) = bundle_cli::load_bundle(reference, &keys, &args.source.registry)?;
     Ok(Sources { builtin: false, bundled, bundle: Some(bundle) })
 }
 
@@ -426,9 +413,14 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
             no_cache: false,
             policy_timeout_ms: 1000,
             policy_memory_mib: 64,
-            bundle: common.bundle.clone(),
-            verify_key: Vec::new(),
-            registry: bundle_cli::RegistryArgs { insecure: common.insecure, registry_ca: common.registry_ca.clone() },
+            source: bundle_cli::BundleArgs {
+                bundle: common.bundle.clone(),
+                verify_key: Vec::new(),
+                registry: bundle_cli::RegistryArgs {
+                    insecure: common.insecure,
+                    registry_ca: common.registry_ca.clone(),
+                },
+            },
         },
         &[],
     )?;
@@ -721,19 +713,12 @@ fn peak_rss_kib() -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `bench --bundle`: where the policies come from, and the signature check.
-struct BenchBundle {
-    reference: String,
-    keys: Vec<PathBuf>,
-    registry: bundle_cli::RegistryArgs,
-}
-
 fn run_bench(
     paths: &[String],
     profile: &str,
     rounds: usize,
     threads_arg: Option<usize>,
-    bundle: Option<&BenchBundle>,
+    source: &bundle_cli::BundleArgs,
 ) -> anyhow::Result<u8> {
     let cache = tempfile_dir()?;
     let limits = SandboxLimits::default();
@@ -741,9 +726,9 @@ fn run_bench(
     // The bundle is opened (cache or registry, every digest checked, the
     // signature verified) inside each timed start, as `check --bundle` does.
     let load = |runtime: Arc<Runtime>| -> anyhow::Result<Catalog> {
-        match bundle {
-            Some(b) => {
-                let (bundled, _) = bundle_cli::load_bundle(&b.reference, &b.keys, &b.registry)?;
+        match &source.bundle {
+            Some(reference) => {
+                let (bundled, _) = bundle_cli::load_bundle(reference, &source.verify_key, &source.registry)?;
                 Catalog::load_with(runtime, false, bundled, &[])
             }
             None => Catalog::load(runtime, true, &[]),
@@ -765,18 +750,17 @@ fn run_bench(
         warm = warm.min(started.elapsed());
     }
     let _ = std::fs::remove_dir_all(&cache);
-    if let Some(b) = bundle {
+    if let Some(reference) = &source.bundle {
         let mut open = Duration::MAX;
         let mut count = 0;
         for _ in 0..5 {
             let started = Instant::now();
-            count = bundle_cli::load_bundle(&b.reference, &b.keys, &b.registry)?.0.len();
+            count = bundle_cli::load_bundle(reference, &source.verify_key, &source.registry)?.0.len();
             open = open.min(started.elapsed());
         }
         println!(
-            "bundle {}: {count} policies opened{} in {:.1} ms (best of 5)",
-            b.reference,
-            if b.keys.is_empty() { "" } else { " and verified" },
+            "bundle {reference}: {count} policies opened{} in {:.1} ms (best of 5)",
+            if source.verify_key.is_empty() { "" } else { " and verified" },
             open.as_secs_f64() * 1e3
         );
     }
