@@ -326,6 +326,18 @@ fn catalog(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Catalog
     catalog_from(args, policy_sources(args, config_keys)?)
 }
 
+/// What a run asks for: the configuration, with the command line's profile
+/// and PSS version over it (the profile defaults to hardened).
+fn selection(config: &Config, profile: Option<&String>, pss_version: Option<&String>) -> Selection {
+    Selection {
+        profile: profile.or(config.profile.as_ref()).cloned().unwrap_or_else(|| "hardened".into()),
+        pss_version: pss_version.or(config.pss_version.as_ref()).cloned(),
+        disable: config.disable.clone(),
+        severity: config.severity.clone(),
+        settings: config.settings.clone(),
+    }
+}
+
 fn threads(requested: Option<usize>) -> usize {
     requested.filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
@@ -335,13 +347,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let selection = Selection {
-        profile: args.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
-        pss_version: args.pss_version.clone().or(config.pss_version.clone()),
-        disable: config.disable.clone(),
-        severity: config.severity.clone(),
-        settings: config.settings.clone(),
-    };
+    let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let bundle = sources.bundle.clone();
@@ -397,13 +403,7 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let selection = Selection {
-        profile: common.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
-        pss_version: config.pss_version.clone(),
-        disable: config.disable.clone(),
-        severity: config.severity.clone(),
-        settings: config.settings.clone(),
-    };
+    let selection = selection(&config, common.profile.as_ref(), None);
     // Export reads the rules' metadata only and runs nothing, so a bundle is
     // not verified here (`serve` verifies what it runs).
     let catalog = catalog(
@@ -486,13 +486,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
     };
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
-        let selection = Selection {
-            profile: args.profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
-            pss_version: config.pss_version.clone(),
-            disable: config.disable.clone(),
-            severity: config.severity.clone(),
-            settings: config.settings.clone(),
-        };
+        let selection = selection(&config, args.profile.as_ref(), None);
         let catalog = catalog_from(&args.policy, sources)?;
         let (policies, mut errors) = match catalog.select(&selection) {
             Ok(policies) => (policies, Vec::new()),
@@ -598,13 +592,8 @@ fn run_policies(
     }
     let catalog = catalog(args, &config.verify.keys)?;
     // Configure every listed rule as a run would, to learn which are inactive.
-    let selection = Selection {
-        profile: profile.clone().or(config.profile.clone()).unwrap_or_else(|| "hardened".into()),
-        pss_version: config.pss_version.clone(),
-        disable: Vec::new(),
-        severity: config.severity.clone(),
-        settings: config.settings.clone(),
-    };
+    // Configure every rule, disabled ones too, as before; the listing leaves disabled ones out below.
+    let selection = Selection { disable: Vec::new(), ..selection(&config, profile.as_ref(), None) };
     let active =
         catalog.select(&selection).map_err(|e| anyhow::anyhow!("invalid configuration:\n  {}", e.join("\n  ")))?;
     let status =
