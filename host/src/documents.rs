@@ -1,7 +1,14 @@
 //! Bytes → documents: multi-document YAML (1.2 core schema, merge keys) read
 //! into JSON values, each with the line it starts on.
 //!
-//! A file is first cut at its `---` lines (as kubectl's YAML reader does) so
+//! Line breaks are read as kubectl's YAML library (go-yaml, a port of libyaml)
+//! reads them: CR, LF, CRLF and NEL are breaks, normalised to LF before
+//! anything else (its `read_line`); LS and PS are breaks to it too but are
+//! kept inside values, which no other reader here reproduces, so a document
+//! holding a raw U+2028 or U+2029 is refused with its line rather than read a
+//! third way.
+//!
+//! A file is then cut at its `---` lines (as kubectl's YAML reader does) so
 //! that one unreadable document is reported and the others are still read.
 //! The YAML event parser is driven iteratively and the value is built with an
 //! explicit stack, so nesting depth, alias expansion (billion-laughs) and size
@@ -64,8 +71,9 @@ pub struct ReadError {
 /// Split `text` into documents and read each. Empty and comment-only documents
 /// are skipped (they still count for numbering).
 pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
+    let text = normalize_breaks(text);
     let mut out = Vec::new();
-    for chunk in split(text) {
+    for chunk in split(&text) {
         let first_line = chunk.first_line;
         if chunk.text.len() > limits.max_document_bytes {
             out.push(Document {
@@ -80,6 +88,14 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
                         limits.max_document_bytes
                     ),
                 }),
+            });
+            continue;
+        }
+        if let Some(e) = unicode_break(chunk.text) {
+            out.push(Document {
+                index: chunk.index,
+                line: first_line,
+                content: Err(ReadError { line: first_line + e.line - 1, ..e }),
             });
             continue;
         }
@@ -102,12 +118,56 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
     out
 }
 
+/// CR LF, a lone CR and NEL (U+0085) become LF, as go-yaml's `read_line` makes
+/// them; line numbers do not change.
+fn normalize_breaks(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\r', '\u{85}']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\u{85}' => out.push('\n'),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The first raw LS (U+2028) or PS (U+2029) of a document: a line break to
+/// kubectl's reader, a plain character to most others.
+fn unicode_break(text: &str) -> Option<ReadError> {
+    let at = text.find(['\u{2028}', '\u{2029}'])?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let name = if text[at..].starts_with('\u{2028}') { "LINE SEPARATOR (U+2028)" } else { "PARAGRAPH SEPARATOR (U+2029)" };
+    Some(ReadError {
+        line,
+        column,
+        message: format!(
+            "a raw {name}: kubectl's YAML reader breaks the line there, other readers do not; \
+             write a newline, or the escape \\u{:04X} inside a double-quoted string",
+            if name.contains("2028") { 0x2028 } else { 0x2029 }
+        ),
+    })
+}
+
 struct Chunk<'a> {
     index: usize,
     first_line: usize,
     text: &'a str,
 }
 
+/// A `---` line: `---` at the start of a line, then nothing or a blank. (The
+/// YAML parser refuses the rarer `---#comment`, so that is never a third reading.)
 fn is_separator(line: &str) -> bool {
     let line = line.trim_end_matches(['\n', '\r']);
     line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
@@ -639,6 +699,33 @@ mod tests {
         let docs = read_documents("%YAML 1.2\n---\na: 1\n", &Limits::default());
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].content.as_ref().unwrap().value, json!({"a":1}));
+    }
+
+    #[test]
+    fn line_breaks_as_kubectl_reads_them() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p"}});
+        // CR LF, a lone CR (even when the file starts with a comment or a
+        // directive) and NEL are line breaks.
+        for text in [
+            "kind: Pod\r\nmetadata:\r\n  name: p\r\n",
+            "# c\rkind: Pod\rmetadata:\r  name: p\r",
+            "%YAML 1.2\r---\rkind: Pod\rmetadata:\r  name: p\r",
+            "kind: Pod\u{85}metadata:\u{85}  name: p\u{85}",
+        ] {
+            assert_eq!(values(text), [Ok(pod.clone())], "{text:?}");
+        }
+        // CR-only documents are cut at their `---` lines too, with their lines.
+        let docs = read_documents("a: 1\r---\rb: 2\r", &Limits::default());
+        let got: Vec<_> = docs.iter().map(|d| (d.index, d.line, d.content.as_ref().unwrap().value.clone())).collect();
+        assert_eq!(got, [(1, 1, json!({"a": 1})), (2, 3, json!({"b": 2}))]);
+        // LS and PS: refused with their place, the other documents still read.
+        for sep in ['\u{2028}', '\u{2029}'] {
+            let docs = read_documents(&format!("a: 1\n---\nkind: Pod{sep}metadata: {{}}\n"), &Limits::default());
+            assert!(docs[0].content.is_ok());
+            let e = docs[1].content.as_ref().unwrap_err();
+            assert_eq!((docs[1].index, e.line, e.column), (2, 3, 10), "{e:?}");
+            assert!(e.message.contains("SEPARATOR"), "{e:?}");
+        }
     }
 
     #[test]

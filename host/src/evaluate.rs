@@ -64,19 +64,29 @@ impl Worker<'_> {
         self.slots[p].as_mut().ok_or_else(|| "no instance".to_string())
     }
 
-    /// Evaluate the object `json` with policy `p`. An instance that trapped is
-    /// dropped, to be made anew on its next use.
-    pub fn run(&mut self, p: usize, json: &str, context: &wit::AdmissionContext) -> Outcome {
+    /// Evaluate the object `json` with policy `p`, stopping at `deadline` if
+    /// one is given. An instance that trapped is dropped, to be made anew on
+    /// its next use.
+    pub fn run(
+        &mut self,
+        p: usize,
+        json: &str,
+        context: &wit::AdmissionContext,
+        deadline: Option<std::time::Instant>,
+    ) -> Outcome {
         let runtime = self.runtime;
+        if deadline.is_some_and(|d| d <= std::time::Instant::now()) {
+            return Outcome::Failed(CallError::Deadline.to_string());
+        }
         let result = match self.instance(p) {
-            Ok(instance) => runtime.evaluate(instance, json, context),
+            Ok(instance) => runtime.evaluate(instance, json, context, deadline),
             Err(e) => return Outcome::Failed(e),
         };
         match result {
             Ok(Ok(v)) => Outcome::Violations(v),
             Ok(Err(message)) => Outcome::Failed(message),
             Err(e) => {
-                if !matches!(e, CallError::Host(_)) {
+                if !matches!(e, CallError::Host(_) | CallError::TooManyViolations(_)) {
                     self.slots[p] = None;
                 }
                 Outcome::Failed(e.to_string())
@@ -129,7 +139,7 @@ pub fn evaluate(
                     for (p, policy) in policies.iter().enumerate() {
                         if policy.applies_to(&resource.kind) {
                             count += 1;
-                            local.push((r, p, worker.run(p, &resource.json, &context)));
+                            local.push((r, p, worker.run(p, &resource.json, &context, None)));
                         }
                     }
                 }

@@ -123,9 +123,24 @@ struct ServeArgs {
     /// Requests evaluated at once; more wait, up to the request deadline.
     #[arg(long, default_value_t = 64)]
     max_concurrency: usize,
-    /// Deadline of one request, in milliseconds (keep it below the webhook's timeoutSeconds).
+    /// Deadline of one request, in milliseconds (keep it below the webhook's timeoutSeconds);
+    /// past it the request gets 500 and its evaluation is interrupted.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     request_timeout_ms: u64,
+    /// The TLS handshake, and each request's headers from their first byte, must arrive
+    /// within this; otherwise the connection is closed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// A request's whole body must arrive within this; otherwise 408 and the connection is closed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    body_read_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Connections open at once; more are closed as soon as they are accepted
+    /// (counted in palisade_connections_refused_total).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    max_connections: usize,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -483,6 +498,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
         client_ca: args.client_ca.clone(),
         max_concurrency: args.max_concurrency,
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        connections: palisade::serve::ConnectionLimits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(args.body_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
+            max_connections: args.max_connections.max(1),
+        },
     };
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {

@@ -50,17 +50,34 @@ pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resour
     }
 }
 
+fn is_list(value: &Value) -> bool {
+    value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && value.get("items").is_some()
+}
+
 fn from_value(parsed: Parsed, source: Source, out: &mut Vec<Resource>, errors: &mut Vec<ResourceError>) {
     let Parsed { value, item_lines } = parsed;
-    let is_list =
-        value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && value.get("items").is_some();
-    if !is_list {
+    if !is_list(&value) {
         match resource(value, source.clone()) {
             Ok(r) => out.push(r),
             Err(message) => errors.push(ResourceError { source, message }),
         }
         return;
     }
+    expand_list(value, &item_lines, &source, "", out, errors);
+}
+
+/// The items of a `List` (or `*List`), and of the lists among them, as
+/// kubectl's resource builder flattens them (`FlattenListVisitor`).
+/// `item_lines` are the lines of the top-level list's items; nested items take
+/// the line of the item that holds them. Depth is bounded by the document's.
+fn expand_list(
+    value: Value,
+    item_lines: &[usize],
+    source: &Source,
+    within: &str,
+    out: &mut Vec<Resource>,
+    errors: &mut Vec<ResourceError>,
+) {
     let Value::Object(mut map) = value else {
         return;
     };
@@ -68,17 +85,24 @@ fn from_value(parsed: Parsed, source: Source, out: &mut Vec<Resource>, errors: &
         Some(Value::Array(items)) => items,
         Some(Value::Null) => Vec::new(),
         _ => {
-            errors.push(ResourceError { source, message: "a List's `items` must be a list of objects".into() });
+            errors.push(ResourceError {
+                source: source.clone(),
+                message: format!("{within}a List's `items` must be a list of objects"),
+            });
             return;
         }
     };
     let lines_match = item_lines.len() == items.len();
     for (i, item) in items.into_iter().enumerate() {
         let item_source = Source { line: if lines_match { item_lines[i] } else { source.line }, ..source.clone() };
+        let label = format!("{within}item {} of the List: ", i + 1);
+        if is_list(&item) {
+            expand_list(item, &[], &item_source, &label, out, errors);
+            continue;
+        }
         match resource(item, item_source.clone()) {
             Ok(r) => out.push(r),
-            Err(message) => errors
-                .push(ResourceError { source: item_source, message: format!("item {} of the List: {message}", i + 1) }),
+            Err(message) => errors.push(ResourceError { source: item_source, message: format!("{label}{message}") }),
         }
     }
 }
@@ -110,10 +134,12 @@ fn resource(value: Value, source: Source) -> Result<Resource, String> {
         .filter(|k| !k.is_empty())
         .ok_or("not a Kubernetes object: no `kind`")?
         .to_string();
+    check_kind(&kind)?;
     let api_version = string_field(&value, "apiVersion")?
         .filter(|k| !k.is_empty())
         .ok_or_else(|| format!("{kind} has no `apiVersion`"))?
         .to_string();
+    check_api_version(&api_version).map_err(|e| format!("{kind}: {e}"))?;
     let (namespace, name) = match value.get("metadata") {
         None | Some(Value::Null) => (None, String::new()),
         Some(meta @ Value::Object(_)) => {
@@ -128,6 +154,57 @@ fn resource(value: Value, source: Source) -> Result<Resource, String> {
     };
     let json: Arc<str> = serde_json::to_string(&value).map_err(|e| format!("cannot serialise the object: {e}"))?.into();
     Ok(Resource { api_version, kind, namespace, name, source, json })
+}
+
+/// RFC 1035 label (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
+fn is_dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+/// RFC 1123 subdomain: dot-separated labels of `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 253 characters.
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// A kind as the API can serve it: CustomResourceDefinition validation
+/// (`k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation`,
+/// `ValidateCustomResourceDefinitionNames`) requires the lower-cased kind to
+/// be an RFC 1035 label, and built-in kinds are CamelCase words that start
+/// with a capital. Anything else (a stray space, a Unicode break) is no kind
+/// a rule would recognise, so it is an input error instead of an object that
+/// silently matches no rule.
+fn check_kind(kind: &str) -> Result<(), String> {
+    let capital = kind.as_bytes().first().is_some_and(u8::is_ascii_uppercase);
+    if capital && is_dns1035_label(&kind.to_ascii_lowercase()) {
+        return Ok(());
+    }
+    Err(format!("`kind` {kind:?} is not a valid Kubernetes kind (a CamelCase name such as Deployment)"))
+}
+
+/// `apiVersion` is `VERSION` (the core group) or `GROUP/VERSION`, the group an
+/// RFC 1123 subdomain and the version an RFC 1035 label, as CRD validation
+/// requires of `spec.group` and `spec.versions[].name`.
+fn check_api_version(api_version: &str) -> Result<(), String> {
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (Some(g), v),
+        None => (None, api_version),
+    };
+    if group.is_none_or(is_dns1123_subdomain) && is_dns1035_label(version) {
+        return Ok(());
+    }
+    Err(format!("`apiVersion` {api_version:?} is not a valid API version (GROUP/VERSION, such as apps/v1, or v1)"))
 }
 
 #[cfg(test)]
@@ -151,6 +228,37 @@ mod tests {
         let got: Vec<_> = r.iter().map(|r| (r.kind.as_str(), r.name.as_str(), r.source.line)).collect();
         assert_eq!(got, [("Pod", "a", 4), ("Service", "b", 7)]);
         assert_eq!(r[0].namespace.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn lists_in_lists_are_expanded() {
+        let (r, e) = load(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: v1\n    kind: List\n    items:\n    - {apiVersion: v1, kind: Pod, metadata: {name: deep}}\n- {apiVersion: v1, kind: Service, metadata: {name: s}}\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let got: Vec<_> = r.iter().map(|r| (r.kind.as_str(), r.name.as_str(), r.source.line)).collect();
+        assert_eq!(got, [("Pod", "deep", 4), ("Service", "s", 11)]);
+        let (_, e) = load("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: List, items: [{kind: Pod}]}\n");
+        assert_eq!(e[0].message, "item 1 of the List: item 1 of the List: Pod has no `apiVersion`");
+    }
+
+    #[test]
+    fn malformed_kinds_and_api_versions_are_errors() {
+        // (A raw U+2028 never gets this far: the document reader refuses it. Escaped, it does.)
+        for bad in [r#""Pod\u2028""#, r#""Pod ""#, "pod", "Po d", "Pod-", "1Pod", "Pód", r#""Pod\t""#] {
+            let (r, e) = load(&format!("apiVersion: v1\nkind: {bad}\nmetadata: {{name: p}}\n"));
+            assert!(r.is_empty(), "{bad:?}");
+            assert!(e[0].message.contains("not a valid Kubernetes kind"), "{bad:?}: {e:?}");
+        }
+        for bad in ["v1 ", "V1", "apps/", "/v1", "apps/v1/x", "Apps/v1", "apps..io/v1", "apps/1"] {
+            let (r, e) = load(&format!("apiVersion: {}\nkind: Pod\nmetadata: {{name: p}}\n", serde_json::json!(bad)));
+            assert!(r.is_empty(), "{bad:?}");
+            assert!(e[0].message.contains("not a valid API version"), "{bad:?}: {e:?}");
+        }
+        for good in ["v1", "apps/v1", "networking.k8s.io/v1", "cilium.io/v2alpha1", "x-y.example.com/v1beta1"] {
+            let (r, e) = load(&format!("apiVersion: {good}\nkind: CiliumNetworkPolicy\nmetadata: {{name: p}}\n"));
+            assert_eq!(r.len(), 1, "{good}: {e:?}");
+        }
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The sandbox every policy runs in: one wasmtime engine, components compiled
 //! once and cached on disk, and instances with no capabilities but the
 //! `inventory` import, a memory limit and a deadline per call.
+//!
+//! Everything a component can grow is bounded: linear memory, table elements,
+//! the number of instances, tables and memories, the time of each call (and
+//! of the request it serves), and the size and number of the violations it
+//! returns.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
@@ -41,11 +46,28 @@ impl Default for SandboxLimits {
     }
 }
 
+/// Elements one table may hold. A Rust or Python policy's function table has
+/// a few thousand; at most 16 bytes an element this keeps every table of a
+/// store (at most [`MAX_TABLES`]) within 128 MiB of host memory.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 18;
+/// Tables, memories and core instances one component may create.
+pub const MAX_TABLES: usize = 32;
+pub const MAX_MEMORIES: usize = 8;
+pub const MAX_INSTANCES: usize = 32;
+/// Violations one evaluation may return: more is an error of the rule, not a report.
+pub const MAX_VIOLATIONS: usize = 1000;
+/// Bytes of one message or path a rule returns; longer ones are cut.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
 /// Why a call into a policy failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("timed out after {0:?} (execution bound exceeded)")]
     Timeout(Duration),
+    #[error("stopped: the request's deadline passed")]
+    Deadline,
+    #[error("returned {0} violations, over the limit of {MAX_VIOLATIONS} for one evaluation")]
+    TooManyViolations(usize),
     #[error("exceeded its memory limit of {0} MiB")]
     OutOfMemory(usize),
     #[error("trapped: {0}")]
@@ -92,6 +114,9 @@ pub struct Instance {
     store: Store<StoreData>,
     rule: Rule,
     evaluator: Option<ResourceAny>,
+    /// Whether the last call was stopped by a request's deadline (the
+    /// instance is then unusable, like any that trapped).
+    pub cut_short: bool,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -175,33 +200,52 @@ impl Runtime {
     pub fn instantiate(&self, compiled: &Compiled, inventory: Arc<Inventory>) -> Result<Instance, CallError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .trap_on_grow_failure(true)
-            .instances(32)
-            .tables(32)
-            .memories(8)
+            .instances(MAX_INSTANCES)
+            .tables(MAX_TABLES)
+            .memories(MAX_MEMORIES)
             .build();
         let mut store = Store::new(&self.engine, StoreData { limits, inventory });
         store.limiter(|s| &mut s.limits);
-        self.arm(&mut store);
-        let rule = compiled.pre.instantiate(&mut store).map_err(|e| self.classify(e))?;
-        Ok(Instance { store, rule, evaluator: None })
+        self.arm(&mut store, None);
+        let rule = compiled.pre.instantiate(&mut store).map_err(|e| self.classify(e, false))?;
+        Ok(Instance { store, rule, evaluator: None, cut_short: false })
     }
 
-    fn arm(&self, store: &mut Store<StoreData>) {
-        let ticks = (self.limits.call_timeout.as_nanos() / TICK.as_nanos()).max(1) as u64;
-        store.set_epoch_deadline(ticks + 1);
+    /// Set the store's epoch deadline to the call's bound, or to the request's
+    /// deadline when that comes first; records which of the two it is.
+    fn arm(&self, store: &mut Store<StoreData>, deadline: Option<Instant>) -> bool {
+        let mut budget = self.limits.call_timeout;
+        let mut by_request = false;
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < budget {
+                budget = left;
+                by_request = true;
+            }
+        }
+        let ticks = (budget.as_nanos() / TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
         store.epoch_deadline_trap();
+        by_request
     }
 
-    fn classify(&self, e: wasmtime::Error) -> CallError {
+    fn classify(&self, e: wasmtime::Error, by_request: bool) -> CallError {
         if let Some(trap) = e.downcast_ref::<Trap>()
             && *trap == Trap::Interrupt
         {
+            if by_request {
+                return CallError::Deadline;
+            }
             return CallError::Timeout(self.limits.call_timeout);
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") || text.contains("growing memory") {
             return CallError::OutOfMemory(self.limits.memory_bytes >> 20);
+        }
+        if text.contains("growing table") || text.contains("table grow") {
+            return CallError::Trap(format!("exceeded its table limit of {MAX_TABLE_ELEMENTS} elements"));
         }
         if e.downcast_ref::<Trap>().is_some() || text.contains("wasm trap") {
             let first = text.lines().next().unwrap_or("").to_string();
@@ -221,8 +265,8 @@ impl Runtime {
 
     /// The policy's metadata.
     pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
-        self.arm(&mut instance.store);
-        instance.rule.palisade_policy_policy().call_describe(&mut instance.store).map_err(|e| self.classify(e))
+        self.arm(&mut instance.store, None);
+        instance.rule.palisade_policy_policy().call_describe(&mut instance.store).map_err(|e| self.classify(e, false))
     }
 
     /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
@@ -231,33 +275,53 @@ impl Runtime {
         instance: &mut Instance,
         settings: &str,
     ) -> Result<Result<(), wit::SettingsError>, CallError> {
-        self.arm(&mut instance.store);
+        self.arm(&mut instance.store, None);
         let created = instance
             .rule
             .palisade_policy_policy()
             .evaluator()
             .call_create(&mut instance.store, settings)
-            .map_err(|e| self.classify(e))?;
+            .map_err(|e| self.classify(e, false))?;
         Ok(created.map(|handle| instance.evaluator = Some(handle)))
     }
 
-    /// Evaluate one object. `Ok(Err(..))`: the rule reported that it could not decide.
+    /// Evaluate one object, stopping at `deadline` if one is given.
+    /// `Ok(Err(..))`: the rule reported that it could not decide.
     pub fn evaluate(
         &self,
         instance: &mut Instance,
         object: &str,
         context: &wit::AdmissionContext,
+        deadline: Option<Instant>,
     ) -> Result<Result<Vec<wit::Violation>, String>, CallError> {
         let handle = instance
             .evaluator
             .ok_or_else(|| CallError::Host("evaluate called before the evaluator was configured".into()))?;
-        self.arm(&mut instance.store);
-        instance
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(CallError::Deadline);
+        }
+        let by_request = self.arm(&mut instance.store, deadline);
+        let result = instance
             .rule
             .palisade_policy_policy()
             .evaluator()
             .call_evaluate(&mut instance.store, handle, object, context)
-            .map_err(|e| self.classify(e))
+            .map_err(|e| self.classify(e, by_request));
+        instance.cut_short = matches!(result, Err(CallError::Deadline));
+        match result? {
+            Ok(violations) if violations.len() > MAX_VIOLATIONS => Err(CallError::TooManyViolations(violations.len())),
+            Ok(mut violations) => {
+                for v in &mut violations {
+                    cap_text(&mut v.message);
+                    cap_text(&mut v.path);
+                }
+                Ok(Ok(violations))
+            }
+            Err(mut message) => {
+                cap_text(&mut message);
+                Ok(Err(message))
+            }
+        }
     }
 }
 
@@ -267,14 +331,28 @@ impl Runtime {
         let handle = instance
             .evaluator
             .ok_or_else(|| CallError::Host("inactive_reason called before the evaluator was configured".into()))?;
-        self.arm(&mut instance.store);
+        self.arm(&mut instance.store, None);
         instance
             .rule
             .palisade_policy_policy()
             .evaluator()
             .call_inactive_reason(&mut instance.store, handle)
-            .map_err(|e| self.classify(e))
+            .map_err(|e| self.classify(e, false))
     }
+}
+
+/// Cut `text` to [`MAX_TEXT_BYTES`] on a character boundary, saying so.
+fn cap_text(text: &mut String) {
+    if text.len() <= MAX_TEXT_BYTES {
+        return;
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… ({dropped} more bytes cut by the host)"));
 }
 
 fn write_cache(path: &Path, component: &Component) -> std::io::Result<()> {

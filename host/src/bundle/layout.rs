@@ -5,7 +5,8 @@
 //! signatures travel as entries named `sha256-<hex>.sig`, as cosign tags them.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::content::{Content, Fetch};
@@ -16,8 +17,10 @@ const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 pub struct Layout {
     path: PathBuf,
     pub index: Index,
-    /// Blobs read from a tarball, or written since it was opened.
+    /// Blobs written since the layout was opened.
     blobs: BTreeMap<String, Vec<u8>>,
+    /// Where each blob of a tarball lies in it (offset, size): read when asked for.
+    tar_blobs: BTreeMap<String, (u64, u64)>,
     is_tar: bool,
 }
 
@@ -38,6 +41,7 @@ impl Layout {
                 annotations: None,
             },
             blobs: BTreeMap::new(),
+            tar_blobs: BTreeMap::new(),
             is_tar: path.extension().is_some_and(|e| e == "tar"),
         }
     }
@@ -47,19 +51,21 @@ impl Layout {
         let mut layout = Layout::create(path);
         let index_bytes = if meta.is_dir() {
             layout.is_tar = false;
-            let marker = std::fs::read_to_string(path.join("oci-layout"))
+            let marker = read_limited(&path.join("oci-layout"), MAX_MARKER_BYTES)
                 .map_err(|e| io_error(path, format!("not an OCI image layout (oci-layout: {e})")))?;
-            check_marker(path, &marker)?;
+            check_marker(path, &String::from_utf8_lossy(&marker))?;
             read_limited(&path.join("index.json"), super::MAX_MANIFEST_BYTES)?
-        } else {
+        } else if meta.is_file() {
             layout.is_tar = true;
             let (marker, index, blobs) = read_tar(path)?;
             check_marker(
                 path,
                 &marker.ok_or_else(|| io_error(path, "not an OCI image layout tarball (no oci-layout)"))?,
             )?;
-            layout.blobs = blobs;
+            layout.tar_blobs = blobs;
             index.ok_or_else(|| io_error(path, "no index.json"))?
+        } else {
+            return Err(io_error(path, "not a bundle: neither a layout directory nor a regular (tar) file"));
         };
         layout.index = serde_json::from_slice(&index_bytes)
             .map_err(|e| io_error(path, format!("index.json is not an OCI image index: {e}")))?;
@@ -113,7 +119,8 @@ impl Layout {
     pub fn save(&mut self) -> Result<()> {
         let index = serde_json::to_vec_pretty(&self.index).map_err(|e| Error::Format(e.to_string()))?;
         if self.is_tar {
-            // Blobs of the original tarball are all in memory already.
+            // Blobs of the original tarball are copied from it, one at a time.
+            let mut original = if self.tar_blobs.is_empty() { None } else { Some(open_regular(&self.path)?) };
             let tmp = self.path.with_extension("tar.partial");
             let file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
             let mut builder = tar::Builder::new(file);
@@ -129,6 +136,12 @@ impl Layout {
             add("index.json", &index)?;
             for (digest, bytes) in &self.blobs {
                 add(&format!("blobs/sha256/{}", digest_hex(digest)?), bytes)?;
+            }
+            for (digest, &(offset, size)) in &self.tar_blobs {
+                if let (false, Some(file)) = (self.blobs.contains_key(digest), original.as_mut()) {
+                    let bytes = read_at(file, &self.path, offset, size)?;
+                    add(&format!("blobs/sha256/{}", digest_hex(digest)?), &bytes)?;
+                }
             }
             builder.into_inner().and_then(|mut f| std::io::Write::flush(&mut f)).map_err(|e| io_error(&tmp, e))?;
             std::fs::rename(&tmp, &self.path).map_err(|e| io_error(&self.path, e))?;
@@ -153,7 +166,14 @@ impl Fetch for Layout {
             return Ok(bytes.clone());
         }
         if self.is_tar {
-            return Err(io_error(&self.path, format!("{} is referenced but not in the tarball", descriptor.digest)));
+            let Some(&(offset, size)) = self.tar_blobs.get(&descriptor.digest) else {
+                return Err(io_error(&self.path, format!("{} is referenced but not in the tarball", descriptor.digest)));
+            };
+            if size > limit {
+                return Err(io_error(&self.path, format!("{}: over the limit of {limit} bytes", descriptor.digest)));
+            }
+            let mut file = open_regular(&self.path)?;
+            return read_at(&mut file, &self.path, offset, size);
         }
         read_limited(&self.path.join("blobs").join("sha256").join(digest_hex(&descriptor.digest)?), limit)
     }
@@ -169,8 +189,53 @@ fn check_marker(path: &Path, marker: &str) -> Result<()> {
     }
 }
 
+/// `oci-layout` is one short JSON line.
+const MAX_MARKER_BYTES: u64 = 4096;
+
+/// Open a file of a layout only if it is a regular file: never through a
+/// symbolic link (`O_NOFOLLOW`), and never a device or a named pipe (opened
+/// without blocking, then checked on the open descriptor, so nothing can be
+/// swapped in between).
+fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io_error(path, "a symbolic link; a bundle is read from regular files only")
+            } else {
+                io_error(path, e)
+            }
+        })?;
+    let kind = file.metadata().map_err(|e| io_error(path, e))?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a named pipe"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(io_error(path, format!("{what}; a bundle is read from regular files only")));
+    }
+    Ok(file)
+}
+
+fn read_at(file: &mut std::fs::File, path: &Path, offset: u64, size: u64) -> Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset)).map_err(|e| io_error(path, e))?;
+    let mut bytes = Vec::with_capacity(size.min(MAX_BLOB_BYTES) as usize);
+    file.take(size).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    if bytes.len() as u64 != size {
+        return Err(io_error(path, format!("truncated tar file: an entry of {size} bytes at offset {offset}")));
+    }
+    Ok(bytes)
+}
+
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let file = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
     if bytes.len() as u64 > limit {
@@ -179,12 +244,13 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, Vec<u8>>);
+type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, (u64, u64)>);
 
-/// The layout files of a tarball; anything else in it is ignored, and no
+/// The layout files of a tarball: `oci-layout` and `index.json` read, blobs
+/// only located (read when fetched); anything else in it is ignored, and no
 /// path from it ever reaches the file system.
 fn read_tar(path: &Path) -> Result<TarParts> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let file = open_regular(path)?;
     let mut archive = tar::Archive::new(file);
     let (mut marker, mut index, mut blobs) = (None, None, BTreeMap::new());
     let mut total: u64 = 0;
@@ -207,16 +273,22 @@ fn read_tar(path: &Path) -> Result<TarParts> {
         if total > 16 * MAX_BLOB_BYTES {
             return Err(io_error(path, "the tarball holds more than a bundle can"));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| io_error(path, format!("{name}: {e}")))?;
+        let mut read = |limit: u64| -> Result<Vec<u8>> {
+            if size > limit {
+                return Err(io_error(path, format!("{name}: over the limit of {limit} bytes")));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut bytes).map_err(|e| io_error(path, format!("{name}: {e}")))?;
+            Ok(bytes)
+        };
         match name.as_str() {
-            "oci-layout" => marker = Some(String::from_utf8_lossy(&bytes).into_owned()),
-            "index.json" => index = Some(bytes),
+            "oci-layout" => marker = Some(String::from_utf8_lossy(&read(MAX_MARKER_BYTES)?).into_owned()),
+            "index.json" => index = Some(read(super::MAX_MANIFEST_BYTES)?),
             _ => {
                 if let Some(hex) = name.strip_prefix("blobs/sha256/") {
                     let digest = format!("sha256:{hex}");
                     if digest_hex(&digest).is_ok() {
-                        blobs.insert(digest, bytes);
+                        blobs.insert(digest, (entry.raw_file_position(), size));
                     }
                 }
             }

@@ -3,15 +3,15 @@
 //! data (`externaldata.gatekeeper.sh/v1beta1` ProviderRequest/ProviderResponse)
 //! and a Kyverno `apiCall` service.
 
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
 use super::decision::{Decision, decide};
 use super::engine::Engine;
+pub use super::wire::Refusal;
+use super::wire::{self, Operation, ProviderKey, str_at};
 use crate::runtime::wit;
-
-/// A request the endpoint refuses: HTTP status and message.
-#[derive(Debug)]
-pub struct Refusal(pub u16, pub String);
 
 /// What the server logs of one decision.
 #[derive(Debug, Default, Clone)]
@@ -42,19 +42,13 @@ fn tally(d: &Decision) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn parse(body: &[u8]) -> Result<Value, Refusal> {
-    serde_json::from_slice(body).map_err(|e| Refusal(400, format!("the body is not JSON: {e}")))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn operation(op: &str) -> Option<wit::Operation> {
+/// The engine's name for an operation that carries an object.
+fn wit_operation(op: Operation) -> wit::Operation {
     match op {
-        "CREATE" => Some(wit::Operation::Create),
-        "UPDATE" => Some(wit::Operation::Update),
-        _ => None,
+        Operation::Create => wit::Operation::Create,
+        Operation::Update => wit::Operation::Update,
+        Operation::Delete => wit::Operation::Delete,
+        Operation::Connect => wit::Operation::Connect,
     }
 }
 
@@ -69,72 +63,38 @@ fn label(object: &Value) -> String {
 }
 
 /// `POST /validate`: an AdmissionReview in, the same with a response out.
-pub fn admission_review(engine: &Engine, body: &[u8]) -> Result<(Value, Logged), Refusal> {
-    let review = parse(body)?;
-    if review["apiVersion"] != "admission.k8s.io/v1" || review["kind"] != "AdmissionReview" {
-        return Err(Refusal(
-            400,
-            format!(
-                "expected an AdmissionReview of apiVersion admission.k8s.io/v1, got kind {} apiVersion {}",
-                review["kind"], review["apiVersion"]
-            ),
-        ));
-    }
-    let request = review
-        .get("request")
-        .filter(|r| r.is_object())
-        .ok_or_else(|| Refusal(400, "the AdmissionReview has no request".into()))?;
-    let uid = str_at(request, "/uid").to_string();
-    if uid.is_empty() {
-        return Err(Refusal(400, "request.uid is missing".into()));
-    }
-    let op = str_at(request, "/operation").to_string();
-    let namespace = str_at(request, "/namespace").to_string();
-    let username = str_at(request, "/userInfo/username").to_string();
-    let object = request.get("object").cloned().unwrap_or(Value::Null);
-    let kind = match str_at(&object, "/kind") {
-        "" => str_at(request, "/kind/kind").to_string(),
-        k => k.to_string(),
-    };
+pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
+    let review = wire::admission_review(body)?;
+    let uid = review.uid.clone();
     let mut logged = Logged {
         uid: uid.clone(),
-        kind: kind.clone(),
-        namespace: namespace.clone(),
-        name: match str_at(request, "/name") {
-            "" => str_at(&object, "/metadata/name").to_string(),
-            n => n.to_string(),
-        },
-        operation: op.clone(),
+        kind: review.kind.clone(),
+        namespace: review.namespace.clone(),
+        name: review.name.clone(),
+        operation: review.operation.as_str().to_string(),
         ..Logged::default()
     };
     let respond =
         |response: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
-    let exemptions = &engine.admission.exemptions;
     // DELETE and CONNECT carry no new object to judge; exempt namespaces and users pass.
-    let Some(operation) = operation(&op) else {
+    if !review.operation.judges_object() {
         logged.decision = "allowed (not evaluated)";
         return Ok((respond(json!({"uid": uid, "allowed": true})), logged));
-    };
-    if exemptions.namespaces.contains(&namespace) || exemptions.usernames.contains(&username) {
+    }
+    let exemptions = &engine.admission.exemptions;
+    if exemptions.namespaces.contains(&review.namespace) || exemptions.usernames.contains(&review.username) {
         logged.decision = "allowed (exempt)";
         return Ok((respond(json!({"uid": uid, "allowed": true})), logged));
     }
-    if !object.is_object() {
-        return Err(Refusal(400, format!("request.object of a {op} is not an object")));
-    }
-    let groups = request
-        .pointer("/userInfo/groups")
-        .and_then(Value::as_array)
-        .map(|g| g.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
     let context = wit::AdmissionContext {
-        operation,
-        namespace: Some(namespace.clone()).filter(|n| !n.is_empty()),
-        old_object: request.get("oldObject").filter(|o| o.is_object()).map(Value::to_string),
-        user_info: Some(wit::UserInfo { username, uid: str_at(request, "/userInfo/uid").to_string(), groups }),
+        operation: wit_operation(review.operation),
+        namespace: Some(review.namespace.clone()).filter(|n| !n.is_empty()),
+        old_object: review.old_object,
+        user_info: Some(wit::UserInfo { username: review.username, uid: review.user_uid, groups: review.groups }),
         offline: false,
     };
-    let decision = decide(engine.evaluate(&object.to_string(), &kind, &context), &label(&object));
+    let object = &review.object;
+    let decision = decide(engine.evaluate(&object.to_string(), &review.kind, &context, Some(deadline)), &label(object));
     logged.rules_failed = decision.denied_by.clone();
     logged.evaluations = tally(&decision);
     logged.decision = if decision.allowed { "allowed" } else { "denied" };
@@ -162,45 +122,31 @@ fn admission_response(uid: &str, d: &Decision) -> Value {
 }
 
 /// `POST /gatekeeper/v1/provider`: one object per key.
-pub fn gatekeeper(engine: &Engine, body: &[u8]) -> Result<(Value, Logged), Refusal> {
-    let request = parse(body)?;
+pub fn gatekeeper(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
     let respond = |response: Value| json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderResponse", "response": response});
-    if request["apiVersion"] != "externaldata.gatekeeper.sh/v1beta1" || request["kind"] != "ProviderRequest" {
-        let message = format!(
-            "expected a ProviderRequest of apiVersion externaldata.gatekeeper.sh/v1beta1, got kind {} apiVersion {}",
-            request["kind"], request["apiVersion"]
-        );
-        return Ok((
-            respond(json!({"idempotent": true, "items": [], "systemError": message})),
-            Logged { decision: "system error", ..Logged::default() },
-        ));
-    }
-    let Some(keys) = request.pointer("/request/keys").and_then(Value::as_array) else {
-        return Ok((
-            respond(json!({"idempotent": true, "items": [], "systemError": "request.keys is missing"})),
-            Logged { decision: "system error", ..Logged::default() },
-        ));
+    let keys = match wire::provider_request(body) {
+        Ok(keys) => keys,
+        Err(message) => {
+            return Ok((
+                respond(json!({"idempotent": true, "items": [], "systemError": message})),
+                Logged { decision: "system error", ..Logged::default() },
+            ));
+        }
     };
     let mut items = Vec::new();
     let mut failed = Vec::new();
     let mut evaluations = Vec::new();
     for key in keys {
-        let Some(text) = key.as_str() else {
-            items.push(json!({"key": key, "error": "a key must be a string holding one object as JSON"}));
-            continue;
-        };
-        let object: Value = match serde_json::from_str(text) {
-            Ok(o @ Value::Object(_)) => o,
-            Ok(_) => {
-                items.push(json!({"key": text, "error": "the key is JSON but not an object"}));
+        if Instant::now() >= deadline {
+            return Err(Refusal(500, "no decision within the request deadline".into()));
+        }
+        let (text, object, kind) = match key {
+            ProviderKey::Invalid { key, error } => {
+                items.push(json!({"key": key, "error": error}));
                 continue;
             }
-            Err(e) => {
-                items.push(json!({"key": text, "error": format!("the key is not JSON: {e}")}));
-                continue;
-            }
+            ProviderKey::Object { text, object, kind } => (text, object, kind),
         };
-        let kind = str_at(&object, "/kind").to_string();
         let context = wit::AdmissionContext {
             operation: wit::Operation::Create,
             namespace: object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
@@ -208,7 +154,7 @@ pub fn gatekeeper(engine: &Engine, body: &[u8]) -> Result<(Value, Logged), Refus
             user_info: None,
             offline: false,
         };
-        let d = decide(engine.evaluate(text, &kind, &context), &label(&object));
+        let d = decide(engine.evaluate(&text, &kind, &context, Some(deadline)), &label(&object));
         failed.extend(d.denied_by.iter().cloned());
         evaluations.extend(tally(&d));
         let errors: Vec<Value> = d
@@ -239,30 +185,28 @@ pub fn gatekeeper(engine: &Engine, body: &[u8]) -> Result<(Value, Logged), Refus
 }
 
 /// `POST /kyverno/v1/validate`: the body a policy's `apiCall.data` builds.
-pub fn kyverno(engine: &Engine, body: &[u8]) -> Result<(Value, Logged), Refusal> {
-    let call = parse(body)?;
-    let object =
-        call.get("object").filter(|o| o.is_object()).ok_or_else(|| Refusal(400, "the body has no `object`".into()))?;
-    let op = call.get("operation").and_then(Value::as_str).unwrap_or("CREATE").to_string();
+pub fn kyverno(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
+    let call = wire::kyverno_call(body)?;
+    let object = &call.object;
     let mut logged = Logged {
-        kind: str_at(object, "/kind").to_string(),
+        kind: call.kind.clone(),
         namespace: str_at(object, "/metadata/namespace").to_string(),
         name: str_at(object, "/metadata/name").to_string(),
-        operation: op.clone(),
+        operation: call.operation.as_str().to_string(),
         ..Logged::default()
     };
-    let Some(operation) = operation(&op) else {
+    if !call.operation.judges_object() {
         logged.decision = "allowed (not evaluated)";
         return Ok((json!({"allowed": true, "message": "", "violations": []}), logged));
-    };
+    }
     let context = wit::AdmissionContext {
-        operation,
+        operation: wit_operation(call.operation),
         namespace: object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-        old_object: call.get("oldObject").filter(|o| o.is_object()).map(Value::to_string),
+        old_object: call.old_object.clone(),
         user_info: None,
         offline: false,
     };
-    let d = decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context), &label(object));
+    let d = decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context, Some(deadline)), &label(object));
     logged.rules_failed = d.denied_by.clone();
     logged.evaluations = tally(&d);
     logged.decision = if d.allowed { "allowed" } else { "denied" };

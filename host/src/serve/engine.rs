@@ -2,6 +2,7 @@
 //! instances pooled across requests, and each rule's admission mode.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::config::{Admission, FailurePolicy, Mode};
 use crate::evaluate::{Outcome, Slots, Worker};
@@ -65,12 +66,21 @@ impl Engine {
                 &format!(r#"{{"apiVersion":"v1","kind":"{kind}","metadata":{{"name":"warm-up"}}}}"#),
                 kind,
                 &context,
+                None,
             );
         }
     }
 
-    /// Every applicable rule on `object` (JSON) of `kind`.
-    pub fn evaluate(&self, object: &str, kind: &str, context: &wit::AdmissionContext) -> Vec<RuleResult> {
+    /// Every applicable rule on `object` (JSON) of `kind`. Past `deadline`
+    /// the running rule is interrupted and the rest are not started: each
+    /// says so as an error, so the failure policy decides.
+    pub fn evaluate(
+        &self,
+        object: &str,
+        kind: &str,
+        context: &wit::AdmissionContext,
+        deadline: Option<Instant>,
+    ) -> Vec<RuleResult> {
         let slots = self.pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| {
             let mut s = Slots::new();
             s.resize_with(self.policies.len(), || None);
@@ -85,7 +95,7 @@ impl Engine {
             let verdict = if !policy.policy.meta.reads_kinds.is_empty() {
                 Verdict::Skipped(SKIPPED_CROSS_RESOURCE)
             } else {
-                match worker.run(p, object, context) {
+                match worker.run(p, object, context, deadline) {
                     Outcome::Violations(v) if v.is_empty() => Verdict::Pass,
                     Outcome::Violations(v) => Verdict::Violations(v),
                     Outcome::Failed(e) => Verdict::Error(e),

@@ -4,15 +4,20 @@
 //! /gatekeeper/v1/provider` (Gatekeeper external data), `POST
 //! /kyverno/v1/validate` (a Kyverno apiCall service), `GET /healthz`,
 //! `/readyz` (once the policy set is compiled) and `/metrics` (Prometheus).
-//! Bodies over 3 MiB get 413, malformed ones 400; evaluation runs on the
-//! blocking pool under a request deadline and a bound on concurrency; SIGTERM
-//! stops accepting and finishes the requests in flight.
+//! Bodies over 3 MiB get 413 (unread when their declared length says so),
+//! malformed ones 400; evaluation runs on the blocking pool under a request
+//! deadline that interrupts the running policy, and a bound on concurrency
+//! that holds until the work has really stopped. Connections are bounded in
+//! number, in buffer size and in time ([`connection`]). SIGTERM stops
+//! accepting and finishes the requests in flight.
 
+mod connection;
 mod decision;
 mod endpoints;
 pub mod engine;
 mod metrics;
 mod tls;
+pub mod wire;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -32,6 +37,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+pub use connection::ConnectionLimits;
+use connection::{AcceptBackoff, Activity, Tracked};
 use endpoints::{Logged, Refusal};
 use engine::Engine;
 use metrics::Metrics;
@@ -47,13 +54,19 @@ pub struct Options {
     pub max_concurrency: usize,
     /// Below the webhook's timeoutSeconds, so the server answers before the API server gives up.
     pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
 }
+
+/// hyper's read buffer per connection (its minimum is 8 KiB): request heads
+/// larger than this are refused, and a body is read in pieces of at most this.
+const MAX_READ_BUFFER: usize = 64 << 10;
 
 struct State {
     engine: OnceLock<Arc<Engine>>,
     metrics: Metrics,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     timeout: Duration,
+    limits: ConnectionLimits,
     /// Decision lines for the logging thread: a slow reader of stdout must
     /// never stall admission, so lines are dropped (and counted) when it lags.
     log: std::sync::mpsc::SyncSender<String>,
@@ -83,14 +96,22 @@ pub fn run(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Send +
 async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Send + 'static) -> anyhow::Result<()> {
     let tls =
         TlsAcceptor::from(Arc::new(tls::server_config(&opts.tls_cert, &opts.tls_key, opts.client_ca.as_deref())?));
+    let files = raise_open_files_limit();
+    if files < opts.connections.max_connections as u64 + 64 {
+        eprintln!(
+            "palisade: warning: {files} open files allowed, fewer than --max-connections {} needs; accept errors will back off",
+            opts.connections.max_connections
+        );
+    }
     let listener = TcpListener::bind(&opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
     let local = listener.local_addr().context("the listening address")?;
     eprintln!("palisade: listening on https://{local}");
     let state = Arc::new(State {
         engine: OnceLock::new(),
         metrics: Metrics::default(),
-        permits: Semaphore::new(opts.max_concurrency.max(1)),
+        permits: Arc::new(Semaphore::new(opts.max_concurrency.max(1))),
         timeout: opts.request_timeout,
+        limits: opts.connections,
         log: logger(),
     });
     {
@@ -118,33 +139,29 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    let slots = Arc::new(Semaphore::new(opts.connections.max_connections.max(1)));
+    let mut backoff = AcceptBackoff::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (tcp, _) = match accepted {
-                    Ok(conn) => conn,
+                let tcp = match accepted {
+                    Ok((tcp, _)) => {
+                        backoff.success();
+                        tcp
+                    }
                     Err(e) => {
-                        eprintln!("palisade: accept failed: {e}");
+                        state.metrics.inc("palisade_accept_errors_total", &[]);
+                        tokio::time::sleep(backoff.failure(&e)).await;
                         continue;
                     }
                 };
-                let tls = tls.clone();
-                let state = state.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            state.metrics.inc("palisade_tls_handshake_failures_total", &[]);
-                            eprintln!("palisade: TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
-                });
+                // Over the cap: closed at once, so a flood costs a socket for a moment only.
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    state.metrics.inc("palisade_connections_refused_total", &[]);
+                    drop(tcp);
+                    continue;
+                };
+                tokio::spawn(connection(tls.clone(), tcp, state.clone(), graceful.watcher(), slot));
             }
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -157,6 +174,79 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         _ = tokio::time::sleep(Duration::from_secs(30)) => eprintln!("palisade: requests still in flight after 30 s; stopping"),
     }
     Ok(())
+}
+
+/// Raise the soft limit on open files to the hard one (as Go's runtime does
+/// for every server), so the connection cap, not the descriptor table, is what
+/// refuses a flood. Returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return u64::MAX;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Serve one connection until the client closes it or a limit does.
+async fn connection(
+    tls: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    state: Arc<State>,
+    watcher: hyper_util::server::graceful::Watcher,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let limits = state.limits;
+    let stream = match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            state.metrics.inc("palisade_tls_handshake_failures_total", &[]);
+            eprintln!("palisade: TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            state.metrics.inc("palisade_connections_closed_total", &[("reason", "handshake timeout")]);
+            return;
+        }
+    };
+    let activity = Activity::new();
+    let service = {
+        let (state, activity) = (state.clone(), activity.clone());
+        hyper::service::service_fn(move |req| {
+            let busy = activity.begin();
+            let state = state.clone();
+            async move {
+                let response = handle(state, req).await;
+                drop(busy);
+                response
+            }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(MAX_READ_BUFFER)
+        .serve_connection(TokioIo::new(Tracked::new(stream, activity.clone())), service);
+    let conn = watcher.watch(conn);
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval(connection::watch_interval(&limits));
+    loop {
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = tick.tick() => {
+                if let Some(why) = activity.expired(&limits) {
+                    state.metrics.inc("palisade_connections_closed_total", &[("reason", why)]);
+                    return;
+                }
+            }
+        }
+    }
 }
 
 fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -173,7 +263,7 @@ fn problem(code: u16, message: &str) -> Response<Full<Bytes>> {
     reply(status, "application/json", json!({"error": message}).to_string())
 }
 
-type Handler = fn(&Engine, &[u8]) -> Result<(serde_json::Value, Logged), Refusal>;
+type Handler = fn(&Engine, &[u8], Instant) -> Result<(serde_json::Value, Logged), Refusal>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
@@ -222,24 +312,46 @@ async fn post(
             return problem(415, &format!("expected Content-Type application/json, got {ct:?}"));
         }
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return problem(413, &format!("the body is over {MAX_BODY} bytes"));
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return closing(problem(413, &format!("the body is over {MAX_BODY} bytes")));
+    }
+    let body_timeout = state.limits.body_read_timeout;
+    let body = match tokio::time::timeout(body_timeout, Limited::new(req.into_body(), MAX_BODY).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return closing(problem(413, &format!("the body is over {MAX_BODY} bytes")));
         }
-        Err(e) => return problem(400, &format!("cannot read the body: {e}")),
+        Ok(Err(e)) => return closing(problem(400, &format!("cannot read the body: {e}"))),
+        Err(_) => {
+            state.metrics.inc("palisade_connections_closed_total", &[("reason", "body read timeout")]);
+            return closing(problem(
+                408,
+                &format!("the body did not arrive within the body read timeout of {} ms", body_timeout.as_millis()),
+            ));
+        }
     };
     let Some(engine) = state.engine.get().cloned() else {
         return problem(503, "the policy set is still compiling");
     };
-    let permit = match tokio::time::timeout(state.timeout, state.permits.acquire()).await {
+    let started = Instant::now();
+    let deadline = started + state.timeout;
+    let permit = match tokio::time::timeout(state.timeout, state.permits.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => return problem(503, "too many requests in flight"),
     };
-    let started = Instant::now();
-    let work = tokio::task::spawn_blocking(move || handler(&engine, &body));
-    let outcome = tokio::time::timeout(state.timeout, work).await;
-    drop(permit);
+    // The permit goes with the work: it is released when the evaluation has
+    // really stopped (at the deadline, interrupted), not when we stop waiting.
+    let work = tokio::task::spawn_blocking(move || {
+        let result = handler(&engine, &body, deadline);
+        drop(permit);
+        result
+    });
+    let outcome = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), work).await;
     match outcome {
         Ok(Ok(Ok((value, logged)))) => {
             for (rule, result) in &logged.evaluations {
@@ -259,6 +371,12 @@ async fn post(
         Ok(Err(e)) => problem(500, &format!("evaluation failed: {e}")),
         Err(_) => problem(500, &format!("no decision within the request deadline of {} ms", state.timeout.as_millis())),
     }
+}
+
+/// A response after which the connection closes (its body may be unread).
+fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    response
 }
 
 /// One JSON line per admission decision, for stdout.

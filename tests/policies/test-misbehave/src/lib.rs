@@ -3,8 +3,10 @@
 //! so a test can check that the rest of a run is unaffected.
 //!
 //! Modes (setting `mode`): `loop` spins forever, `alloc` allocates without
-//! bound, `trap` panics (a trap), `error` returns an error, `inventory` lists
-//! the objects of kind `kind` in the object's namespace and reports their names.
+//! bound, `trap` panics (a trap), `error` returns an error, `flood` returns a
+//! million violations (each within its memory limit) and `long` one violation
+//! with a 1 MiB message, `inventory` lists the objects of kind `kind` in the
+//! object's namespace and reports their names.
 
 use palisade_sdk::{Context, Metadata, Rule, SettingsError, Severity, Violation};
 use serde::Deserialize;
@@ -52,7 +54,7 @@ impl Rule for Misbehave {
             // Declares no kinds so that `palisade serve` runs it (it skips rules that read
             // other objects); its inventory mode is exercised by `palisade check` only.
             reads_kinds: &[],
-            settings_schema: r#"{"type":"object","properties":{"mode":{"enum":["loop","alloc","trap","error","inventory"]},"kind":{"type":"string"}},"additionalProperties":false}"#,
+            settings_schema: r#"{"type":"object","properties":{"mode":{"enum":["loop","alloc","trap","error","flood","long","inventory"]},"kind":{"type":"string"}},"additionalProperties":false}"#,
             references: &[],
             profiles: &[],
         }
@@ -60,7 +62,7 @@ impl Rule for Misbehave {
 
     fn configure(settings: Settings) -> Result<Self, SettingsError> {
         match settings.mode.as_str() {
-            "loop" | "alloc" | "trap" | "error" => Ok(Misbehave { settings }),
+            "loop" | "alloc" | "trap" | "error" | "flood" | "long" => Ok(Misbehave { settings }),
             "inventory" if !settings.kind.is_empty() => Ok(Misbehave { settings }),
             "inventory" => Err(SettingsError::new("/kind", "inventory mode needs a kind")),
             other => Err(SettingsError::new("/mode", format!("unknown mode {other:?}"))),
@@ -96,6 +98,9 @@ impl Rule for Misbehave {
                 }
             }
             "trap" => panic!("deliberate panic"),
+            // 1,000,000 violations sharing nothing: about 16 MiB of strings in the guest.
+            "flood" => Ok((0..1_000_000).map(|i| Violation::new(format!("v{i}"), "/")).collect()),
+            "long" => Ok(vec![Violation::new("x".repeat(1 << 20), "/spec")]),
             _ => Err("deliberate error".into()),
         }
     }

@@ -1,0 +1,262 @@
+//! One client connection, bounded like a production HTTP server's: the TLS
+//! handshake and each request's headers within the header timeout, a kept-alive
+//! connection closed after the idle timeout, and a read buffer of bounded size.
+//! (Bodies have their own timeout where they are read, in `post`.)
+//!
+//! Time is kept by the connection itself: a wrapper around the stream notes
+//! when bytes arrive, the service notes when a request is in progress, and a
+//! watchdog closes the connection when a limit passes. This mirrors Go's
+//! `net/http` `ReadHeaderTimeout` and `IdleTimeout`, which kube-apiserver's
+//! own webhooks rely on.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The per-connection limits (flags of `palisade serve`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// TLS handshake, then each request's headers from their first byte.
+    pub header_read_timeout: Duration,
+    /// A request's whole body.
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection between requests.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+/// What the watchdog knows of a connection. Times are milliseconds since `start`.
+pub struct Activity {
+    start: Instant,
+    /// Requests being served.
+    busy: AtomicUsize,
+    /// When the connection last became idle (start, or the end of a request).
+    idle_since: AtomicU64,
+    /// When the first byte of the next request's head arrived; 0: none yet.
+    head_started: AtomicU64,
+    /// Requests served so far.
+    served: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            head_started: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        // At least 1, so that 0 can mean "not yet".
+        (self.start.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// A request is being served until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        self.head_started.store(0, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    fn bytes_arrived(&self) {
+        if self.busy.load(Ordering::SeqCst) == 0 && self.head_started.load(Ordering::SeqCst) == 0 {
+            self.head_started.store(self.now(), Ordering::SeqCst);
+        }
+    }
+
+    /// Why the connection must close now, if it must.
+    pub fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let now = self.now();
+        let head = self.head_started.load(Ordering::SeqCst);
+        let idle = self.idle_since.load(Ordering::SeqCst);
+        let header_ms = limits.header_read_timeout.as_millis() as u64;
+        if head > 0 && now.saturating_sub(head) > header_ms {
+            return Some("header read timeout");
+        }
+        // Before its first request a connection gets the header timeout, after it the idle timeout.
+        let allowed = if self.served.load(Ordering::SeqCst) == 0 {
+            header_ms
+        } else {
+            limits.idle_timeout.as_millis() as u64
+        };
+        if head == 0 && now.saturating_sub(idle) > allowed {
+            return Some(if self.served.load(Ordering::SeqCst) == 0 { "header read timeout" } else { "idle timeout" });
+        }
+        None
+    }
+}
+
+/// Marks a request in progress; dropping it makes the connection idle again.
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.served.fetch_add(1, Ordering::SeqCst);
+        a.idle_since.store(a.now(), Ordering::SeqCst);
+        a.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A stream that tells its [`Activity`] when bytes arrive.
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+        Tracked { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// How often the watchdog looks: a tenth of the shortest limit, 10 ms to 1 s.
+pub fn watch_interval(limits: &ConnectionLimits) -> Duration {
+    (limits.header_read_timeout.min(limits.idle_timeout) / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Accept errors (out of file descriptors, most often) back off instead of
+/// spinning, and are logged at most once a second with a count of the others.
+pub struct AcceptBackoff {
+    delay: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptBackoff {
+    pub fn new() -> AcceptBackoff {
+        AcceptBackoff { delay: Duration::ZERO, last_log: None, suppressed: 0 }
+    }
+
+    pub fn success(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    /// Note a failure; returns how long to wait before accepting again.
+    pub fn failure(&mut self, error: &io::Error) -> Duration {
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let now = Instant::now();
+        if self.last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            let others = std::mem::take(&mut self.suppressed);
+            if others > 0 {
+                eprintln!("palisade: accept failed: {error} (and {others} more times in the last second)");
+            } else {
+                eprintln!("palisade: accept failed: {error}");
+            }
+            self.last_log = Some(now);
+        } else {
+            self.suppressed += 1;
+        }
+        self.delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_millis(50),
+            body_read_timeout: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(200),
+            max_connections: 10,
+        }
+    }
+
+    #[test]
+    fn a_silent_new_connection_gets_the_header_timeout() {
+        let a = Activity::new();
+        assert_eq!(a.expired(&limits()), None);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(a.expired(&limits()), Some("header read timeout"));
+    }
+
+    #[test]
+    fn a_slow_head_is_cut_and_a_busy_connection_is_not() {
+        let a = Activity::new();
+        a.bytes_arrived();
+        let busy = a.begin();
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(a.expired(&limits()), None, "a request in progress is the body's and the deadline's business");
+        drop(busy);
+        // Idle after a request: the idle timeout, not the header timeout.
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(a.expired(&limits()), None);
+        a.bytes_arrived();
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(a.expired(&limits()), Some("header read timeout"));
+    }
+
+    #[test]
+    fn an_idle_kept_alive_connection_is_closed() {
+        let a = Activity::new();
+        drop(a.begin());
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(a.expired(&limits()), None);
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(a.expired(&limits()), Some("idle timeout"));
+    }
+
+    #[test]
+    fn accept_failures_back_off() {
+        let mut b = AcceptBackoff::new();
+        let e = io::Error::other("too many open files");
+        let delays: Vec<_> = (0..10).map(|_| b.failure(&e)).collect();
+        assert_eq!(delays[0], Duration::from_millis(5));
+        assert_eq!(delays[1], Duration::from_millis(10));
+        assert_eq!(delays[9], Duration::from_secs(1));
+        assert_eq!(b.suppressed, 9);
+        b.success();
+        assert_eq!(b.failure(&e), Duration::from_millis(5));
+    }
+}
