@@ -148,7 +148,8 @@ fn unicode_break(text: &str) -> Option<ReadError> {
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    let name = if text[at..].starts_with('\u{2028}') { "LINE SEPARATOR (U+2028)" } else { "PARAGRAPH SEPARATOR (U+2029)" };
+    let name =
+        if text[at..].starts_with('\u{2028}') { "LINE SEPARATOR (U+2028)" } else { "PARAGRAPH SEPARATOR (U+2029)" };
     Some(ReadError {
         line,
         column,

@@ -88,10 +88,46 @@ pub fn read(source: &InputSource) -> Result<String, InputError> {
         InputSource::File(p) => std::fs::read(p).map(|b| bytes = b),
     };
     result.map_err(|e| InputError { path: source.display_name(), message: format!("cannot read: {e}") })?;
+    decode(&bytes).map_err(|message| InputError { path: source.display_name(), message })
+}
+
+/// Bytes → text, with the encodings YAML allows and kubectl's reader
+/// (go-yaml) decodes: UTF-8, with or without a byte order mark, and UTF-16
+/// with one (little- or big-endian).
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    let utf16 = |body: &[u8], from: fn([u8; 2]) -> u16| -> Result<String, String> {
+        if !body.len().is_multiple_of(2) {
+            return Err("UTF-16 text with an odd number of bytes".into());
+        }
+        let units: Vec<u16> = body.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| "not valid UTF-16 text (an unpaired surrogate)".to_string())
+    };
+    if let Some(body) = bytes.strip_prefix(b"\xFF\xFE") {
+        return utf16(body, u16::from_le_bytes);
+    }
+    if let Some(body) = bytes.strip_prefix(b"\xFE\xFF") {
+        return utf16(body, u16::from_be_bytes);
+    }
     // A UTF-8 byte order mark is allowed at the start of a YAML stream.
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    String::from_utf8(body.to_vec()).map_err(|e| InputError {
-        path: source.display_name(),
-        message: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
-    })
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8(body.to_vec())
+        .map_err(|e| format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn utf8_and_utf16_with_a_byte_order_mark() {
+        let text = "kind: Pod\nmetadata: {name: é}\n";
+        assert_eq!(decode(text.as_bytes()).unwrap(), text);
+        assert_eq!(decode(format!("\u{feff}{text}").as_bytes()).unwrap(), text);
+        let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        assert_eq!(decode(&le).unwrap(), text);
+        assert_eq!(decode(&be).unwrap(), text);
+        assert!(decode(&le[..le.len() - 1]).unwrap_err().contains("odd number"));
+        assert!(decode(b"a: \xFF\n").unwrap_err().contains("offset 3"));
+    }
 }

@@ -140,10 +140,11 @@ pub fn request_with(
     let tcp = TcpStream::connect(&server.addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    // A Content-Length among `headers` is sent as it is (it may not match the body).
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -167,7 +167,10 @@ impl Fetch for Layout {
         }
         if self.is_tar {
             let Some(&(offset, size)) = self.tar_blobs.get(&descriptor.digest) else {
-                return Err(io_error(&self.path, format!("{} is referenced but not in the tarball", descriptor.digest)));
+                return Err(io_error(
+                    &self.path,
+                    format!("{} is referenced but not in the tarball", descriptor.digest),
+                ));
             };
             if size > limit {
                 return Err(io_error(&self.path, format!("{}: over the limit of {limit} bytes", descriptor.digest)));
@@ -197,17 +200,16 @@ const MAX_MARKER_BYTES: u64 = 4096;
 /// without blocking, then checked on the open descriptor, so nothing can be
 /// swapped in between).
 fn open_regular(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                io_error(path, "a symbolic link; a bundle is read from regular files only")
-            } else {
-                io_error(path, e)
-            }
-        })?;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(
+            |e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    io_error(path, "a symbolic link; a bundle is read from regular files only")
+                } else {
+                    io_error(path, e)
+                }
+            },
+        )?;
     let kind = file.metadata().map_err(|e| io_error(path, e))?.file_type();
     if !kind.is_file() {
         let what = if kind.is_fifo() {

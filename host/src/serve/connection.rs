@@ -45,9 +45,11 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Arc<Activity> {
+    /// A connection accepted at `start`: its TLS handshake and first request
+    /// head must arrive within the header timeout from then.
+    pub fn new(start: Instant) -> Arc<Activity> {
         Arc::new(Activity {
-            start: Instant::now(),
+            start,
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
@@ -79,22 +81,20 @@ impl Activity {
             return None;
         }
         let now = self.now();
-        let head = self.head_started.load(Ordering::SeqCst);
-        let idle = self.idle_since.load(Ordering::SeqCst);
         let header_ms = limits.header_read_timeout.as_millis() as u64;
-        if head > 0 && now.saturating_sub(head) > header_ms {
-            return Some("header read timeout");
+        // The first request's head: within the header timeout of the accept,
+        // handshake included, however the bytes trickle in.
+        if self.served.load(Ordering::SeqCst) == 0 {
+            return (now > header_ms).then_some("header read timeout");
         }
-        // Before its first request a connection gets the header timeout, after it the idle timeout.
-        let allowed = if self.served.load(Ordering::SeqCst) == 0 {
-            header_ms
-        } else {
-            limits.idle_timeout.as_millis() as u64
-        };
-        if head == 0 && now.saturating_sub(idle) > allowed {
-            return Some(if self.served.load(Ordering::SeqCst) == 0 { "header read timeout" } else { "idle timeout" });
+        // Later ones: within the header timeout of their first byte, after an
+        // idle wait of at most the idle timeout.
+        let head = self.head_started.load(Ordering::SeqCst);
+        if head > 0 {
+            return (now.saturating_sub(head) > header_ms).then_some("header read timeout");
         }
-        None
+        let idle = self.idle_since.load(Ordering::SeqCst);
+        (now.saturating_sub(idle) > limits.idle_timeout.as_millis() as u64).then_some("idle timeout")
     }
 }
 
@@ -214,16 +214,19 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_new_connection_gets_the_header_timeout() {
-        let a = Activity::new();
+    fn a_new_connection_gets_the_header_timeout_from_its_accept() {
+        let a = Activity::new(Instant::now());
         assert_eq!(a.expired(&limits()), None);
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(Duration::from_millis(40));
+        // Bytes arriving late do not restart the clock.
+        a.bytes_arrived();
+        std::thread::sleep(Duration::from_millis(40));
         assert_eq!(a.expired(&limits()), Some("header read timeout"));
     }
 
     #[test]
     fn a_slow_head_is_cut_and_a_busy_connection_is_not() {
-        let a = Activity::new();
+        let a = Activity::new(Instant::now());
         a.bytes_arrived();
         let busy = a.begin();
         std::thread::sleep(Duration::from_millis(80));
@@ -239,7 +242,7 @@ mod tests {
 
     #[test]
     fn an_idle_kept_alive_connection_is_closed() {
-        let a = Activity::new();
+        let a = Activity::new(Instant::now());
         drop(a.begin());
         std::thread::sleep(Duration::from_millis(120));
         assert_eq!(a.expired(&limits()), None);

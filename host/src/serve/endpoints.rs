@@ -206,7 +206,8 @@ pub fn kyverno(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value
         user_info: None,
         offline: false,
     };
-    let d = decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context, Some(deadline)), &label(object));
+    let d =
+        decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context, Some(deadline)), &label(object));
     logged.rules_failed = d.denied_by.clone();
     logged.evaluations = tally(&d);
     logged.decision = if d.allowed { "allowed" } else { "denied" };

@@ -205,6 +205,7 @@ async fn connection(
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let limits = state.limits;
+    let activity = Activity::new(Instant::now());
     let stream = match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -217,7 +218,6 @@ async fn connection(
             return;
         }
     };
-    let activity = Activity::new();
     let service = {
         let (state, activity) = (state.clone(), activity.clone());
         hyper::service::service_fn(move |req| {

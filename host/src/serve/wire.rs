@@ -237,7 +237,11 @@ mod tests {
     use serde_json::json;
 
     fn review(request: Value) -> Result<Review, Refusal> {
-        admission_review(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}).to_string().as_bytes())
+        admission_review(
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+                .to_string()
+                .as_bytes(),
+        )
     }
 
     #[test]

@@ -1,0 +1,85 @@
+//! The host's readers and decoders, compiled from the host's own files, and
+//! the properties every fuzz target checks.
+
+#[path = "../../host/src/documents.rs"]
+pub mod documents;
+#[path = "../../host/src/resources.rs"]
+pub mod resources;
+#[path = "../../host/src/serve/wire.rs"]
+pub mod wire;
+
+use documents::{Limits, read_documents};
+
+/// Bytes → documents → resources, as `palisade check` reads a file, checking
+/// what must hold whatever the input: every document and error has a
+/// position, every resource a kind and apiVersion, and nothing is lost
+/// silently (a document with content yields resources or errors).
+pub fn read(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let limits = Limits { max_document_bytes: 1 << 20, max_depth: 100, max_nodes: 100_000 };
+    let docs = read_documents(text, &limits);
+    let lines = text.split(['\n', '\r', '\u{85}']).count().max(1);
+    let mut last = 0;
+    for d in &docs {
+        assert!(d.index > last, "document numbers increase: {} after {last}", d.index);
+        last = d.index;
+        assert!(d.line >= 1 && d.line <= lines + 1, "document line {} of {lines}", d.line);
+        if let Err(e) = &d.content {
+            assert!(e.line >= 1, "an error has a line: {e:?}");
+            assert!(!e.message.is_empty());
+        }
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for doc in docs {
+        let is_list = doc.content.as_ref().is_ok_and(|p| {
+            p.value.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k.ends_with("List")) && p.value.get("items").is_some()
+        });
+        let before = out.len() + errors.len();
+        resources::from_documents("fuzz.yaml", vec![doc], &mut out, &mut errors);
+        // Every document yields objects or errors; only a List may hold nothing.
+        assert!(is_list || out.len() + errors.len() > before, "a document vanished");
+    }
+    for r in &out {
+        assert!(!r.kind.is_empty() && !r.api_version.is_empty(), "{r:?}");
+        assert!(r.source.document >= 1 && r.source.line >= 1, "{r:?}");
+        assert!(serde_json::from_str::<serde_json::Value>(&r.json).is_ok());
+    }
+    for e in &errors {
+        assert!(e.source.document >= 1, "{e:?}");
+    }
+}
+
+/// An AdmissionReview that decodes to CREATE or UPDATE always carries an
+/// object with a kind and an apiVersion: nothing reaches the rules unnamed.
+pub fn admission_review(data: &[u8]) {
+    if let Ok(review) = wire::admission_review(data) {
+        if review.operation.judges_object() {
+            assert!(review.object.is_object());
+            assert!(!review.kind.is_empty());
+            assert_eq!(review.object["kind"].as_str(), Some(review.kind.as_str()));
+            assert!(review.object["apiVersion"].as_str().is_some_and(|v| !v.is_empty()));
+        }
+        assert!(!review.uid.is_empty());
+    }
+}
+
+pub fn provider_request(data: &[u8]) {
+    if let Ok(keys) = wire::provider_request(data) {
+        for key in keys {
+            if let wire::ProviderKey::Object { object, kind, .. } = key {
+                assert!(!kind.is_empty());
+                assert!(object["apiVersion"].as_str().is_some_and(|v| !v.is_empty()));
+            }
+        }
+    }
+}
+
+pub fn kyverno_call(data: &[u8]) {
+    if let Ok(call) = wire::kyverno_call(data) {
+        assert!(!call.kind.is_empty());
+        assert!(call.object["apiVersion"].as_str().is_some_and(|v| !v.is_empty()));
+    }
+}
