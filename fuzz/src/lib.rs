@@ -35,7 +35,8 @@ pub fn read(data: &[u8]) {
     let mut errors = Vec::new();
     for doc in docs {
         let is_list = doc.content.as_ref().is_ok_and(|p| {
-            p.value.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k.ends_with("List")) && p.value.get("items").is_some()
+            p.value.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k.ends_with("List"))
+                && p.value.get("items").is_some()
         });
         let before = out.len() + errors.len();
         resources::from_documents("fuzz.yaml", vec![doc], &mut out, &mut errors);

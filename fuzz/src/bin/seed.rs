@@ -123,5 +123,10 @@ fn main() {
         let call = json!({"object": object, "operation": ops[n % ops.len()], "oldObject": Value::Null});
         write(&dirs[3], &format!("kyverno-{n:04}"), call.to_string().as_bytes());
     }
-    println!("seed: {} manifest files, {} hostile inputs, {} objects wrapped for the decoders", files.len(), hostile().len(), objects.len());
+    println!(
+        "seed: {} manifest files, {} hostile inputs, {} objects wrapped for the decoders",
+        files.len(),
+        hostile().len(),
+        objects.len()
+    );
 }
