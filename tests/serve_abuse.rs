@@ -645,3 +645,47 @@ fn deadline_stops_the_evaluation() {
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert!(t.elapsed() < Duration::from_secs(1), "a good pod after the deadline took {:.0} ms", ms(t.elapsed()));
 }
+
+// ---------------------------------------------------------------------------
+// 6. Out of file descriptors: accept errors back off and are logged at a bounded rate.
+
+#[test]
+fn accept_errors_back_off_when_descriptors_run_out() {
+    let _serial = serial();
+    // 64 descriptors, soft and hard: the server cannot raise them, and the
+    // connections below exhaust them, so accept() fails with EMFILE while the
+    // listening socket stays readable: without a back-off the loop spins.
+    let (server, stderr) = start_logged(&["--max-connections", "1000"], "profile: baseline\n", false, Some(64));
+    let pid = server.child.id();
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        if let Ok(c) = TcpStream::connect(&server.addr) {
+            held.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu_before = cpu_ticks(pid);
+    let logged_before = stderr.lock().unwrap().iter().filter(|l| l.contains("accept failed")).count();
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_ticks(pid) - cpu_before;
+    let lines: Vec<String> = stderr.lock().unwrap().clone();
+    let logged = lines.iter().filter(|l| l.contains("accept failed")).count() - logged_before;
+    println!(
+        "out of descriptors: {} connections held, {cpu} ticks of CPU in 3 s, {logged} accept-failure lines",
+        held.len()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("accept failed") && l.contains("Too many open files")),
+        "descriptors ran out: {lines:?}"
+    );
+    assert!(logged <= 5, "accept failures are logged at most once a second: {logged} lines in 3 s");
+    assert!(cpu <= 30, "the accept loop backs off instead of spinning: {cpu} ticks (10 ms each) in 3 s");
+    drop(held);
+    // Once the clients go, the server serves again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&server, "/healthz").0 != 200 {
+        assert!(Instant::now() < deadline, "the server did not recover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    admission_still_works(&server);
+}

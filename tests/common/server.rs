@@ -68,6 +68,15 @@ impl Drop for Server {
 }
 
 pub fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
+    start_logged(extra, config, client_ca, None).0
+}
+
+/// What the server wrote to stderr after it started listening (the first 10,000 lines).
+pub type Stderr = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`start`], keeping the server's stderr, and with `open_files` as its
+/// limit on open file descriptors (soft and hard) when given.
+pub fn start_logged(extra: &[&str], config: &str, client_ca: bool, open_files: Option<u64>) -> (Server, Stderr) {
     let pki = Pki::new();
     let cfg = pki.path("palisade.yaml");
     std::fs::write(&cfg, config).unwrap();
@@ -84,6 +93,19 @@ pub fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
     if client_ca {
         cmd.arg("--client-ca").arg(pki.path("ca.pem"));
     }
+    if let Some(n) = open_files {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit, which is async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd.spawn().expect("start palisade serve");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -94,7 +116,19 @@ pub fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let kept: Stderr = Arc::default();
+    {
+        let kept = kept.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut k) = kept.lock()
+                    && k.len() < 10_000
+                {
+                    k.push(line);
+                }
+            }
+        });
+    }
     let stdout = child.stdout.take();
     pki.issue("client", &["client"], true);
     let server = Server { child, addr, pki, stdout, mtls: client_ca };
@@ -103,7 +137,7 @@ pub fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
         assert!(Instant::now() < deadline, "not ready in time");
         std::thread::sleep(Duration::from_millis(50));
     }
-    server
+    (server, kept)
 }
 
 pub fn client_config(pki: &Pki, client_cert: Option<&str>) -> Arc<rustls::ClientConfig> {
