@@ -180,17 +180,18 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 
 /// A kind as the API can serve it: CustomResourceDefinition validation
 /// (`k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation`,
-/// `ValidateCustomResourceDefinitionNames`) requires the lower-cased kind to
-/// be an RFC 1035 label, and built-in kinds are CamelCase words that start
-/// with a capital. Anything else (a stray space, a Unicode break) is no kind
-/// a rule would recognise, so it is an input error instead of an object that
+/// `ValidateCustomResourceDefinitionNames`: the kind "may have mixed case, but
+/// should otherwise match" an RFC 1035 label), which every built-in kind
+/// meets too. Anything else (a stray space, a Unicode break) is no kind a
+/// rule would recognise, so it is an input error instead of an object that
 /// silently matches no rule.
 fn check_kind(kind: &str) -> Result<(), String> {
-    let capital = kind.as_bytes().first().is_some_and(u8::is_ascii_uppercase);
-    if capital && is_dns1035_label(&kind.to_ascii_lowercase()) {
+    if is_dns1035_label(&kind.to_ascii_lowercase()) {
         return Ok(());
     }
-    Err(format!("`kind` {kind:?} is not a valid Kubernetes kind (a CamelCase name such as Deployment)"))
+    Err(format!(
+        "`kind` {kind:?} is not a valid Kubernetes kind (letters, digits and inner hyphens, such as Deployment)"
+    ))
 }
 
 /// `apiVersion` is `VERSION` (the core group) or `GROUP/VERSION`, the group an
@@ -245,7 +246,7 @@ mod tests {
     #[test]
     fn malformed_kinds_and_api_versions_are_errors() {
         // (A raw U+2028 never gets this far: the document reader refuses it. Escaped, it does.)
-        for bad in [r#""Pod\u2028""#, r#""Pod ""#, "pod", "Po d", "Pod-", "1Pod", "Pód", r#""Pod\t""#] {
+        for bad in [r#""Pod\u2028""#, r#""Pod ""#, "Po d", "Pod-", "1Pod", "Pód", r#""Pod\t""#, "Pod.v1"] {
             let (r, e) = load(&format!("apiVersion: v1\nkind: {bad}\nmetadata: {{name: p}}\n"));
             assert!(r.is_empty(), "{bad:?}");
             assert!(e[0].message.contains("not a valid Kubernetes kind"), "{bad:?}: {e:?}");
@@ -254,6 +255,10 @@ mod tests {
             let (r, e) = load(&format!("apiVersion: {}\nkind: Pod\nmetadata: {{name: p}}\n", serde_json::json!(bad)));
             assert!(r.is_empty(), "{bad:?}");
             assert!(e[0].message.contains("not a valid API version"), "{bad:?}: {e:?}");
+        }
+        for kind in ["Pod", "pod", "K8sRequiredLabels", "Cilium-Policy"] {
+            let (r, e) = load(&format!("apiVersion: v1\nkind: {kind}\nmetadata: {{name: p}}\n"));
+            assert_eq!(r.len(), 1, "{kind}: {e:?}");
         }
         for good in ["v1", "apps/v1", "networking.k8s.io/v1", "cilium.io/v2alpha1", "x-y.example.com/v1beta1"] {
             let (r, e) = load(&format!("apiVersion: {good}\nkind: CiliumNetworkPolicy\nmetadata: {{name: p}}\n"));

@@ -114,9 +114,6 @@ pub struct Instance {
     store: Store<StoreData>,
     rule: Rule,
     evaluator: Option<ResourceAny>,
-    /// Whether the last call was stopped by a request's deadline (the
-    /// instance is then unusable, like any that trapped).
-    pub cut_short: bool,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -210,7 +207,7 @@ impl Runtime {
         store.limiter(|s| &mut s.limits);
         self.arm(&mut store, None);
         let rule = compiled.pre.instantiate(&mut store).map_err(|e| self.classify(e, false))?;
-        Ok(Instance { store, rule, evaluator: None, cut_short: false })
+        Ok(Instance { store, rule, evaluator: None })
     }
 
     /// Set the store's epoch deadline to the call's bound, or to the request's
@@ -307,7 +304,6 @@ impl Runtime {
             .evaluator()
             .call_evaluate(&mut instance.store, handle, object, context)
             .map_err(|e| self.classify(e, by_request));
-        instance.cut_short = matches!(result, Err(CallError::Deadline));
         match result? {
             Ok(violations) if violations.len() > MAX_VIOLATIONS => Err(CallError::TooManyViolations(violations.len())),
             Ok(mut violations) => {

@@ -120,7 +120,7 @@ impl Layout {
         let index = serde_json::to_vec_pretty(&self.index).map_err(|e| Error::Format(e.to_string()))?;
         if self.is_tar {
             // Blobs of the original tarball are copied from it, one at a time.
-            let mut original = if self.tar_blobs.is_empty() { None } else { Some(open_regular(&self.path)?) };
+            let mut original = if self.tar_blobs.is_empty() { None } else { Some(open_regular(&self.path, true)?) };
             let tmp = self.path.with_extension("tar.partial");
             let file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
             let mut builder = tar::Builder::new(file);
@@ -175,7 +175,7 @@ impl Fetch for Layout {
             if size > limit {
                 return Err(io_error(&self.path, format!("{}: over the limit of {limit} bytes", descriptor.digest)));
             }
-            let mut file = open_regular(&self.path)?;
+            let mut file = open_regular(&self.path, true)?;
             return read_at(&mut file, &self.path, offset, size);
         }
         read_limited(&self.path.join("blobs").join("sha256").join(digest_hex(&descriptor.digest)?), limit)
@@ -195,21 +195,19 @@ fn check_marker(path: &Path, marker: &str) -> Result<()> {
 /// `oci-layout` is one short JSON line.
 const MAX_MARKER_BYTES: u64 = 4096;
 
-/// Open a file of a layout only if it is a regular file: never through a
-/// symbolic link (`O_NOFOLLOW`), and never a device or a named pipe (opened
-/// without blocking, then checked on the open descriptor, so nothing can be
-/// swapped in between).
-fn open_regular(path: &Path) -> Result<std::fs::File> {
-    let file =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(
-            |e| {
-                if e.raw_os_error() == Some(libc::ELOOP) {
-                    io_error(path, "a symbolic link; a bundle is read from regular files only")
-                } else {
-                    io_error(path, e)
-                }
-            },
-        )?;
+/// Open a file only if it is a regular file: never a device or a named pipe
+/// (opened without blocking, then checked on the open descriptor, so nothing
+/// can be swapped in between), and for a file inside a layout never through a
+/// symbolic link (`O_NOFOLLOW`). The tarball the user names may be a link.
+fn open_regular(path: &Path, follow: bool) -> Result<std::fs::File> {
+    let flags = if follow { libc::O_NONBLOCK } else { libc::O_NOFOLLOW | libc::O_NONBLOCK };
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            io_error(path, "a symbolic link; a bundle is read from regular files only")
+        } else {
+            io_error(path, e)
+        }
+    })?;
     let kind = file.metadata().map_err(|e| io_error(path, e))?.file_type();
     if !kind.is_file() {
         let what = if kind.is_fifo() {
@@ -237,7 +235,7 @@ fn read_at(file: &mut std::fs::File, path: &Path, offset: u64, size: u64) -> Res
 }
 
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = open_regular(path)?;
+    let file = open_regular(path, false)?;
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
     if bytes.len() as u64 > limit {
@@ -252,7 +250,7 @@ type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, (u64, u64)>);
 /// only located (read when fetched); anything else in it is ignored, and no
 /// path from it ever reaches the file system.
 fn read_tar(path: &Path) -> Result<TarParts> {
-    let file = open_regular(path)?;
+    let file = open_regular(path, true)?;
     let mut archive = tar::Archive::new(file);
     let (mut marker, mut index, mut blobs) = (None, None, BTreeMap::new());
     let mut total: u64 = 0;
