@@ -367,7 +367,14 @@ async fn post(
             }
             reply(StatusCode::OK, "application/json", value.to_string())
         }
-        Ok(Ok(Err(Refusal(code, message)))) => problem(code, &message),
+        Ok(Ok(Err(Refusal(code, message)))) => {
+            // A refused request leaves a line too: who sent what is worth an audit trail.
+            let line = json!({"msg": "request refused", "endpoint": endpoint, "code": code, "error": message});
+            if state.log.try_send(line.to_string()).is_err() {
+                state.metrics.inc("palisade_log_lines_dropped_total", &[]);
+            }
+            problem(code, &message)
+        }
         Ok(Err(e)) => problem(500, &format!("evaluation failed: {e}")),
         Err(_) => problem(500, &format!("no decision within the request deadline of {} ms", state.timeout.as_millis())),
     }

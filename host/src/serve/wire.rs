@@ -73,23 +73,36 @@ fn operation_field(v: &Value, field: &str, missing: Option<Operation>) -> Result
 /// The object's kind and apiVersion, else the request's (`request.kind`, a
 /// GroupVersionKind), written into the object so every rule sees them.
 fn settle_kind(object: &mut Value, request: &Value) -> Result<String, Refusal> {
-    let own_kind = str_at(object, "/kind");
-    let own_version = str_at(object, "/apiVersion");
+    let own_kind = str_at(object, "/kind").to_string();
+    let own_version = str_at(object, "/apiVersion").to_string();
+    if !own_kind.is_empty() && !own_version.is_empty() {
+        return Ok(own_kind);
+    }
+    // Half a type from the object and half from the request would be a type
+    // nobody sent: take the request's whole, and only if it agrees.
+    let request_kind = str_at(request, "/kind/kind");
     let request_version = match (str_at(request, "/kind/group"), str_at(request, "/kind/version")) {
         (_, "") => String::new(),
         ("", v) => v.to_string(),
         (g, v) => format!("{g}/{v}"),
     };
-    let kind = if own_kind.is_empty() { str_at(request, "/kind/kind") } else { own_kind }.to_string();
-    let version = if own_version.is_empty() { request_version } else { own_version.to_string() };
-    if kind.is_empty() || version.is_empty() {
+    if request_kind.is_empty() || request_version.is_empty() {
         return Err(Refusal(400, "the object has no kind and apiVersion, and request.kind does not give them".into()));
     }
-    if let Some(map) = object.as_object_mut() {
-        map.insert("kind".into(), Value::String(kind.clone()));
-        map.insert("apiVersion".into(), Value::String(version));
+    if (!own_kind.is_empty() && own_kind != request_kind) || (!own_version.is_empty() && own_version != request_version)
+    {
+        return Err(Refusal(
+            400,
+            format!(
+                "the object's type ({own_version:?}, {own_kind:?}) disagrees with request.kind ({request_version:?}, {request_kind:?})"
+            ),
+        ));
     }
-    Ok(kind)
+    if let Some(map) = object.as_object_mut() {
+        map.insert("kind".into(), Value::String(request_kind.to_string()));
+        map.insert("apiVersion".into(), Value::String(request_version));
+    }
+    Ok(request_kind.to_string())
 }
 
 /// What an `AdmissionReview` asks.
@@ -272,6 +285,13 @@ mod tests {
         assert_eq!(r.object["apiVersion"], "v1");
         let r = review(json!({"uid": "u", "operation": "CREATE", "object": {"metadata": {}}}));
         assert_eq!(r.unwrap_err().0, 400);
+        // Half a type from each side is refused.
+        let r = review(
+            json!({"uid": "u", "operation": "CREATE", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "object": {"kind": "Pod"}}),
+        );
+        assert!(r.unwrap_err().1.contains("disagrees"));
+        let r = review(json!({"uid": "u", "operation": "CREATE", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "object": {"kind": "Deployment"}})).unwrap();
+        assert_eq!(r.object["apiVersion"], "apps/v1");
         assert_eq!(kyverno_call(json!({"object": {"metadata": {}}}).to_string().as_bytes()).unwrap_err().0, 400);
         let keys = provider_request(
             json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1", "kind": "ProviderRequest", "request": {"keys": ["{\"metadata\":{}}"]}})
