@@ -141,6 +141,10 @@ struct ServeArgs {
     /// (counted in palisade_connections_refused_total).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     max_connections: usize,
+    /// Request bodies all connections together may hold in memory, in MiB (at least 3);
+    /// past it, reading waits (and the body timeout runs).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    max_body_buffer_mib: usize,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -503,6 +507,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
             body_read_timeout: Duration::from_millis(args.body_read_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
             max_connections: args.max_connections.max(1),
+            max_body_buffer: args.max_body_buffer_mib.saturating_mul(1 << 20),
         },
     };
     let sources = policy_sources(&args.policy, &config.verify.keys)?;

@@ -29,6 +29,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Body bytes all requests together may buffer (at least one largest body).
+    pub max_body_buffer: usize,
 }
 
 /// What the watchdog knows of a connection. Times are milliseconds since `start`.
@@ -210,6 +212,7 @@ mod tests {
             body_read_timeout: Duration::from_millis(50),
             idle_timeout: Duration::from_millis(200),
             max_connections: 10,
+            max_body_buffer: 1 << 20,
         }
     }
 

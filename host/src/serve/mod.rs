@@ -28,7 +28,7 @@ use std::io::Write as _;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -67,6 +67,8 @@ struct State {
     permits: Arc<Semaphore>,
     timeout: Duration,
     limits: ConnectionLimits,
+    /// Body bytes all requests together may hold, one permit a byte.
+    body_budget: Arc<Semaphore>,
     /// Decision lines for the logging thread: a slow reader of stdout must
     /// never stall admission, so lines are dropped (and counted) when it lags.
     log: std::sync::mpsc::SyncSender<String>,
@@ -112,6 +114,7 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         permits: Arc::new(Semaphore::new(opts.max_concurrency.max(1))),
         timeout: opts.request_timeout,
         limits: opts.connections,
+        body_budget: Arc::new(Semaphore::new(opts.connections.max_body_buffer.max(MAX_BODY))),
         log: logger(),
     });
     {
@@ -321,12 +324,9 @@ async fn post(
         return closing(problem(413, &format!("the body is over {MAX_BODY} bytes")));
     }
     let body_timeout = state.limits.body_read_timeout;
-    let body = match tokio::time::timeout(body_timeout, Limited::new(req.into_body(), MAX_BODY).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return closing(problem(413, &format!("the body is over {MAX_BODY} bytes")));
-        }
-        Ok(Err(e)) => return closing(problem(400, &format!("cannot read the body: {e}"))),
+    let (body, buffered) = match tokio::time::timeout(body_timeout, read_body(&state, req.into_body())).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(refused)) => return closing(refused),
         Err(_) => {
             state.metrics.inc("palisade_connections_closed_total", &[("reason", "body read timeout")]);
             return closing(problem(
@@ -349,6 +349,8 @@ async fn post(
     let work = tokio::task::spawn_blocking(move || {
         let result = handler(&engine, &body, deadline);
         drop(permit);
+        drop(body);
+        drop(buffered);
         result
     });
     let outcome = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), work).await;
@@ -378,6 +380,41 @@ async fn post(
         Ok(Err(e)) => problem(500, &format!("evaluation failed: {e}")),
         Err(_) => problem(500, &format!("no decision within the request deadline of {} ms", state.timeout.as_millis())),
     }
+}
+
+/// Read a body piece by piece, each piece paid for from the server-wide
+/// budget of buffered body bytes before it is kept: when the budget is spent
+/// the read waits (and the client with it, by TCP flow control) until other
+/// requests finish or the body timeout ends it. So memory follows the bytes
+/// that arrived, and all bodies together stay within `--max-body-buffer-mib`.
+async fn read_body(
+    state: &State,
+    mut body: Incoming,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Full<Bytes>>> {
+    let mut buffer = Vec::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| problem(400, &format!("cannot read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > MAX_BODY {
+            return Err(problem(413, &format!("the body is over {MAX_BODY} bytes")));
+        }
+        let cost = u32::try_from(data.len()).map_err(|_| problem(413, "a body piece over 4 GiB"))?;
+        let permit = state
+            .body_budget
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| problem(503, "the server is shutting down"))?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok((Bytes::from(buffer), held))
 }
 
 /// A response after which the connection closes (its body may be unread).
