@@ -121,7 +121,9 @@ impl Layout {
         if self.is_tar {
             // Blobs of the original tarball are copied from it, one at a time.
             let mut original = if self.tar_blobs.is_empty() { None } else { Some(open_regular(&self.path, true)?) };
-            let tmp = self.path.with_extension("tar.partial");
+            // Written beside the file a link names, so the link still names the signed file.
+            let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+            let tmp = target.with_extension("tar.partial");
             let file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
             let mut builder = tar::Builder::new(file);
             let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -144,7 +146,7 @@ impl Layout {
                 }
             }
             builder.into_inner().and_then(|mut f| std::io::Write::flush(&mut f)).map_err(|e| io_error(&tmp, e))?;
-            std::fs::rename(&tmp, &self.path).map_err(|e| io_error(&self.path, e))?;
+            std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
         } else {
             let blobs = self.path.join("blobs").join("sha256");
             std::fs::create_dir_all(&blobs).map_err(|e| io_error(&blobs, e))?;
@@ -178,7 +180,8 @@ impl Fetch for Layout {
             let mut file = open_regular(&self.path, true)?;
             return read_at(&mut file, &self.path, offset, size);
         }
-        read_limited(&self.path.join("blobs").join("sha256").join(digest_hex(&descriptor.digest)?), limit)
+        let blobs = blob_dir(&self.path)?;
+        read_limited(&blobs.join(digest_hex(&descriptor.digest)?), limit)
     }
 }
 
@@ -190,6 +193,21 @@ fn check_marker(path: &Path, marker: &str) -> Result<()> {
         Some("1.0.0") => Ok(()),
         other => Err(io_error(path, format!("unsupported OCI image layout version {other:?} (expected 1.0.0)"))),
     }
+}
+
+/// `blobs/sha256` of a layout directory, when neither it nor `blobs` is a
+/// symbolic link (O_NOFOLLOW guards only a path's last part).
+fn blob_dir(layout: &Path) -> Result<PathBuf> {
+    let mut dir = layout.to_path_buf();
+    for part in ["blobs", "sha256"] {
+        dir.push(part);
+        let kind = std::fs::symlink_metadata(&dir).map_err(|e| io_error(&dir, e))?.file_type();
+        if !kind.is_dir() {
+            let what = if kind.is_symlink() { "a symbolic link" } else { "not a directory" };
+            return Err(io_error(&dir, format!("{what}; a bundle is read from regular files and directories only")));
+        }
+    }
+    Ok(dir)
 }
 
 /// `oci-layout` is one short JSON line.
@@ -204,6 +222,9 @@ fn open_regular(path: &Path, follow: bool) -> Result<std::fs::File> {
     let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             io_error(path, "a symbolic link; a bundle is read from regular files only")
+        } else if e.raw_os_error() == Some(libc::ENXIO) {
+            // open(2) of a UNIX socket fails so, before its type can be looked at.
+            io_error(path, "a socket; a bundle is read from regular files only")
         } else {
             io_error(path, e)
         }
@@ -265,25 +286,31 @@ fn read_tar(path: &Path) -> Result<TarParts> {
             continue;
         }
         let name = entry.path().map_err(|e| io_error(path, e))?.to_string_lossy().trim_start_matches("./").to_string();
-        let size = entry.header().size().map_err(|e| io_error(path, e))?;
-        if size > MAX_BLOB_BYTES {
-            return Err(io_error(path, format!("{name}: over the limit of {MAX_BLOB_BYTES} bytes")));
+        // The entry's size, a PAX `size` record included (the ustar field alone can say 0).
+        let size = entry.size();
+        let limit = match name.as_str() {
+            "oci-layout" => MAX_MARKER_BYTES,
+            "index.json" => super::MAX_MANIFEST_BYTES,
+            _ => MAX_BLOB_BYTES,
+        };
+        if size > limit {
+            return Err(io_error(path, format!("{name}: over the limit of {limit} bytes")));
         }
         total += size;
         if total > 16 * MAX_BLOB_BYTES {
             return Err(io_error(path, "the tarball holds more than a bundle can"));
         }
-        let mut read = |limit: u64| -> Result<Vec<u8>> {
-            if size > limit {
+        let mut read = || -> Result<Vec<u8>> {
+            let mut bytes = Vec::with_capacity(size as usize);
+            (&mut entry).take(limit + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, format!("{name}: {e}")))?;
+            if bytes.len() as u64 > limit {
                 return Err(io_error(path, format!("{name}: over the limit of {limit} bytes")));
             }
-            let mut bytes = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut bytes).map_err(|e| io_error(path, format!("{name}: {e}")))?;
             Ok(bytes)
         };
         match name.as_str() {
-            "oci-layout" => marker = Some(String::from_utf8_lossy(&read(MAX_MARKER_BYTES)?).into_owned()),
-            "index.json" => index = Some(read(super::MAX_MANIFEST_BYTES)?),
+            "oci-layout" => marker = Some(String::from_utf8_lossy(&read()?).into_owned()),
+            "index.json" => index = Some(read()?),
             _ => {
                 if let Some(hex) = name.strip_prefix("blobs/sha256/") {
                     let digest = format!("sha256:{hex}");

@@ -324,7 +324,7 @@ async fn post(
         return closing(problem(413, &format!("the body is over {MAX_BODY} bytes")));
     }
     let body_timeout = state.limits.body_read_timeout;
-    let (body, buffered) = match tokio::time::timeout(body_timeout, read_body(&state, req.into_body())).await {
+    let (body, buffered) = match tokio::time::timeout(body_timeout, read_body(state, req.into_body())).await {
         Ok(Ok(read)) => read,
         Ok(Err(refused)) => return closing(refused),
         Err(_) => {
