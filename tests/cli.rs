@@ -146,6 +146,25 @@ fn wrong_field_types_and_unknown_shapes_are_errors_not_passes() {
     assert!(messages.iter().any(|m| m.contains("\"document\":3") && m.contains("apiVersion")), "{messages:?}");
 }
 
+/// `kubectl apply` reads `yes`, `on` and `y` as true (go-yaml v2, YAML 1.1), so
+/// the API server gets a privileged, host-network Pod: so must the rules.
+#[test]
+fn yaml_1_1_booleans_are_read_as_kubectl_reads_them() {
+    let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns}\nspec:\n  hostNetwork: on\n  containers:\n  - name: c\n    image: nginx\n    securityContext:\n      privileged: yes\n      allowPrivilegeEscalation: y\n";
+    let out = with_stdin(&["check", "--format", "json", "--profile", "restricted", "-"], input);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "findings, not errors: {report:#}");
+    assert!(errors(&report).is_empty(), "{report:#}");
+    let rules: Vec<&str> = report["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+    for rule in ["pss-privileged", "pss-host-namespaces", "pss-allow-privilege-escalation"] {
+        assert!(rules.contains(&rule), "{rule} missing from {rules:?}");
+    }
+    // Quoted, the same words are strings: a bool field then cannot be read, which is an error, never a pass.
+    let quoted = input.replace("privileged: yes", "privileged: \"yes\"");
+    let out = with_stdin(&["check", "--format", "json", "--profile", "restricted", "-"], &quoted);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn empty_input_is_an_error() {
     let out = with_stdin(&["check", "-"], "# nothing rendered\n");

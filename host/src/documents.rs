@@ -1,5 +1,6 @@
-//! Bytes → documents: multi-document YAML (1.2 core schema, merge keys) read
-//! into JSON values, each with the line it starts on.
+//! Bytes → documents: multi-document YAML (merge keys; scalars resolved as
+//! kubectl's go-yaml v2 resolves them) read into JSON values, each with the
+//! line it starts on.
 //!
 //! Line breaks are read as kubectl's YAML library (go-yaml, a port of libyaml)
 //! reads them: CR, LF, CRLF and NEL are breaks, normalised to LF before
@@ -319,7 +320,10 @@ impl Builder<'_> {
                         Value::String(s) => Key::Plain(s, at),
                         Value::Number(n) => Key::Plain(n.to_string(), at),
                         Value::Bool(b) => Key::Plain(b.to_string(), at),
-                        Value::Null => Key::Plain("null".into(), at),
+                        // sigs.k8s.io/yaml refuses a null key ("unsupported map key").
+                        Value::Null => {
+                            return Err(err(mark, "a mapping key cannot be null (kubectl refuses it too)"));
+                        }
                         _ => {
                             return Err(err(mark, "a mapping or sequence cannot be a mapping key"));
                         }
@@ -468,20 +472,35 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
     })
 }
 
-/// YAML 1.2 core schema resolution of a scalar.
+/// Resolve a scalar as kubectl does. `kubectl apply` turns YAML into JSON
+/// with `sigs.k8s.io/yaml`, which decodes with go-yaml v2 into untyped values
+/// (`resolve.go`): so a plain `yes`, `on` or `y` is `true` (YAML 1.1
+/// booleans), `010` is 8 (a leading zero is octal), `1_000` is 1000, `0b101`
+/// is 5, and a number too large for an integer is a float. The JSON it sends
+/// writes an integral float as an integer, and so does this. Quoted scalars
+/// are strings; explicit `!!` tags are honoured.
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &Marker) -> Result<Value, ReadError> {
     if let Some(tag) = tag
         && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
     {
         return match tag.suffix.as_str() {
             "str" | "binary" | "timestamp" => Ok(Value::String(text)),
-            "null" => Ok(Value::Null),
+            "null" => match text.as_str() {
+                "" | "~" | "null" | "Null" | "NULL" => Ok(Value::Null),
+                _ => Err(err(mark, format!("{text:?} is not a !!null"))),
+            },
             "bool" => match parse_bool(&text) {
                 Some(b) => Ok(Value::Bool(b)),
                 None => Err(err(mark, format!("{text:?} is not a !!bool"))),
             },
-            "int" => parse_int(&text).ok_or_else(|| err(mark, format!("{text:?} is not an !!int"))),
-            "float" => parse_float(&text).ok_or_else(|| err(mark, format!("{text:?} is not a !!float"))),
+            "int" => match parse_number(&text) {
+                Some(n @ Value::Number(_)) if n.is_i64() || n.is_u64() => Ok(n),
+                _ => Err(err(mark, format!("{text:?} is not an !!int"))),
+            },
+            "float" => match parse_number(&text) {
+                Some(n @ Value::Number(_)) => Ok(n),
+                _ => Err(err(mark, format!("{text:?} is not a !!float"))),
+            },
             _ => Ok(Value::String(text)),
         };
     }
@@ -494,55 +513,77 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &M
     if let Some(b) = parse_bool(&text) {
         return Ok(Value::Bool(b));
     }
-    if let Some(n) = parse_int(&text) {
-        return Ok(n);
-    }
-    if let Some(f) = parse_float(&text) {
-        return Ok(f);
-    }
-    Ok(Value::String(text))
+    Ok(parse_number(&text).unwrap_or(Value::String(text)))
 }
 
+/// go-yaml v2's booleans: YAML 1.1's words.
 fn parse_bool(t: &str) -> Option<bool> {
     match t {
-        "true" | "True" | "TRUE" => Some(true),
-        "false" | "False" | "FALSE" => Some(false),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Some(false),
         _ => None,
     }
 }
 
-fn parse_int(t: &str) -> Option<Value> {
-    let (digits, radix) = if let Some(h) = t.strip_prefix("0x") {
-        (h, 16)
-    } else if let Some(o) = t.strip_prefix("0o") {
-        (o, 8)
-    } else {
-        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
-        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        return match t.parse::<i64>() {
-            Ok(i) => Some(Value::Number(i.into())),
-            Err(_) => match t.trim_start_matches('+').parse::<u64>() {
-                Ok(u) => Some(Value::Number(u.into())),
-                // Too large for an integer: keep the digits rather than lose precision.
-                Err(_) => Some(Value::String(t.to_string())),
-            },
-        };
+/// A number as go-yaml v2 reads a plain scalar that starts with a digit, a
+/// sign or a dot: underscores dropped, then Go's `strconv.ParseInt(s, 0, 64)`
+/// (sign; `0x`, `0o`, `0b` or a leading `0` for octal), then `ParseUint`, then
+/// a float of YAML's form. Infinities and NaN have no JSON form: kept as text.
+fn parse_number(t: &str) -> Option<Value> {
+    if matches!(t, ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF")
+        || matches!(t, ".nan" | ".NaN" | ".NAN")
+    {
+        return Some(Value::String(t.to_string()));
+    }
+    let first = t.bytes().next()?;
+    if first == b'.' {
+        return float_value(t);
+    }
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
+        return None;
+    }
+    let plain: String = t.chars().filter(|c| *c != '_').collect();
+    if let Some(n) = go_parse_int(&plain) {
+        return Some(n);
+    }
+    float_value(&plain)
+}
+
+/// Go's `ParseInt(s, 0, 64)`, falling back to `ParseUint(s, 0, 64)` for
+/// values above `i64::MAX`.
+fn go_parse_int(s: &str) -> Option<Value> {
+    let (negative, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.get(..2).map(str::to_ascii_lowercase);
+    let (digits, radix) = match lower.as_deref() {
+        Some("0x") => (&body[2..], 16),
+        Some("0o") => (&body[2..], 8),
+        Some("0b") => (&body[2..], 2),
+        _ if body.len() > 1 && body.starts_with('0') => (&body[1..], 8),
+        _ => (body, 10),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
-    u64::from_str_radix(digits, radix).ok().map(|u| Value::Number(u.into()))
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative {
+        let limit = i64::MIN.unsigned_abs();
+        return match magnitude {
+            m if m == limit => Some(Value::Number(i64::MIN.into())),
+            m if m < limit => Some(Value::Number((-(m as i64)).into())),
+            _ => None,
+        };
+    }
+    Some(Value::Number(magnitude.into()))
 }
 
-fn parse_float(t: &str) -> Option<Value> {
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, as a JSON number
+/// written the way Go's encoder writes a float64: integral values as integers.
+fn float_value(t: &str) -> Option<Value> {
     let body = t.strip_prefix(['-', '+']).unwrap_or(t);
-    if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
-        // JSON has no infinities or NaN; keep the text.
-        return Some(Value::String(t.to_string()));
-    }
-    // [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
     let bytes = body.as_bytes();
     let mut i = 0;
     let int_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -570,7 +611,17 @@ fn parse_float(t: &str) -> Option<Value> {
     if i != bytes.len() {
         return None;
     }
-    t.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
+    let f = t.parse::<f64>().ok().filter(|f| f.is_finite())?;
+    // Go's encoding/json writes 1500.0 as 1500 (and uses an exponent only from 1e21).
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        if f.abs() < 9.007_199_254_740_992e15 {
+            return Some(Value::Number((f as i64).into()));
+        }
+        if f >= 0.0 && f <= u64::MAX as f64 {
+            return Some(Value::Number((f as u64).into()));
+        }
+    }
+    Number::from_f64(f).map(Value::Number)
 }
 
 fn to_yaml_node(v: &Value) -> yaml_rust2::Yaml {
@@ -610,13 +661,25 @@ mod tests {
     }
 
     #[test]
-    fn yaml_1_2_core_schema() {
+    fn scalars_as_kubectl_resolves_them() {
+        // go-yaml v2 (what `kubectl apply` decodes with): YAML 1.1 booleans,
+        // leading-zero octals, underscores, binary; quoted values stay strings.
         let v = values(
-            "a: yes\nb: on\nc: true\nd: 010\ne: 0o10\nf: 0x1F\ng: 1.5e3\nh: ~\ni: '1'\nj: .inf\nk: 1_000\nl: -7\nm: =\n",
+            "a: yes\nb: on\nc: true\nd: 010\ne: 0o10\nf: 0x1F\ng: 1.5e3\nh: ~\ni: '1'\nj: .inf\nk: 1_000\nl: -7\nm: =\n\
+             nn: N\no: Off\np: \"yes\"\nq: 0b101\nr: -0x10\ns: 08\nt: 1.5\nu: .5\nv: 2001-12-14\nw: 1e400\nx: 99999999999999999999\n",
         );
         assert_eq!(
             v[0].as_ref().unwrap(),
-            &json!({"a":"yes","b":"on","c":true,"d":10,"e":8,"f":31,"g":1500.0,"h":null,"i":"1","j":".inf","k":"1_000","l":-7,"m":"="})
+            &json!({"a":true,"b":true,"c":true,"d":8,"e":8,"f":31,"g":1500,"h":null,"i":"1","j":".inf","k":1000,"l":-7,"m":"=",
+                    "nn":false,"o":false,"p":"yes","q":5,"r":-16,"s":8,"t":1.5,"u":0.5,"v":"2001-12-14","w":"1e400",
+                    "x":100000000000000000000.0})
+        );
+        // Keys are turned into strings the way sigs.k8s.io/yaml does; a null key is refused.
+        assert_eq!(values("on: 1\n010: 2\nn: 3\n")[0].as_ref().unwrap(), &json!({"true": 1, "8": 2, "false": 3}));
+        assert!(values("~: 1\n")[0].is_err());
+        assert_eq!(
+            values("a: !!int 010\nb: !!bool yes\nc: !!str 010\n")[0].as_ref().unwrap(),
+            &json!({"a":8,"b":true,"c":"010"})
         );
     }
 
@@ -644,10 +707,10 @@ mod tests {
 
     #[test]
     fn merge_keys_and_anchors() {
-        let v = values("base: &b {x: 1, y: 2}\nother: &o {z: 3}\nm:\n  <<: [*b, *o]\n  y: 9\nn: *b\n");
+        let v = values("base: &b {x: 1, w: 2}\nother: &o {z: 3}\nm:\n  <<: [*b, *o]\n  w: 9\nk: *b\n");
         assert_eq!(
             v[0].as_ref().unwrap(),
-            &json!({"base":{"x":1,"y":2},"other":{"z":3},"m":{"x":1,"y":9,"z":3},"n":{"x":1,"y":2}})
+            &json!({"base":{"x":1,"w":2},"other":{"z":3},"m":{"x":1,"w":9,"z":3},"k":{"x":1,"w":2}})
         );
     }
 
