@@ -12,20 +12,14 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::registry::{Mode, PASSWORD, Registry, USER, docker_config, tool};
-use common::{corpus, palisade, root, run};
+use common::{copy_layout, corpus, palisade, root, run, succeeded};
 use serde_json::Value;
 use sha2::Digest as _;
 
 /// Run, expect success, return stdout (trimmed).
 fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?}):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    succeeded(cmd, &out)
 }
 
 /// Run, expect exit `code`, return stderr.
@@ -379,16 +373,6 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
     digest
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("blobs/sha256")).unwrap();
-    for file in ["oci-layout", "index.json"] {
-        std::fs::copy(from.join(file), to.join(file)).unwrap();
-    }
-    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join("blobs/sha256").join(entry.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,7 +394,7 @@ fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
 
     // Swap: a's signature entry now points at b's (valid, same key) signature.
     let swapped = dir.path().join("swapped");
-    copy_dir(&a, &swapped);
+    copy_layout(&a, &swapped);
     let b_index: Value = serde_json::from_slice(&std::fs::read(b.join("index.json")).unwrap()).unwrap();
     let b_sig = b_index["manifests"]
         .as_array()
@@ -464,7 +448,7 @@ fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
     ];
     for (n, target) in targets.iter().enumerate() {
         let copy = dir.path().join(format!("tampered-{n}"));
-        copy_dir(&a, &copy);
+        copy_layout(&a, &copy);
         let file = copy.join("blobs/sha256").join(target.strip_prefix("sha256:").unwrap());
         let mut bytes = std::fs::read(&file).unwrap();
         let at = bytes.len() / 3;
@@ -476,7 +460,7 @@ fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
 
     // An index that asks for a contract this palisade does not implement.
     let future = dir.path().join("future");
-    copy_dir(&a, &future);
+    copy_layout(&a, &future);
     let mut index = index_blob.clone();
     index["annotations"]["io.palisade.contract"] = "palisade:policy@9.0.0".into();
     let bytes = serde_json::to_vec(&index).unwrap();

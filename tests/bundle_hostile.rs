@@ -15,12 +15,12 @@ mod common;
 use std::ffi::CString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{palisade, root, run_within};
+use common::measure::{run_measured, try_run_measured};
+use common::{copy_layout, palisade, root, run_within, succeeded};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -39,107 +39,6 @@ const MAX_MARKER_BYTES: u64 = 4096;
 const SMALL: [&str; 3] = ["pss-privileged", "pss-run-as-non-root", "image-tag"];
 
 // ---------------------------------------------------------------- running
-
-struct Measured {
-    out: Output,
-    took: Duration,
-    /// `ru_maxrss`: an upper bound. Linux starts a child's figure at the
-    /// resident set of the process it was spawned from (exec takes the old
-    /// memory's high-water mark), so the test process's own size is a floor;
-    /// `run_measured` resets that high-water mark (clear_refs 5) before each
-    /// spawn so that the floor is its current size, not its peak.
-    peak_rss_kib: u64,
-    /// VmHWM of the live child, sampled every few ms: its own peak, but a
-    /// lower bound (a rise in its last milliseconds may be missed).
-    sampled_hwm_kib: u64,
-}
-
-impl Measured {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-}
-
-/// Like `run_within`, and also reads the child's peak resident set from the
-/// `rusage` that `wait4` returns when it reaps it (Linux: KiB). The child is
-/// killed, and the test fails, past `limit` or past `KILL_RSS_KIB` resident.
-fn run_measured(cmd: &mut Command, limit: Duration) -> Measured {
-    try_run_measured(cmd, limit).unwrap_or_else(|killed| panic!("{killed}"))
-}
-
-/// `run_measured`, with a kill (past `limit` or `KILL_RSS_KIB`) as an error.
-// The child is reaped by `wait4`, which clippy does not see.
-#[allow(clippy::zombie_processes)]
-fn try_run_measured(cmd: &mut Command, limit: Duration) -> Result<Measured, String> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    cmd.stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"));
-    // Best effort (Linux 4.0+): the child's ru_maxrss starts from this
-    // process's high-water mark; make that its current size.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let mut child = cmd.spawn().expect("spawn palisade");
-    let pid = child.id() as libc::pid_t;
-    let mut sampled = 0;
-    let start = Instant::now();
-    let reap = |flags: libc::c_int| -> Option<(ExitStatus, u64)> {
-        let mut status: libc::c_int = 0;
-        // SAFETY: plain out-parameters; `pid` is our own unreaped child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let got = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
-        (got == pid).then(|| (ExitStatus::from_raw(status), usage.ru_maxrss as u64))
-    };
-    let (status, peak) = loop {
-        if let Some(done) = reap(libc::WNOHANG) {
-            break done;
-        }
-        let rss = proc_status_kib(child.id(), "VmRSS:").unwrap_or(0);
-        sampled = sampled.max(proc_status_kib(child.id(), "VmHWM:").unwrap_or(0));
-        if start.elapsed() > limit || rss > KILL_RSS_KIB {
-            let _ = child.kill();
-            let (_, peak) = reap(0).expect("reap the killed child");
-            return Err(format!(
-                "{cmd:?}: killed after {:.0} ms (bound {limit:?}), resident {} MiB, peak {} MiB",
-                start.elapsed().as_secs_f64() * 1e3,
-                rss >> 10,
-                peak >> 10
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let took = start.elapsed();
-    let out = Output {
-        status,
-        stdout: std::fs::read(&out_path).expect("read stdout"),
-        stderr: std::fs::read(&err_path).expect("read stderr"),
-    };
-    Ok(Measured { out, took, peak_rss_kib: peak, sampled_hwm_kib: sampled })
-}
-
-impl std::fmt::Display for Measured {
-    /// "exit 2 in 5 ms, peak RSS ≤ 10.1 MiB (sampled 3.2 MiB)"
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?} in {:.0} ms, peak RSS <= {:.1} MiB (sampled VmHWM {:.1} MiB)",
-            self.code(),
-            self.took.as_secs_f64() * 1e3,
-            self.peak_rss_kib as f64 / 1024.0,
-            self.sampled_hwm_kib as f64 / 1024.0
-        )
-    }
-}
-
-/// A field in kB of /proc/PID/status; none once the process is gone.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// `palisade check --bundle <bundle> examples/`.
 fn check(bundle: &Path) -> Command {
@@ -173,7 +72,7 @@ fn refused(label: &str, cmd: &mut Command) -> String {
 
 /// Run measured, expect exit 2 and a small peak, return stderr.
 fn refused_small(label: &str, cmd: &mut Command) -> String {
-    let m = run_measured(cmd, LIMIT);
+    let m = run_measured(cmd, LIMIT, KILL_RSS_KIB);
     let err = m.stderr();
     println!("{label}: {m}: {}", err.trim());
     assert_eq!(m.code(), Some(2), "{label}: expected exit 2\nstderr: {err}");
@@ -197,13 +96,7 @@ fn findings(label: &str, out: &Output) -> Value {
 
 fn ok(cmd: &mut Command) -> String {
     let out = run_within(cmd, LIMIT);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?}):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    succeeded(cmd, &out)
 }
 
 // ---------------------------------------------------------------- bundles
@@ -483,16 +376,6 @@ fn blobs_that_are_links_to_dev_zero_or_pipes_are_refused() {
     }
 }
 
-fn copy_layout(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("blobs/sha256")).unwrap();
-    for file in ["oci-layout", "index.json"] {
-        std::fs::copy(from.join(file), to.join(file)).unwrap();
-    }
-    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join("blobs/sha256").join(entry.file_name())).unwrap();
-    }
-}
-
 // ================================================================ 5
 
 /// Case 5: An `oci-layout` of 1 MiB (valid JSON, then spaces) is over its 4096
@@ -625,10 +508,10 @@ fn tarballs_are_streamed_not_read_whole() {
     assert!(padded_size > original_size + 200 * MIB);
 
     // A first run fills the compiled-component cache; the measured ones read it.
-    let warm = run_measured(&mut check(&original), Duration::from_secs(300));
+    let warm = run_measured(&mut check(&original), Duration::from_secs(300), KILL_RSS_KIB);
     let expected = findings("original (warm-up)", &warm.out);
-    let base = run_measured(&mut check(&original), Duration::from_secs(60));
-    let big = run_measured(&mut check(&padded), Duration::from_secs(60));
+    let base = run_measured(&mut check(&original), Duration::from_secs(60), KILL_RSS_KIB);
+    let big = run_measured(&mut check(&padded), Duration::from_secs(60), KILL_RSS_KIB);
     for (label, m) in [("original, warm-up", &warm), ("original", &base), ("padded", &big)] {
         println!("check --bundle {label}: {m}");
     }
@@ -641,7 +524,7 @@ fn tarballs_are_streamed_not_read_whole() {
         base.peak_rss_kib >> 10
     );
     assert!(big.peak_rss_kib < 150 << 10, "padded: peak RSS {} MiB", big.peak_rss_kib >> 10);
-    let inspected = run_measured(&mut inspect(&padded), LIMIT);
+    let inspected = run_measured(&mut inspect(&padded), LIMIT, KILL_RSS_KIB);
     assert_eq!(inspected.code(), Some(0), "{}", inspected.stderr());
     println!("inspect padded: {inspected}");
     assert!(inspected.peak_rss_kib < 150 << 10);
@@ -857,7 +740,7 @@ fn pax_sizes_do_not_get_around_the_limits() {
             size / MIB,
             if sparse { " (sparse)" } else { "" }
         );
-        let measured = try_run_measured(&mut check(&path), LIMIT);
+        let measured = try_run_measured(&mut check(&path), LIMIT, KILL_RSS_KIB);
         std::fs::remove_file(&path).unwrap();
         let m = match measured {
             Ok(m) => m,

@@ -7,30 +7,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const INPUT: &str = "\
-apiVersion: v1
-kind: Pod
-metadata: {name: bad-one, namespace: ns}
-spec:
-  containers: [{name: c, image: x, securityContext: {privileged: true}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: good, namespace: ns}
-spec:
-  containers: [{name: c, image: x, securityContext: {privileged: true}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: bad-two, namespace: ns}
-spec:
-  containers: [{name: c, image: x}]
-";
-
 fn run_mode(mode: &str) -> (i32, Value) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("pods.yaml");
-    std::fs::write(&input, INPUT).unwrap();
+    std::fs::write(&input, THREE_PODS).unwrap();
     let config = dir.path().join("palisade.yaml");
     std::fs::write(&config, format!("settings:\n  test-misbehave: {{mode: {mode}}}\n")).unwrap();
     json_report(

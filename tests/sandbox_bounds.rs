@@ -8,40 +8,19 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
+use common::measure::{proc_status_kib, run_measured};
 use common::*;
 use serde_json::{Value, json};
-
-const INPUT: &str = "\
-apiVersion: v1
-kind: Pod
-metadata: {name: bad-one, namespace: ns}
-spec:
-  containers: [{name: c, image: x, securityContext: {privileged: true}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: good, namespace: ns}
-spec:
-  containers: [{name: c, image: x, securityContext: {privileged: true}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: bad-two, namespace: ns}
-spec:
-  containers: [{name: c, image: x}]
-";
 
 /// Peak resident set a run may reach.
 const MAX_RSS_KIB: u64 = 300 << 10;
 /// Resident set at which a run is killed rather than left to eat the machine.
 const KILL_RSS_KIB: u64 = 1 << 20;
 
-struct Measured {
+struct Checked {
     code: i32,
     report: Value,
     stderr: String,
@@ -49,62 +28,11 @@ struct Measured {
     peak_rss_kib: u64,
 }
 
-/// Like `run_within`, and also reads the child's peak resident set from the
-/// `rusage` that `wait4` returns when it reaps it.
-// The child is reaped by `wait4`, which clippy does not see.
-#[allow(clippy::zombie_processes)]
-fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, Duration, u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("spawn palisade");
-    let pid = child.id() as libc::pid_t;
-    let start = Instant::now();
-    let reap = |flags: libc::c_int| -> Option<(ExitStatus, u64)> {
-        let mut status: libc::c_int = 0;
-        // SAFETY: plain out-parameters; `pid` is our own unreaped child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let got = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
-        assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
-        // Linux reports ru_maxrss in KiB.
-        (got == pid).then(|| (ExitStatus::from_raw(status), usage.ru_maxrss as u64))
-    };
-    let (status, peak) = loop {
-        if let Some(done) = reap(libc::WNOHANG) {
-            break done;
-        }
-        // A run that lost its bound must not take the machine's memory with it.
-        let rss = proc_status_kib(child.id(), "VmRSS:").unwrap_or(0);
-        if start.elapsed() > limit || rss > KILL_RSS_KIB {
-            let _ = child.kill();
-            let (_, peak) = reap(0).expect("reap the killed child");
-            panic!(
-                "palisade killed after {:.0} ms (bound {limit:?}), resident {} MiB, peak {} MiB",
-                start.elapsed().as_secs_f64() * 1e3,
-                rss >> 10,
-                peak >> 10
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let took = start.elapsed();
-    let out = Output {
-        status,
-        stdout: std::fs::read(&out_path).expect("read stdout"),
-        stderr: std::fs::read(&err_path).expect("read stderr"),
-    };
-    (out, took, peak)
-}
-
 /// `palisade check --format json --profile baseline --policies <component>`
 /// over `input`, with `config` if given; compiled components come from the
 /// tests' shared cache, which a first run over the good pod alone fills, so
 /// the measured run times the evaluation, not cranelift.
-fn check(component: &Path, config: Option<&str>, extra: &[&str], input: &str, limit: Duration) -> Measured {
+fn check(component: &Path, config: Option<&str>, extra: &[&str], input: &str, limit: Duration) -> Checked {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("palisade.yaml");
     if let Some(config) = config {
@@ -120,22 +48,22 @@ fn check(component: &Path, config: Option<&str>, extra: &[&str], input: &str, li
         cmd
     };
     let warm = dir.path().join("warm.yaml");
-    std::fs::write(&warm, INPUT.split("---\n").nth(1).unwrap()).unwrap();
+    std::fs::write(&warm, THREE_PODS.split("---\n").nth(1).unwrap()).unwrap();
     let (code, report) = json_report(&mut command(&warm));
     assert_eq!(code, 1, "the good pod alone: privileged, and nothing else: {report:#}");
     assert!(errors(&report).is_empty(), "{report:#}");
 
     let path = dir.path().join("pods.yaml");
     std::fs::write(&path, input).unwrap();
-    let (out, took, peak_rss_kib) = run_measured(&mut command(&path), limit);
-    let code = out.status.code().unwrap_or_else(|| panic!("palisade was killed: {:?}", out.status));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: Value = serde_json::from_slice(&out.stdout)
+    let m = run_measured(&mut command(&path), limit, KILL_RSS_KIB);
+    let code = m.code().unwrap_or_else(|| panic!("palisade was killed: {:?}", m.out.status));
+    let stderr = m.stderr();
+    let report: Value = serde_json::from_slice(&m.out.stdout)
         .unwrap_or_else(|e| panic!("not a JSON report ({e}); exit {code}\nstderr: {stderr}"));
-    Measured { code, report, stderr, took, peak_rss_kib }
+    Checked { code, report, stderr, took: m.took, peak_rss_kib: m.peak_rss_kib }
 }
 
-fn report_figures(what: &str, m: &Measured) {
+fn report_figures(what: &str, m: &Checked) {
     println!(
         "{what}: exit {}, {:.0} ms, peak RSS {:.1} MiB",
         m.code,
@@ -147,7 +75,7 @@ fn report_figures(what: &str, m: &Measured) {
 /// Both bad pods failed with a policy error of `rule` containing `expected`,
 /// the good pod was evaluated by it without one, and the built-in rules ran
 /// on all three.
-fn assert_contained(what: &str, m: &Measured, rule: &str, expected: &str) {
+fn assert_contained(what: &str, m: &Checked, rule: &str, expected: &str) {
     let report = &m.report;
     assert_eq!(m.code, 2, "{what}: a policy failure must fail the run: {report:#}\n{}", m.stderr);
     let errors = errors(report);
@@ -178,7 +106,7 @@ fn assert_contained(what: &str, m: &Measured, rule: &str, expected: &str) {
     );
 }
 
-fn assert_small(what: &str, m: &Measured) {
+fn assert_small(what: &str, m: &Checked) {
     assert!(
         m.peak_rss_kib < MAX_RSS_KIB,
         "{what}: peak RSS {} MiB, over {} MiB",
@@ -213,7 +141,7 @@ fn table_grow_component(dir: &Path) -> PathBuf {
 fn growing_the_table_hits_the_table_limit() {
     let dir = tempfile::tempdir().unwrap();
     let component = table_grow_component(dir.path());
-    let m = check(&component, None, &[], INPUT, Duration::from_secs(5));
+    let m = check(&component, None, &[], THREE_PODS, Duration::from_secs(5));
     report_figures("table-grow", &m);
     assert_contained("table-grow", &m, "test-table-grow", "exceeded its table limit of 262144 elements");
     assert_small("table-grow", &m);
@@ -245,7 +173,7 @@ fn a_flood_of_violations_is_an_error() {
         &testing_component("test-misbehave"),
         Some(&misbehave_config("flood")),
         &flags,
-        INPUT,
+        THREE_PODS,
         Duration::from_secs(10),
     );
     report_figures("flood", &m);
@@ -259,7 +187,7 @@ fn a_long_message_is_cut() {
         &testing_component("test-misbehave"),
         Some(&misbehave_config("long")),
         &[],
-        INPUT,
+        THREE_PODS,
         Duration::from_secs(10),
     );
     report_figures("long", &m);
@@ -319,10 +247,4 @@ fn a_flood_of_violations_fails_an_admission_closed() {
 /// A live process's peak resident set, from /proc.
 fn vm_hwm_kib(pid: u32) -> u64 {
     proc_status_kib(pid, "VmHWM:").expect("VmHWM in /proc/PID/status")
-}
-
-/// A field in kB of /proc/PID/status; none once the process is gone.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

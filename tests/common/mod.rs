@@ -4,12 +4,36 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod measure;
 pub mod registry;
 pub mod server;
+
+/// Three Pods, in this order (a policy that misbehaves on `bad-*` names fails
+/// on the first and last, and leaves the middle one to the other rules):
+/// `bad-one` (line 1) and `good` privileged, `bad-two` (line 13) not.
+pub const THREE_PODS: &str = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-one, namespace: ns}
+spec:
+  containers: [{name: c, image: x, securityContext: {privileged: true}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: good, namespace: ns}
+spec:
+  containers: [{name: c, image: x, securityContext: {privileged: true}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-two, namespace: ns}
+spec:
+  containers: [{name: c, image: x}]
+";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -41,6 +65,17 @@ pub fn palisade() -> Command {
 
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run palisade")
+}
+
+/// The stdout (trimmed) of `cmd`'s `out`, failing the test unless it succeeded.
+pub fn succeeded(cmd: &Command, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Run and parse a JSON report, checking the exit code is one `check` may give.
@@ -108,30 +143,60 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A spawned child whose stdout and stderr go to files in a directory of its
+/// own (files, not pipes: a child that writes much never blocks on a full
+/// pipe while the test polls it).
+pub struct Captured {
+    pub child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Captured {
+    pub fn spawn(cmd: &mut Command) -> Captured {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = cmd
+            .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"))
+            .spawn()
+            .expect("spawn palisade");
+        Captured { child, dir }
+    }
+
+    /// What the child wrote, once it has exited with `status`.
+    pub fn output(self, status: ExitStatus) -> Output {
+        Output {
+            status,
+            stdout: std::fs::read(self.dir.path().join("stdout")).expect("read stdout"),
+            stderr: std::fs::read(self.dir.path().join("stderr")).expect("read stderr"),
+        }
+    }
+}
+
 /// Run, failing the test if the process outlives `limit` (a hang, not a slow run).
 pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("spawn palisade");
+    let mut run = Captured::spawn(cmd);
     let start = std::time::Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = run.child.try_wait().expect("wait") {
             break status;
         }
         if start.elapsed() > limit {
-            let _ = child.kill();
+            let _ = run.child.kill();
             panic!("palisade did not finish within {limit:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    Output {
-        status,
-        stdout: std::fs::read(&out_path).expect("read stdout"),
-        stderr: std::fs::read(&err_path).expect("read stderr"),
+    run.output(status)
+}
+
+/// Copy an OCI layout directory: `oci-layout`, `index.json` and the files
+/// of `blobs/sha256`.
+pub fn copy_layout(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("blobs/sha256")).unwrap();
+    for file in ["oci-layout", "index.json"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+    for entry in std::fs::read_dir(from.join("blobs/sha256")).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join("blobs/sha256").join(entry.file_name())).unwrap();
     }
 }
