@@ -166,6 +166,14 @@ fn yaml_1_1_booleans_are_read_as_kubectl_reads_them() {
 }
 
 #[test]
+fn an_endless_input_is_cut_at_its_limit() {
+    let out = run_within(palisade().args(["check", "/dev/zero"]), std::time::Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("/dev/zero: over the limit of 256 MiB for one input"), "{said}");
+}
+
+#[test]
 fn empty_input_is_an_error() {
     let out = with_stdin(&["check", "-"], "# nothing rendered\n");
     assert_eq!(out.status.code(), Some(2));

@@ -80,15 +80,26 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
     }
 }
 
-/// Read an input as UTF-8 text.
+/// Bytes one input may hold: far above any rendered chart (the API server
+/// takes 3 MiB an object), and a bound on what `/dev/zero` given as a file, or
+/// an endless pipe, can cost.
+pub const MAX_INPUT_BYTES: u64 = 256 << 20;
+
+/// Read an input as text (see [`decode`]), at most [`MAX_INPUT_BYTES`].
 pub fn read(source: &InputSource) -> Result<String, InputError> {
+    let error = |message: String| InputError { path: source.display_name(), message };
     let mut bytes = Vec::new();
     let result = match source {
-        InputSource::Stdin => std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ()),
-        InputSource::File(p) => std::fs::read(p).map(|b| bytes = b),
+        InputSource::Stdin => std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes),
+        InputSource::File(p) => {
+            std::fs::File::open(p).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+        }
     };
-    result.map_err(|e| InputError { path: source.display_name(), message: format!("cannot read: {e}") })?;
-    decode(&bytes).map_err(|message| InputError { path: source.display_name(), message })
+    result.map_err(|e| error(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(error(format!("over the limit of {} MiB for one input", MAX_INPUT_BYTES >> 20)));
+    }
+    decode(&bytes).map_err(error)
 }
 
 /// Bytes → text, with the encodings YAML allows and kubectl's reader
