@@ -166,17 +166,48 @@ pub fn watch_interval(limits: &ConnectionLimits) -> Duration {
     (limits.header_read_timeout.min(limits.idle_timeout) / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
+/// Lines a client can cause, written at most once a second, with a count of
+/// those left out: no client can make the log grow at its own rate.
+pub struct LogLimiter {
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimiter {
+    pub fn new() -> LogLimiter {
+        LogLimiter { state: std::sync::Mutex::new((None, 0)) }
+    }
+
+    /// Write `line` to stderr unless a line went out less than a second ago.
+    /// Returns whether it was written.
+    pub fn log(&self, line: &str) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let (last, suppressed) = &mut *state;
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            *suppressed += 1;
+            return false;
+        }
+        match std::mem::take(suppressed) {
+            0 => eprintln!("{line}"),
+            others => eprintln!("{line} (and {others} more in the last second)"),
+        }
+        *last = Some(now);
+        true
+    }
+}
+
 /// Accept errors (out of file descriptors, most often) back off instead of
-/// spinning, and are logged at most once a second with a count of the others.
+/// spinning, and are logged at most once a second.
 pub struct AcceptBackoff {
     delay: Duration,
-    last_log: Option<Instant>,
-    suppressed: u64,
+    log: LogLimiter,
 }
 
 impl AcceptBackoff {
     pub fn new() -> AcceptBackoff {
-        AcceptBackoff { delay: Duration::ZERO, last_log: None, suppressed: 0 }
+        AcceptBackoff { delay: Duration::ZERO, log: LogLimiter::new() }
     }
 
     pub fn success(&mut self) {
@@ -186,18 +217,7 @@ impl AcceptBackoff {
     /// Note a failure; returns how long to wait before accepting again.
     pub fn failure(&mut self, error: &io::Error) -> Duration {
         self.delay = (self.delay * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-        let now = Instant::now();
-        if self.last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-            let others = std::mem::take(&mut self.suppressed);
-            if others > 0 {
-                eprintln!("palisade: accept failed: {error} (and {others} more times in the last second)");
-            } else {
-                eprintln!("palisade: accept failed: {error}");
-            }
-            self.last_log = Some(now);
-        } else {
-            self.suppressed += 1;
-        }
+        self.log.log(&format!("palisade: accept failed: {error}"));
         self.delay
     }
 }
@@ -261,7 +281,7 @@ mod tests {
         assert_eq!(delays[0], Duration::from_millis(5));
         assert_eq!(delays[1], Duration::from_millis(10));
         assert_eq!(delays[9], Duration::from_secs(1));
-        assert_eq!(b.suppressed, 9);
+        assert_eq!(b.log.state.lock().unwrap().1, 9, "one line written, nine counted");
         b.success();
         assert_eq!(b.failure(&e), Duration::from_millis(5));
     }

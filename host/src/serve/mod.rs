@@ -69,6 +69,8 @@ struct State {
     limits: ConnectionLimits,
     /// Body bytes all requests together may hold, one permit a byte.
     body_budget: Arc<Semaphore>,
+    /// Lines about clients' failures, rate-limited.
+    client_log: connection::LogLimiter,
     /// Decision lines for the logging thread: a slow reader of stdout must
     /// never stall admission, so lines are dropped (and counted) when it lags.
     log: std::sync::mpsc::SyncSender<String>,
@@ -115,6 +117,7 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         timeout: opts.request_timeout,
         limits: opts.connections,
         body_budget: Arc::new(Semaphore::new(opts.connections.max_body_buffer.max(MAX_BODY))),
+        client_log: connection::LogLimiter::new(),
         log: logger(),
     });
     {
@@ -213,7 +216,7 @@ async fn connection(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             state.metrics.inc("palisade_tls_handshake_failures_total", &[]);
-            eprintln!("palisade: TLS handshake failed: {e}");
+            state.client_log.log(&format!("palisade: TLS handshake failed: {e}"));
             return;
         }
         Err(_) => {
