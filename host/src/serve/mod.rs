@@ -394,14 +394,16 @@ async fn read_body(
     state: &State,
     mut body: Incoming,
 ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response<Full<Bytes>>> {
-    let mut buffer = Vec::new();
+    // The pieces as hyper read them (no copy while the body trickles in).
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut length = 0;
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| problem(400, &format!("cannot read the body: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if buffer.len() + data.len() > MAX_BODY {
+        if length + data.len() > MAX_BODY {
             return Err(problem(413, &format!("the body is over {MAX_BODY} bytes")));
         }
         let cost = u32::try_from(data.len()).map_err(|_| problem(413, "a body piece over 4 GiB"))?;
@@ -415,9 +417,14 @@ async fn read_body(
             Some(h) => h.merge(permit),
             None => held = Some(permit),
         }
-        buffer.extend_from_slice(&data);
+        length += data.len();
+        pieces.push(data);
     }
-    Ok((Bytes::from(buffer), held))
+    let body = match pieces.len() {
+        1 => pieces.remove(0),
+        _ => Bytes::from(pieces.concat()),
+    };
+    Ok((body, held))
 }
 
 /// A response after which the connection closes (its body may be unread).
