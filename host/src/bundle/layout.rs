@@ -147,6 +147,8 @@ impl Layout {
             }
             builder.into_inner().and_then(|mut f| std::io::Write::flush(&mut f)).map_err(|e| io_error(&tmp, e))?;
             std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
+            // Where each blob now lies, should this layout be read again.
+            self.tar_blobs = read_tar(&target)?.2;
         } else {
             let blobs = self.path.join("blobs").join("sha256");
             std::fs::create_dir_all(&blobs).map_err(|e| io_error(&blobs, e))?;
