@@ -145,19 +145,18 @@ fn normalize_breaks(text: &str) -> std::borrow::Cow<'_, str> {
 /// The first raw LS (U+2028) or PS (U+2029) of a document: a line break to
 /// kubectl's reader, a plain character to most others.
 fn unicode_break(text: &str) -> Option<ReadError> {
-    let at = text.find(['\u{2028}', '\u{2029}'])?;
+    let (at, c) = text.char_indices().find(|(_, c)| matches!(c, '\u{2028}' | '\u{2029}'))?;
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    let name =
-        if text[at..].starts_with('\u{2028}') { "LINE SEPARATOR (U+2028)" } else { "PARAGRAPH SEPARATOR (U+2029)" };
+    let name = if c == '\u{2028}' { "LINE SEPARATOR" } else { "PARAGRAPH SEPARATOR" };
+    let code = u32::from(c);
     Some(ReadError {
         line,
         column,
         message: format!(
-            "a raw {name}: kubectl's YAML reader breaks the line there, other readers do not; \
-             write a newline, or the escape \\u{:04X} inside a double-quoted string",
-            if name.contains("2028") { 0x2028 } else { 0x2029 }
+            "a raw {name} (U+{code:04X}): kubectl's YAML reader breaks the line there, other readers do not; \
+             write a newline, or the escape \\u{code:04X} inside a double-quoted string"
         ),
     })
 }
@@ -485,10 +484,8 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &M
     {
         return match tag.suffix.as_str() {
             "str" | "binary" | "timestamp" => Ok(Value::String(text)),
-            "null" => match text.as_str() {
-                "" | "~" | "null" | "Null" | "NULL" => Ok(Value::Null),
-                _ => Err(err(mark, format!("{text:?} is not a !!null"))),
-            },
+            "null" if is_null(&text) => Ok(Value::Null),
+            "null" => Err(err(mark, format!("{text:?} is not a !!null"))),
             "bool" => match parse_bool(&text) {
                 Some(b) => Ok(Value::Bool(b)),
                 None => Err(err(mark, format!("{text:?} is not a !!bool"))),
@@ -507,13 +504,17 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>, mark: &M
     if style != TScalarStyle::Plain {
         return Ok(Value::String(text));
     }
-    if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+    if is_null(&text) {
         return Ok(Value::Null);
     }
     if let Some(b) = parse_bool(&text) {
         return Ok(Value::Bool(b));
     }
     Ok(parse_number(&text).unwrap_or(Value::String(text)))
+}
+
+fn is_null(t: &str) -> bool {
+    matches!(t, "" | "~" | "null" | "Null" | "NULL")
 }
 
 /// go-yaml v2's booleans: YAML 1.1's words.

@@ -156,26 +156,23 @@ fn resource(value: Value, source: Source) -> Result<Resource, String> {
     Ok(Resource { api_version, kind, namespace, name, source, json })
 }
 
-/// RFC 1035 label (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
-fn is_dns1035_label(s: &str) -> bool {
-    let b = s.as_bytes();
+/// One DNS label's characters: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
+fn is_label(label: &str) -> bool {
+    let b = label.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
 
-/// RFC 1123 subdomain: dot-separated labels of `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 253 characters.
+/// RFC 1035 label: a label that starts with a letter, at most 63 characters.
+fn is_dns1035_label(s: &str) -> bool {
+    s.len() <= 63 && s.as_bytes().first().is_some_and(u8::is_ascii_lowercase) && is_label(s)
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
 fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
-        })
+    s.len() <= 253 && s.split('.').all(is_label)
 }
 
 /// A kind as the API can serve it: CustomResourceDefinition validation

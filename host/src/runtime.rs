@@ -294,9 +294,6 @@ impl Runtime {
         let handle = instance
             .evaluator
             .ok_or_else(|| CallError::Host("evaluate called before the evaluator was configured".into()))?;
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(CallError::Deadline);
-        }
         let by_request = self.arm(&mut instance.store, deadline);
         let result = instance
             .rule

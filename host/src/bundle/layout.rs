@@ -237,8 +237,6 @@ fn open_regular(path: &Path, follow: bool) -> Result<std::fs::File> {
             "a named pipe"
         } else if kind.is_char_device() || kind.is_block_device() {
             "a device"
-        } else if kind.is_socket() {
-            "a socket"
         } else {
             "not a regular file"
         };

@@ -71,18 +71,33 @@ impl Activity {
         Busy(self.clone())
     }
 
+    /// A request ends at `now` (milliseconds since the accept).
+    fn request_ended_at(&self, now: u64) {
+        self.served.fetch_add(1, Ordering::SeqCst);
+        self.idle_since.store(now, Ordering::SeqCst);
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
     fn bytes_arrived(&self) {
+        self.bytes_arrived_at(self.now());
+    }
+
+    fn bytes_arrived_at(&self, now: u64) {
         if self.busy.load(Ordering::SeqCst) == 0 && self.head_started.load(Ordering::SeqCst) == 0 {
-            self.head_started.store(self.now(), Ordering::SeqCst);
+            self.head_started.store(now, Ordering::SeqCst);
         }
     }
 
     /// Why the connection must close now, if it must.
     pub fn expired(&self, limits: &ConnectionLimits) -> Option<&'static str> {
+        self.expired_at(self.now(), limits)
+    }
+
+    /// [`Activity::expired`] at `now`, in milliseconds since the accept.
+    fn expired_at(&self, now: u64, limits: &ConnectionLimits) -> Option<&'static str> {
         if self.busy.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        let now = self.now();
         let header_ms = limits.header_read_timeout.as_millis() as u64;
         // The first request's head: within the header timeout of the accept,
         // handshake included, however the bytes trickle in.
@@ -105,10 +120,7 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let a = &self.0;
-        a.served.fetch_add(1, Ordering::SeqCst);
-        a.idle_since.store(a.now(), Ordering::SeqCst);
-        a.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.request_ended_at(self.0.now());
     }
 }
 
@@ -236,41 +248,43 @@ mod tests {
         }
     }
 
+    // Times are milliseconds since the accept; header timeout 50, idle timeout 200.
+
     #[test]
     fn a_new_connection_gets_the_header_timeout_from_its_accept() {
         let a = Activity::new(Instant::now());
-        assert_eq!(a.expired(&limits()), None);
-        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(a.expired_at(50, &limits()), None);
         // Bytes arriving late do not restart the clock.
-        a.bytes_arrived();
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(a.expired(&limits()), Some("header read timeout"));
+        a.bytes_arrived_at(40);
+        assert_eq!(a.expired_at(51, &limits()), Some("header read timeout"));
     }
 
     #[test]
     fn a_slow_head_is_cut_and_a_busy_connection_is_not() {
         let a = Activity::new(Instant::now());
-        a.bytes_arrived();
+        a.bytes_arrived_at(1);
         let busy = a.begin();
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(a.expired(&limits()), None, "a request in progress is the body's and the deadline's business");
+        assert_eq!(
+            a.expired_at(500, &limits()),
+            None,
+            "a request in progress is the body's and the deadline's business"
+        );
         drop(busy);
+        a.idle_since.store(500, Ordering::SeqCst);
         // Idle after a request: the idle timeout, not the header timeout.
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(a.expired(&limits()), None);
-        a.bytes_arrived();
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(a.expired(&limits()), Some("header read timeout"));
+        assert_eq!(a.expired_at(600, &limits()), None);
+        a.bytes_arrived_at(650);
+        assert_eq!(a.expired_at(700, &limits()), None);
+        assert_eq!(a.expired_at(701, &limits()), Some("header read timeout"));
     }
 
     #[test]
     fn an_idle_kept_alive_connection_is_closed() {
         let a = Activity::new(Instant::now());
-        drop(a.begin());
-        std::thread::sleep(Duration::from_millis(120));
-        assert_eq!(a.expired(&limits()), None);
-        std::thread::sleep(Duration::from_millis(120));
-        assert_eq!(a.expired(&limits()), Some("idle timeout"));
+        a.busy.fetch_add(1, Ordering::SeqCst);
+        a.request_ended_at(10);
+        assert_eq!(a.expired_at(210, &limits()), None);
+        assert_eq!(a.expired_at(211, &limits()), Some("idle timeout"));
     }
 
     #[test]
