@@ -30,6 +30,7 @@ fn main() {
     let testing = crates_in(&testing_dir);
     let all: Vec<&String> = builtin.iter().chain(testing.iter()).collect();
 
+    ensure_wasm_target(&workspace);
     let target_dir = workspace.join("target").join("policies");
     let profile = env::var("PALISADE_POLICY_PROFILE").unwrap_or_else(|_| "policy".into());
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -87,6 +88,34 @@ fn main() {
     }
     table.push_str("];\n");
     write_if_changed(&out_dir.join("builtin.rs"), table.as_bytes());
+}
+
+/// A machine may have the pinned toolchain without the `wasm32-unknown-unknown`
+/// standard library, and rustup does not add a target by itself for a
+/// toolchain already installed: add it, so `cargo build` works on a fresh
+/// machine as the README says.
+fn ensure_wasm_target(workspace: &Path) {
+    let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .current_dir(workspace)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|root| root.join("lib/rustlib/wasm32-unknown-unknown/lib").is_dir()) {
+        return;
+    }
+    println!("cargo:warning=adding the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)");
+    let added = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "add", "wasm32-unknown-unknown"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        added,
+        "the wasm32-unknown-unknown target is missing and `rustup target add wasm32-unknown-unknown` failed: \
+         install it, then build again"
+    );
 }
 
 /// Names of the crates directly below `dir` (every folder with a Cargo.toml but the SDK).
