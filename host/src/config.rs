@@ -37,6 +37,11 @@ pub struct Config {
     /// Signatures policies must carry before anything of them runs.
     #[serde(default)]
     pub verify: Verify,
+    /// Signatures workload images must carry (the `image-signature` rule).
+    pub image_verification: Option<crate::images::policy::ImageVerificationConfig>,
+    /// The configuration file's directory: relative paths in it are read from there.
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
 }
 
 /// `verify: {keys: [cosign.pub, ...]}`: with any key set, policies load only
@@ -121,6 +126,7 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("{}: cannot read the configuration: {e}", path.display()))?;
         let mut config = Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        config.base_dir = base.to_path_buf();
         for key in &mut config.verify.keys {
             if key.is_relative() {
                 *key = base.join(&*key);

@@ -8,7 +8,8 @@
 //! → [`report`].
 //! [`check`] strings the steps together; [`policy_set`] loads and configures
 //! the policies; [`bundle`] brings them from OCI registries and layouts,
-//! checked by digest and signature; [`config`] reads the configuration file.
+//! checked by digest and signature; [`config`] reads the configuration file;
+//! [`images`] answers the policies' questions about image signatures.
 
 pub mod bundle;
 
@@ -24,6 +25,7 @@ pub mod evaluate;
 pub mod exceptions;
 pub mod export;
 pub mod findings;
+pub mod images;
 pub mod input;
 pub mod inventory;
 pub mod policy_set;

@@ -96,6 +96,15 @@ struct CheckArgs {
     threads: Option<usize>,
     #[arg(long, value_enum, default_value = "auto")]
     color: Colour,
+    /// Verify every workload image's signature under the configuration's trust
+    /// policies (`imageVerification`): resolve tags and fetch signatures from the
+    /// registries (--insecure, --registry-ca and Docker credentials apply).
+    #[arg(long)]
+    verify_images: bool,
+    /// With --verify-images: use only the signatures an earlier online run kept in
+    /// the cache (air-gapped CI); an image never fetched is a finding, not a pass.
+    #[arg(long, requires = "verify_images")]
+    offline: bool,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -345,6 +354,35 @@ fn catalog(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Catalog
     catalog_from(args, policy_sources(args, config_keys)?)
 }
 
+/// The image verifier a run gives the policies: the configuration's trust
+/// policies (keys and trusted roots read now, so a broken one stops the run
+/// before any manifest is read), registries reached as `--insecure` and
+/// `--registry-ca` say, fetched signatures kept under the cache directory.
+fn image_verifier(
+    config: &Config,
+    config_path: Option<&PathBuf>,
+    args: &PolicyArgs,
+    requested: bool,
+    offline: bool,
+) -> anyhow::Result<Arc<palisade::images::Verifier>> {
+    let registry = &args.source.registry;
+    let mode = palisade::images::Mode {
+        requested,
+        offline,
+        registry: palisade::bundle::registry::Options {
+            insecure: registry.insecure,
+            ca_files: registry.registry_ca.clone(),
+        },
+        store_dir: default_cache_dir().map(|d| d.join("images")),
+    };
+    let verifier = palisade::images::Verifier::new(config.image_verification.as_ref(), &config.base_dir, mode)
+        .map_err(|e| {
+            let origin = config_path.map(|p| format!("{}: ", p.display())).unwrap_or_default();
+            anyhow::anyhow!("invalid configuration: {origin}{e}")
+        })?;
+    Ok(Arc::new(verifier))
+}
+
 /// What a run asks for: the configuration, with the command line's profile
 /// and PSS version over it (the profile defaults to hardened).
 fn selection(config: &Config, profile: Option<&String>, pss_version: Option<&String>) -> Selection {
@@ -368,9 +406,11 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
+    let images = image_verifier(&config, args.config.as_ref(), &args.policy, args.verify_images, args.offline)?;
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let bundle = sources.bundle.clone();
     let catalog = catalog_from(&args.policy, sources)?;
+    catalog.runtime.set_images(images);
     let (policies, mut errors) = match catalog.select(&selection) {
         Ok(policies) => (policies, Vec::new()),
         Err(errors) => (Vec::new(), errors),
@@ -510,10 +550,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
             max_body_buffer: args.max_body_buffer_mib.saturating_mul(1 << 20),
         },
     };
+    let images = image_verifier(&config, args.config.as_ref(), &args.policy, true, false)?;
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = selection(&config, args.profile.as_ref(), None);
         let catalog = catalog_from(&args.policy, sources)?;
+        catalog.runtime.set_images(images);
         let (policies, mut errors) = match catalog.select(&selection) {
             Ok(policies) => (policies, Vec::new()),
             Err(errors) => (Vec::new(), errors),
@@ -603,11 +645,11 @@ fn explain_config(
 
 fn run_policies(
     profile: Option<String>,
-    config: Option<PathBuf>,
+    config_path: Option<PathBuf>,
     format: Format,
     args: &PolicyArgs,
 ) -> anyhow::Result<u8> {
-    let config = match &config {
+    let config = match &config_path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
@@ -616,7 +658,9 @@ fn run_policies(
     {
         bail!("unknown profile {name:?}");
     }
+    let images = image_verifier(&config, config_path.as_ref(), args, false, false)?;
     let catalog = catalog(args, &config.verify.keys)?;
+    catalog.runtime.set_images(images);
     // Configure every listed rule as a run would, to learn which are inactive.
     // Configure every rule, disabled ones too, as before; the listing leaves disabled ones out below.
     let selection = Selection { disable: Vec::new(), ..selection(&config, profile.as_ref(), None) };

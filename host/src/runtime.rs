@@ -9,15 +9,17 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
+use crate::images::{self, Verifier};
 use crate::inventory::Inventory;
 
+/// The contract this host implements (`wit/policy.wit`).
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -25,8 +27,24 @@ mod bindings {
     });
 }
 
+/// The previous contract, kept verbatim (`wit/compat/0.2.0`), so components
+/// built for it keep running. Its types are structurally those of 0.3.0 and
+/// are mapped onto them, so both versions return the same Rust values.
+mod bindings_v2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/compat/0.2.0",
+        world: "rule",
+        with: {
+            "palisade:policy/types": super::bindings::palisade::policy::types,
+        },
+    });
+}
+
+pub use bindings::palisade::policy::image_verification as images_wit;
 pub use bindings::palisade::policy::types as wit;
-use bindings::{Rule, RulePre};
+
+/// The contract versions a component may be built for, newest first.
+pub const CONTRACTS: [&str; 2] = ["0.3.0", "0.2.0"];
 
 /// How long the epoch ticker sleeps between ticks: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -76,10 +94,17 @@ pub enum CallError {
     Host(String),
 }
 
-/// What a store holds: its limits and the set the inventory serves.
+/// What a store holds: its limits, the set the inventory serves, and the
+/// image verifier.
 pub struct StoreData {
     limits: StoreLimits,
     inventory: Arc<Inventory>,
+    images: Arc<Verifier>,
+    /// The request's deadline of the current call, if any.
+    deadline: Option<Instant>,
+    /// Time the current call spent in host imports (registry I/O): the call's
+    /// own bound counts the policy's time only.
+    host_time: Duration,
 }
 
 impl bindings::palisade::policy::inventory::Host for StoreData {
@@ -88,7 +113,77 @@ impl bindings::palisade::policy::inventory::Host for StoreData {
     }
 }
 
+impl bindings_v2::palisade::policy::inventory::Host for StoreData {
+    fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
+        self.inventory.list(&kind, namespace.as_deref())
+    }
+}
+
 impl bindings::palisade::policy::types::Host for StoreData {}
+
+impl images_wit::Host for StoreData {
+    fn status(&mut self) -> images_wit::VerificationStatus {
+        match self.images.status() {
+            images::Status::Enabled => images_wit::VerificationStatus::Enabled,
+            images::Status::NotConfigured => images_wit::VerificationStatus::NotConfigured,
+            images::Status::NotRequested => images_wit::VerificationStatus::NotRequested,
+        }
+    }
+
+    fn policy_for(&mut self, image: String, namespace: Option<String>) -> images_wit::PolicyMatch {
+        match self.images.policy_for(&image, namespace.as_deref()) {
+            images::PolicyMatch::Matched(name) => images_wit::PolicyMatch::Matched(name),
+            images::PolicyMatch::UnmatchedAllowed => images_wit::PolicyMatch::UnmatchedAllowed,
+            images::PolicyMatch::UnmatchedDenied => images_wit::PolicyMatch::UnmatchedDenied,
+        }
+    }
+
+    fn verify(&mut self, image: String, policy: String) -> Result<images_wit::VerifiedImage, images_wit::VerifyError> {
+        let started = Instant::now();
+        let result = self.images.verify(&image, &policy, self.deadline);
+        self.host_time += started.elapsed();
+        result.map(to_wit_image).map_err(to_wit_error)
+    }
+}
+
+fn to_wit_image(v: images::VerifiedImage) -> images_wit::VerifiedImage {
+    images_wit::VerifiedImage {
+        reference: v.reference,
+        digest: v.digest,
+        policy: v.policy,
+        signatures: v
+            .signatures
+            .into_iter()
+            .map(|s| images_wit::VerifiedSignature {
+                key_id: s.key_id,
+                issuer: s.issuer,
+                subject: s.subject,
+                signed_at: s.signed_at,
+            })
+            .collect(),
+    }
+}
+
+fn to_wit_error(e: images::VerifyError) -> images_wit::VerifyError {
+    use images::VerifyError as E;
+    use images_wit::VerifyError as W;
+    match e {
+        E::InvalidReference(m) => W::InvalidReference(m),
+        E::UnknownPolicy(m) => W::UnknownPolicy(m),
+        E::Unreachable(m) => W::Unreachable(m),
+        E::NotFound(m) => W::NotFound(m),
+        E::NoSignature(m) => W::NoSignature(m),
+        E::BadSignature(m) => W::BadSignature(m),
+        E::IdentityMismatch(m) => W::IdentityMismatch(m),
+        E::UntrustedCertificate(m) => W::UntrustedCertificate(m),
+        E::TransparencyLog(m) => W::TransparencyLog(m),
+        E::DigestMismatch(m) => W::DigestMismatch(m),
+        E::ThresholdNotMet(m) => W::ThresholdNotMet(m),
+        E::OfflineCacheMiss(m) => W::OfflineCacheMiss(m),
+        E::DeadlineExceeded(m) => W::DeadlineExceeded(m),
+        E::NotEnabled(m) => W::NotEnabled(m),
+    }
+}
 
 /// The engine and linker shared by every policy.
 pub struct Runtime {
@@ -96,12 +191,45 @@ pub struct Runtime {
     linker: Linker<StoreData>,
     cache_dir: Option<PathBuf>,
     pub limits: SandboxLimits,
+    /// What `image-verification` answers; off until [`Runtime::set_images`].
+    images: RwLock<Arc<Verifier>>,
+}
+
+/// A component's exports, by the contract version it was built for.
+#[derive(Clone)]
+enum Pre {
+    V3(bindings::RulePre<StoreData>),
+    V2(bindings_v2::RulePre<StoreData>),
+}
+
+enum Bound {
+    V3(bindings::Rule),
+    V2(bindings_v2::Rule),
+}
+
+/// Run `$body` with `$p` bound to the instance's `policy` export, whichever
+/// contract version it has: the types are the same.
+macro_rules! with_policy {
+    ($rule:expr, |$p:ident| $body:expr) => {
+        match $rule {
+            Bound::V3(rule) => {
+                let $p = rule.palisade_policy_policy();
+                $body
+            }
+            Bound::V2(rule) => {
+                let $p = rule.palisade_policy_policy();
+                $body
+            }
+        }
+    };
 }
 
 /// A compiled component, ready to instantiate.
 #[derive(Clone)]
 pub struct Compiled {
-    pre: RulePre<StoreData>,
+    pre: Pre,
+    /// The contract version the component was built for (`0.3.0`, `0.2.0`).
+    pub contract: &'static str,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
     pub size: usize,
@@ -112,7 +240,7 @@ pub struct Compiled {
 /// One live instance of a policy with its configured evaluator.
 pub struct Instance {
     store: Store<StoreData>,
-    rule: Rule,
+    rule: Bound,
     evaluator: Option<ResourceAny>,
 }
 
@@ -137,8 +265,10 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         // The only imports a policy gets: Palisade's own interfaces. No WASI.
-        Rule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
+        bindings::Rule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
             .map_err(|e| anyhow::anyhow!("cannot link the policy imports: {e}"))?;
+        bindings_v2::palisade::policy::inventory::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
+            .map_err(|e| anyhow::anyhow!("cannot link the 0.2.0 policy imports: {e}"))?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("palisade-epoch".into())
@@ -155,7 +285,7 @@ impl Runtime {
             engine.precompile_compatibility_hash().hash(&mut h);
             base.join(format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish()))
         });
-        Ok(Runtime { engine, linker, cache_dir, limits })
+        Ok(Runtime { engine, linker, cache_dir, limits, images: RwLock::new(Arc::new(Verifier::not_configured())) })
     }
 
     /// Compile a component, or load its compiled form from the cache.
@@ -185,12 +315,33 @@ impl Runtime {
                 c
             }
         };
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            anyhow::anyhow!("the component does not fit Palisade's contract (palisade:policy/rule@0.2.0): {e}")
-        })?;
-        let pre = RulePre::new(pre)
-            .map_err(|e| anyhow::anyhow!("the component does not export palisade:policy/policy@0.2.0: {e}"))?;
-        Ok(Compiled { pre, digest: format!("sha256:{hex}"), size: bytes.len(), cached })
+        let versions = CONTRACTS.map(|v| format!("palisade:policy/rule@{v}")).join(" or ");
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("the component does not fit Palisade's contract ({versions}): {e}"))?;
+        let (pre, contract) = match bindings::RulePre::new(pre.clone()) {
+            Ok(v3) => (Pre::V3(v3), CONTRACTS[0]),
+            Err(e3) => match bindings_v2::RulePre::new(pre) {
+                Ok(v2) => (Pre::V2(v2), CONTRACTS[1]),
+                Err(_) => anyhow::bail!(
+                    "the component does not export palisade:policy/policy@{} (nor @{}): {e3}",
+                    CONTRACTS[0],
+                    CONTRACTS[1]
+                ),
+            },
+        };
+        Ok(Compiled { pre, contract, digest: format!("sha256:{hex}"), size: bytes.len(), cached })
+    }
+
+    /// Answer `image-verification` with `verifier` from now on (instances made before keep theirs).
+    pub fn set_images(&self, verifier: Arc<Verifier>) {
+        *self.images.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+    }
+
+    /// The verifier instances are given.
+    pub fn images(&self) -> Arc<Verifier> {
+        self.images.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A fresh, sandboxed instance of a compiled component.
@@ -203,10 +354,29 @@ impl Runtime {
             .tables(MAX_TABLES)
             .memories(MAX_MEMORIES)
             .build();
-        let mut store = Store::new(&self.engine, StoreData { limits, inventory });
+        let data = StoreData { limits, inventory, images: self.images(), deadline: None, host_time: Duration::ZERO };
+        let mut store = Store::new(&self.engine, data);
         store.limiter(|s| &mut s.limits);
+        // At the deadline: time spent in host imports (registry I/O) is given
+        // back to the policy, up to the request's deadline; then it traps.
+        store.epoch_deadline_callback(|mut store| {
+            let data = store.data_mut();
+            let mut credit = std::mem::take(&mut data.host_time);
+            if let Some(deadline) = data.deadline {
+                credit = credit.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            let ticks = (credit.as_nanos() / TICK.as_nanos()) as u64;
+            if ticks == 0 {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(ticks))
+        });
         self.arm(&mut store, None);
-        let rule = compiled.pre.instantiate(&mut store).map_err(|e| self.classify(e, false))?;
+        let rule = match &compiled.pre {
+            Pre::V3(pre) => pre.instantiate(&mut store).map(Bound::V3),
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Bound::V2),
+        }
+        .map_err(|e| self.classify(e, false))?;
         Ok(Instance { store, rule, evaluator: None })
     }
 
@@ -224,7 +394,9 @@ impl Runtime {
         }
         let ticks = (budget.as_nanos() / TICK.as_nanos()) as u64;
         store.set_epoch_deadline(ticks.max(1) + 1);
-        store.epoch_deadline_trap();
+        let data = store.data_mut();
+        data.deadline = deadline;
+        data.host_time = Duration::ZERO;
         by_request
     }
 
@@ -254,7 +426,11 @@ impl Runtime {
     /// The interfaces a component imports and exports, as WIT names
     /// (`palisade:policy/types@0.2.0`).
     pub fn interfaces(&self, compiled: &Compiled) -> (Vec<String>, Vec<String>) {
-        let ty = compiled.pre.instance_pre().component().component_type();
+        let component = match &compiled.pre {
+            Pre::V3(pre) => pre.instance_pre().component(),
+            Pre::V2(pre) => pre.instance_pre().component(),
+        };
+        let ty = component.component_type();
         let imports = ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         (imports, exports)
@@ -263,7 +439,7 @@ impl Runtime {
     /// The policy's metadata.
     pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
         self.arm(&mut instance.store, None);
-        instance.rule.palisade_policy_policy().call_describe(&mut instance.store).map_err(|e| self.classify(e, false))
+        with_policy!(&instance.rule, |p| p.call_describe(&mut instance.store)).map_err(|e| self.classify(e, false))
     }
 
     /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
@@ -273,11 +449,7 @@ impl Runtime {
         settings: &str,
     ) -> Result<Result<(), wit::SettingsError>, CallError> {
         self.arm(&mut instance.store, None);
-        let created = instance
-            .rule
-            .palisade_policy_policy()
-            .evaluator()
-            .call_create(&mut instance.store, settings)
+        let created = with_policy!(&instance.rule, |p| p.evaluator().call_create(&mut instance.store, settings))
             .map_err(|e| self.classify(e, false))?;
         Ok(created.map(|handle| instance.evaluator = Some(handle)))
     }
@@ -295,12 +467,9 @@ impl Runtime {
             .evaluator
             .ok_or_else(|| CallError::Host("evaluate called before the evaluator was configured".into()))?;
         let by_request = self.arm(&mut instance.store, deadline);
-        let result = instance
-            .rule
-            .palisade_policy_policy()
-            .evaluator()
-            .call_evaluate(&mut instance.store, handle, object, context)
-            .map_err(|e| self.classify(e, by_request));
+        let result =
+            with_policy!(&instance.rule, |p| p.evaluator().call_evaluate(&mut instance.store, handle, object, context))
+                .map_err(|e| self.classify(e, by_request));
         match result? {
             Ok(violations) if violations.len() > MAX_VIOLATIONS => Err(CallError::TooManyViolations(violations.len())),
             Ok(mut violations) => {
@@ -325,11 +494,7 @@ impl Runtime {
             .evaluator
             .ok_or_else(|| CallError::Host("inactive_reason called before the evaluator was configured".into()))?;
         self.arm(&mut instance.store, None);
-        instance
-            .rule
-            .palisade_policy_policy()
-            .evaluator()
-            .call_inactive_reason(&mut instance.store, handle)
+        with_policy!(&instance.rule, |p| p.evaluator().call_inactive_reason(&mut instance.store, handle))
             .map_err(|e| self.classify(e, false))
     }
 }

@@ -39,7 +39,7 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 /// The WIT package every Palisade policy implements, as bundles record it.
 pub const CONTRACT_PACKAGE: &str = "palisade:policy";
 /// The contract version this host implements (`wit/policy.wit`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = crate::runtime::CONTRACTS[0];
 
 pub mod annotations {
     pub const TITLE: &str = "org.opencontainers.image.title";
@@ -243,8 +243,10 @@ pub struct RootFs {
 }
 
 /// Whether a bundle built for `contract` (`palisade:policy@X.Y.Z`) can run on
-/// this host: the same package, and a version this host's accepts under Cargo's
-/// caret rule (same major; for 0.x the same minor) no newer than its own.
+/// this host: the same package, and a version one of the host's contracts
+/// ([`crate::runtime::CONTRACTS`]: the current one and the previous one it
+/// still runs) accepts under Cargo's caret rule (same major; for 0.x the
+/// same minor), no newer than it.
 pub fn check_contract(contract: &str) -> Result<()> {
     let refuse = |why: &str| {
         Err(Error::Contract(format!(
@@ -265,11 +267,14 @@ pub fn check_contract(contract: &str) -> Result<()> {
         let version = (parts.next()??, parts.next()??, parts.next()??);
         parts.next().is_none().then_some(version)
     };
-    let (Some(theirs), Some(ours)) = (parse(version), parse(CONTRACT_VERSION)) else {
+    let Some(theirs) = parse(version) else {
         return refuse("whose version is not semantic");
     };
-    let compatible = if ours.0 == 0 { theirs.0 == 0 && theirs.1 == ours.1 } else { theirs.0 == ours.0 };
-    if !compatible || theirs > ours {
+    let accepts = |ours: (u64, u64, u64)| {
+        let compatible = if ours.0 == 0 { theirs.0 == 0 && theirs.1 == ours.1 } else { theirs.0 == ours.0 };
+        compatible && theirs <= ours
+    };
+    if !crate::runtime::CONTRACTS.iter().filter_map(|v| parse(v)).any(accepts) {
         return refuse("which is incompatible");
     }
     Ok(())
@@ -281,9 +286,11 @@ mod tests {
 
     #[test]
     fn contract_versions() {
+        assert!(check_contract("palisade:policy@0.3.0").is_ok());
         assert!(check_contract("palisade:policy@0.2.0").is_ok());
         assert!(check_contract("palisade:policy@0.1.0").is_err());
-        assert!(check_contract("palisade:policy@0.3.0").is_err());
+        assert!(check_contract("palisade:policy@0.4.0").is_err());
+        assert!(check_contract("palisade:policy@0.3.1").is_err());
         assert!(check_contract("palisade:policy@0.2.9").is_err());
         assert!(check_contract("palisade:policy@1.0.0").is_err());
         assert!(check_contract("other:policy@0.2.0").is_err());

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use futures_util::StreamExt;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
@@ -128,7 +128,7 @@ impl Registry {
         }
     }
 
-    fn at_digest(&self, digest: &str) -> Reference {
+    pub fn at_digest(&self, digest: &str) -> Reference {
         Reference::with_digest(
             self.reference.registry().to_string(),
             self.reference.repository().to_string(),
@@ -136,7 +136,7 @@ impl Registry {
         )
     }
 
-    fn at_tag(&self, tag: &str) -> Reference {
+    pub fn at_tag(&self, tag: &str) -> Reference {
         Reference::with_tag(
             self.reference.registry().to_string(),
             self.reference.repository().to_string(),
@@ -285,5 +285,228 @@ impl Fetch for Registry {
             };
         }
         self.fetch_blob(descriptor, limit)
+    }
+}
+
+/// Why a read with [`Registry::pull_manifest_until`], [`Registry::pull_blob_until`]
+/// or [`Registry::referrers_until`] failed, sorted by what a caller can do about it.
+/// Each message says what was being done and every cause.
+#[derive(Debug, Clone)]
+pub enum PullError {
+    /// The registry says the repository, manifest or blob is not there.
+    NotFound(String),
+    /// No usable answer: connection refused, TLS failure, timeout, 5xx, access denied.
+    Unreachable(String),
+    /// An answer that breaks the rules: over its size bound, not matching its
+    /// digest, not the JSON it should be.
+    Malformed(String),
+    /// The caller's deadline passed first.
+    Deadline,
+}
+
+impl std::fmt::Display for PullError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PullError::NotFound(m) | PullError::Unreachable(m) | PullError::Malformed(m) => f.write_str(m),
+            PullError::Deadline => f.write_str("the deadline passed"),
+        }
+    }
+}
+
+fn classify(doing: &str, e: &OciDistributionError) -> PullError {
+    let message = format!("{doing}: {}", chain(e));
+    let missing = |code: &OciErrorCode| {
+        matches!(
+            code,
+            OciErrorCode::ManifestUnknown
+                | OciErrorCode::NotFound
+                | OciErrorCode::NameUnknown
+                | OciErrorCode::BlobUnknown
+        )
+    };
+    match e {
+        _ if is_not_found(e) => PullError::NotFound(message),
+        OciDistributionError::RegistryError { envelope, .. } if envelope.errors.iter().any(|e| missing(&e.code)) => {
+            PullError::NotFound(message)
+        }
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::RegistryTokenDecodeError(_) => PullError::Unreachable(format!(
+            "{message} (the registry refused access: credentials are missing or wrong, or the repository does not \
+             exist)"
+        )),
+        OciDistributionError::DigestError(_)
+        | OciDistributionError::ManifestParsingError(_)
+        | OciDistributionError::VersionedParsingError(_)
+        | OciDistributionError::SpecViolationError(_)
+        | OciDistributionError::JsonError(_)
+        | OciDistributionError::ManifestEncodingError(_)
+        | OciDistributionError::UnsupportedMediaTypeError(_)
+        | OciDistributionError::UnsupportedSchemaVersionError(_)
+        | OciDistributionError::HeaderValueError(_) => PullError::Malformed(message),
+        OciDistributionError::IoError(io) if io.get_ref().is_some_and(|inner| inner.is::<DigestError>()) => {
+            PullError::Malformed(message)
+        }
+        _ => PullError::Unreachable(message),
+    }
+}
+
+/// Reads bounded by a deadline, for callers that must answer in time
+/// (image signature material). Every network step runs under
+/// `tokio::time::timeout_at` on this registry's private runtime, so these
+/// must not be called from an asynchronous context (plain threads and
+/// `spawn_blocking` threads are fine).
+impl Registry {
+    fn until<F: std::future::Future>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        future: F,
+    ) -> std::result::Result<F::Output, PullError> {
+        let Some(deadline) = deadline else {
+            return Ok(self.runtime.block_on(future));
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(PullError::Deadline);
+        }
+        self.runtime
+            .block_on(async { tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), future).await })
+            .map_err(|_| PullError::Deadline)
+    }
+
+    /// A manifest's bytes, by tag or digest, accepting the given media types.
+    /// At most [`MAX_MANIFEST_BYTES`]; when `reference` has a digest the bytes
+    /// are checked against it (a `sha256` one).
+    pub fn pull_manifest_until(
+        &self,
+        reference: &Reference,
+        accept: &[&str],
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<Vec<u8>, PullError> {
+        let doing = format!("fetching the manifest {}", reference.whole());
+        let bytes = self
+            .until(deadline, self.client.pull_manifest_raw(reference, &self.auth, accept))?
+            .map_err(|e| classify(&doing, &e))?
+            .0;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(PullError::Malformed(format!("{doing}: the manifest is over {MAX_MANIFEST_BYTES} bytes")));
+        }
+        if let Some(digest) = reference.digest() {
+            let actual = super::digest_of(&bytes);
+            if actual != digest {
+                return Err(PullError::Malformed(format!(
+                    "{doing}: the registry sent content whose digest is {actual}"
+                )));
+            }
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// A blob of this repository, read as a stream and stopped past
+    /// `min(size, limit)` bytes, then checked against `digest` and `size`.
+    /// `digest` must be a `sha256` digest.
+    pub fn pull_blob_until(
+        &self,
+        digest: &str,
+        size: u64,
+        limit: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<Vec<u8>, PullError> {
+        let doing = format!("fetching blob {digest} from {}", self.repository_name());
+        if size > limit {
+            return Err(PullError::Malformed(format!("{doing}: its descriptor says {size} bytes, over {limit}")));
+        }
+        super::digest_hex(digest).map_err(|e| PullError::Malformed(format!("{doing}: {e}")))?;
+        let reference = self.at_digest(digest);
+        let layer = OciDescriptor { digest: digest.to_string(), size: size as i64, ..OciDescriptor::default() };
+        let bytes = self.until(deadline, async {
+            // The blob endpoint does not authenticate by itself.
+            self.client.store_auth_if_needed(self.reference.resolve_registry(), &self.auth).await;
+            let mut stream =
+                self.client.pull_blob_stream(&reference, &layer).await.map_err(|e| classify(&doing, &e))?;
+            let mut bytes = Vec::with_capacity(size as usize);
+            while let Some(chunk) = stream.stream.next().await {
+                let chunk = chunk.map_err(|e| classify(&doing, &OciDistributionError::IoError(e)))?;
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() as u64 > size {
+                    return Err(PullError::Malformed(format!(
+                        "{doing}: the registry sent more than the {size} bytes its descriptor names"
+                    )));
+                }
+            }
+            Ok(bytes)
+        })??;
+        let actual = super::digest_of(&bytes);
+        if actual != digest || bytes.len() as u64 != size {
+            return Err(PullError::Malformed(format!(
+                "{doing}: the registry sent {} bytes whose digest is {actual}, not the {size} bytes of {digest}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The referrers of `digest` in this repository (OCI distribution spec
+    /// 1.1): through the referrers API, or, for registries without one, the
+    /// index tagged `sha256-<hex>` (the referrers tag schema). No referrers:
+    /// an empty list.
+    pub fn referrers_until(
+        &self,
+        digest: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<Vec<ImageIndexEntry>, PullError> {
+        let hex = super::digest_hex(digest).map_err(|e| PullError::Malformed(e.to_string()))?;
+        let doing = format!("listing the referrers of {}@{digest}", self.repository_name());
+        let subject = self.at_digest(digest);
+        // On a 404 `pull_referrers` falls back to the tag schema by itself;
+        // registries that refuse the endpoint otherwise (400, 405) get that
+        // fallback here, with the size bound of every manifest.
+        let native = self.until(deadline, async {
+            self.client.store_auth_if_needed(self.reference.resolve_registry(), &self.auth).await;
+            self.client.pull_referrers(&subject, None).await
+        })?;
+        let index = match native {
+            Ok(index) => {
+                // The client reads the answer whole; bound what is kept.
+                let size = serde_json::to_vec(&index).map(|v| v.len() as u64).unwrap_or(u64::MAX);
+                if size > MAX_MANIFEST_BYTES {
+                    return Err(PullError::Malformed(format!(
+                        "{doing}: the referrers list is over {MAX_MANIFEST_BYTES} bytes"
+                    )));
+                }
+                index
+            }
+            Err(e) if refuses_referrers_api(&e) => {
+                let fallback = self.at_tag(&format!("sha256-{hex}"));
+                match self.pull_manifest_until(&fallback, &[INDEX_MEDIA_TYPE], deadline) {
+                    Ok(bytes) => serde_json::from_slice::<OciImageIndex>(&bytes).map_err(|e| {
+                        PullError::Malformed(format!(
+                            "{doing}: the index tagged sha256-{hex} is not an image index: {e}"
+                        ))
+                    })?,
+                    Err(PullError::NotFound(_)) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(classify(&doing, &e)),
+        };
+        Ok(index.manifests)
+    }
+
+    /// Stop this registry's runtime without waiting for its background work
+    /// (a name lookup stuck in the resolver), for callers with a deadline.
+    pub fn close(self) {
+        self.runtime.shutdown_background();
+    }
+}
+
+/// Whether the referrers endpoint answered in a way that means "not
+/// supported here" (the spec says 404, which the client handles itself).
+fn refuses_referrers_api(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code, .. } => matches!(code, 400 | 404 | 405 | 406 | 501),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().any(|e| matches!(e.code, OciErrorCode::Unsupported | OciErrorCode::NameUnknown))
+        }
+        _ => false,
     }
 }

@@ -44,6 +44,11 @@ pub const SKIPPED_CROSS_RESOURCE: &str =
     "reads other objects (a cross-resource rule), which one admission request does not carry";
 
 impl Engine {
+    /// The sandbox the policies run in (and the image verifier it answers with).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     pub fn new(runtime: Arc<Runtime>, policies: Vec<ActivePolicy>, admission: Admission) -> Engine {
         Engine { runtime, policies, admission, inventory: Arc::new(Inventory::default()), pool: Mutex::new(Vec::new()) }
     }

@@ -89,3 +89,24 @@ impl Metrics {
         out
     }
 }
+
+/// The image verifier's counters: verdict cache hits and misses, and the
+/// verifications done (each miss ends in one).
+pub fn render_images(m: &crate::images::Metrics) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("palisade_image_verification_cache_hits_total", "Verdicts answered from the cache.", m.hits.load(Relaxed)),
+        ("palisade_image_verification_cache_misses_total", "Verdicts not in the cache.", m.misses.load(Relaxed)),
+        ("palisade_image_verifications_total{result=\"verified\"}", "Images verified.", m.verified.load(Relaxed)),
+        ("palisade_image_verifications_total{result=\"refused\"}", "Images refused.", m.refused.load(Relaxed)),
+    ] {
+        let base = name.split('{').next().unwrap_or(name);
+        if !out.contains(&format!("# TYPE {base} ")) {
+            let _ = writeln!(out, "# HELP {base} {help}");
+            let _ = writeln!(out, "# TYPE {base} counter");
+        }
+        let _ = writeln!(out, "{name} {value}");
+    }
+    out
+}

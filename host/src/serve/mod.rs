@@ -292,7 +292,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             Some(_) => reply(StatusCode::OK, "text/plain", "ready\n"),
             None => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "compiling the policy set\n"),
         },
-        ("metrics", _) => reply(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render()),
+        ("metrics", _) => {
+            let mut text = state.metrics.render();
+            if let Some(engine) = state.engine.get() {
+                text.push_str(&metrics::render_images(&engine.runtime().images().metrics));
+            }
+            reply(StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
         (_, Some(handler)) => post(&state, endpoint, handler, req).await,
         _ => problem(404, "no such endpoint"),
     };

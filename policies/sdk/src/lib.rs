@@ -24,6 +24,7 @@ pub use wit_bindgen as __wit_bindgen;
 extern crate self as palisade_sdk;
 
 pub mod image;
+pub mod images;
 pub mod inventory;
 pub mod json_path;
 pub mod objects;
