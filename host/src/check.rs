@@ -94,6 +94,9 @@ pub struct Summary {
     pub errors: usize,
     /// Kinds present in the input that no loaded rule evaluates, with counts.
     pub kinds_not_evaluated: BTreeMap<String, usize>,
+    /// Rules that ran but can report nothing as configured, with the reason
+    /// (`image-signature` without `--verify-images`, say): a pass of theirs proves nothing.
+    pub inactive: BTreeMap<String, String>,
 }
 
 /// One resource read, and the rules that evaluated it: the evidence that an
@@ -198,6 +201,10 @@ pub fn run(
         findings_by_rule,
         errors: errors.len(),
         kinds_not_evaluated,
+        inactive: policies
+            .iter()
+            .filter_map(|p| p.inactive.as_ref().map(|why| (p.id().to_string(), why.clone())))
+            .collect(),
     };
     let resources = loaded
         .resources

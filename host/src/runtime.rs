@@ -135,6 +135,7 @@ impl images_wit::Host for StoreData {
             images::PolicyMatch::Matched(name) => images_wit::PolicyMatch::Matched(name),
             images::PolicyMatch::UnmatchedAllowed => images_wit::PolicyMatch::UnmatchedAllowed,
             images::PolicyMatch::UnmatchedDenied => images_wit::PolicyMatch::UnmatchedDenied,
+            images::PolicyMatch::InvalidReference(m) => images_wit::PolicyMatch::InvalidReference(m),
         }
     }
 

@@ -440,37 +440,3 @@ mod tests {
         drop(listener);
     }
 }
-
-#[cfg(test)]
-mod by_hand_tmp {
-    #[test]
-    #[ignore]
-    fn by_hand() {
-        let options = crate::bundle::registry::Options { insecure: true, ca_files: Vec::new() };
-        for image in std::env::var("PALISADE_FETCH_IMAGES").unwrap().split_whitespace() {
-            let deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
-            match super::fetch(image, &options, deadline) {
-                Ok(m) => {
-                    println!(
-                        "{image}: {} {} legacy={} bundles={}",
-                        m.reference,
-                        m.digest,
-                        m.legacy.len(),
-                        m.bundles.len()
-                    );
-                    for l in &m.legacy {
-                        println!(
-                            "  legacy payload {} annotations {:?}",
-                            String::from_utf8_lossy(&l.payload),
-                            l.annotations.keys().collect::<Vec<_>>()
-                        );
-                    }
-                    for b in &m.bundles {
-                        println!("  bundle {}", String::from_utf8_lossy(b));
-                    }
-                }
-                Err(e) => println!("{image}: ERROR {e:?}"),
-            }
-        }
-    }
-}

@@ -36,6 +36,7 @@ pub enum PolicyMatch {
     Matched(String),
     UnmatchedAllowed,
     UnmatchedDenied,
+    InvalidReference(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,8 +204,7 @@ impl Verifier {
         };
         let (reference, repository) = match normalise(image) {
             Ok(r) => r,
-            // Unparsable: every policy pattern is tried on the text as written.
-            Err(_) => (image.to_string(), image.to_string()),
+            Err(e) => return PolicyMatch::InvalidReference(e.to_string()),
         };
         let mut best: Option<((usize, bool), &str)> = None;
         for p in &trust.policies {

@@ -172,5 +172,8 @@ pub fn text(report: &Report, colour: bool) -> String {
         let kinds: Vec<String> = s.kinds_not_evaluated.iter().map(|(k, n)| format!("{k} ({n})")).collect();
         let _ = writeln!(out, "No loaded rule evaluates: {}", kinds.join(", "));
     }
+    for (rule, reason) in &s.inactive {
+        let _ = writeln!(out, "Inactive: {rule}: {reason}");
+    }
     out
 }

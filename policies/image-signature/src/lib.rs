@@ -89,6 +89,11 @@ impl Rule for ImageSignature {
             let policy = match images::policy_for(image, namespace.as_deref()) {
                 PolicyMatch::Matched(policy) => policy,
                 PolicyMatch::UnmatchedAllowed => continue,
+                PolicyMatch::InvalidReference(m) => {
+                    violations
+                        .push(Violation::new(format!("{at}: the reference does not parse: {m}"), c.field("image")));
+                    continue;
+                }
                 PolicyMatch::UnmatchedDenied => {
                     violations.push(Violation::new(
                         format!(
@@ -187,7 +192,8 @@ mod tests {
 
     const POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"prod"},"spec":{
         "initContainers":[{"name":"init","image":"signed:1"}],
-        "containers":[{"name":"a","image":"signed:1"},{"name":"b","image":"unsigned:1"},{"name":"c","image":"stranger:1"}],
+        "containers":[{"name":"a","image":"signed:1"},{"name":"b","image":"unsigned:1"},{"name":"c","image":"stranger:1"},
+            {"name":"d","image":"Bad::ref"}],
         "ephemeralContainers":[{"name":"e","image":"forged:1"}]}}"#;
 
     #[test]
@@ -208,7 +214,8 @@ mod tests {
         );
         assert!(v[0].message.contains("no signature") && v[0].message.contains("\"prod\""), "{}", v[0].message);
         assert!(v[1].message.contains("does not match any trust policy"), "{}", v[1].message);
-        assert!(v[2].message.contains("bad signature"), "{}", v[2].message);
+        assert!(v[2].message.contains("does not parse"), "{}", v[2].message);
+        assert!(v[3].message.contains("bad signature"), "{}", v[3].message);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub mod testing {
         Matched(String),
         UnmatchedAllowed,
         UnmatchedDenied,
+        InvalidReference(String),
     }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +131,7 @@ pub mod testing {
     pub(super) fn policy_for(image: &str, _namespace: Option<&str>) -> PolicyMatch {
         ANSWERS.with(|a| match a.borrow().as_ref() {
             None => PolicyMatch::UnmatchedAllowed,
+            Some(_) if image.contains("::") => PolicyMatch::InvalidReference(format!("{image:?} does not parse")),
             Some(a) => match a.policies.get(image) {
                 Some(p) => PolicyMatch::Matched(p.clone()),
                 None if a.unmatched_allowed => PolicyMatch::UnmatchedAllowed,
