@@ -119,12 +119,14 @@ fn assert_small(what: &str, m: &Checked) {
 // Table elements: a hand-written component that grows its function table.
 
 /// tests/policies/table-grow.wat as a component of world `rule`: the WIT
-/// of wit/ embedded in the core module, encoded (and validated) by wit-component.
+/// of the 0.2.0 contract it was written for (wit/compat/0.2.0, which the host
+/// still runs) embedded in the core module, encoded (and validated) by wit-component.
 fn table_grow_component(dir: &Path) -> PathBuf {
     let wat = root().join("tests").join("policies").join("table-grow.wat");
     let mut module = wat::parse_file(&wat).unwrap_or_else(|e| panic!("{}: {e}", wat.display()));
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve.push_dir(root().join("wit")).expect("parse wit/");
+    let (package, _) =
+        resolve.push_dir(root().join("wit").join("compat").join("0.2.0")).expect("parse wit/compat/0.2.0");
     let world = resolve.select_world(&[package], Some("rule")).expect("world rule");
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
         .expect("embed the WIT");

@@ -197,8 +197,7 @@ fn resolve(registry: &Registry, reference: &Reference, deadline: Option<Instant>
 
 /// The tag cosign keeps signatures of `digest` under.
 pub fn signature_tag(digest: &str) -> Result<String, FetchError> {
-    let hex = digest_hex(digest).map_err(|e| FetchError::Malformed(e.to_string()))?;
-    Ok(format!("sha256-{hex}.sig"))
+    crate::bundle::layout::signature_tag(digest).map_err(|e| FetchError::Malformed(e.to_string()))
 }
 
 fn legacy_signatures(

@@ -266,9 +266,18 @@ impl Verifier {
                     F::Deadline => VerifyError::DeadlineExceeded(format!("fetching {image}")),
                     F::Offline(m) => VerifyError::OfflineCacheMiss(m),
                 })?;
-                if let Some(store) = store {
-                    // A store that cannot be written only costs the next offline run.
-                    let _ = store.save(&material);
+                if let Some(store) = store
+                    && let Err(e) = store.save(&material)
+                {
+                    // A store that cannot be written only costs the next offline
+                    // run: said once, not for every image.
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        eprintln!(
+                            "palisade: warning: cannot keep fetched signatures for offline runs in {}: {e}",
+                            store.dir().display()
+                        )
+                    });
                 }
                 Ok(material)
             }
@@ -306,7 +315,7 @@ fn verify_material(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &Tr
             "{} ({}) has no cosign signature (no {} tag) and no Sigstore bundle referrer",
             m.reference,
             m.digest,
-            crate::bundle::layout::signature_tag(&m.digest).unwrap_or_else(|_| "sha256-<hex>.sig".into())
+            fetch::signature_tag(&m.digest).unwrap_or_else(|_| "sha256-<hex>.sig".into())
         )));
     }
     let root = trust.root.as_ref();
@@ -418,12 +427,10 @@ fn signature_of(v: &palisade_sigstore::Verified) -> VerifiedSignature {
     }
 }
 
-/// `(registry/repository:tag or @digest, registry/repository)`, as the
-/// registry client reads a reference (Docker Hub the default registry,
-/// `library/` the default namespace, `latest` the default tag).
+/// `(registry/repository:tag or @digest, registry/repository)`, as
+/// [`fetch::parse`] reads a reference (Docker Hub's defaults filled in).
 pub fn normalise(image: &str) -> Result<(String, String), VerifyError> {
-    let reference: oci_client::Reference =
-        image.parse().map_err(|e| VerifyError::InvalidReference(format!("{image:?}: {e}")))?;
+    let reference = fetch::parse(image).map_err(|e| VerifyError::InvalidReference(e.to_string()))?;
     let repository = format!("{}/{}", reference.registry(), reference.repository());
     Ok((reference.whole(), repository))
 }

@@ -210,7 +210,12 @@ mod tests {
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/spec/containers/1/image", "/spec/containers/2/image", "/spec/ephemeralContainers/0/image"]
+            [
+                "/spec/containers/1/image",
+                "/spec/containers/2/image",
+                "/spec/containers/3/image",
+                "/spec/ephemeralContainers/0/image"
+            ]
         );
         assert!(v[0].message.contains("no signature") && v[0].message.contains("\"prod\""), "{}", v[0].message);
         assert!(v[1].message.contains("does not match any trust policy"), "{}", v[1].message);
