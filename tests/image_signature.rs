@@ -736,6 +736,11 @@ fn malformed_trust_policies_are_configuration_errors() {
             vec!["garbage.json"],
         ),
         (
+            "same-key-twice.yaml",
+            verification(vec![key_policy("prod", &[SIGNED], &[&pubkey, &pubkey])]),
+            vec!["keys[1]", "listed twice", "same-key-twice.yaml"],
+        ),
+        (
             "bad-unmatched.yaml",
             json!({"trustedRoot": ["trusted_root.json"], "unmatched": "maybe", "policies": [good_policy()]}),
             vec!["maybe", "bad-unmatched.yaml"],

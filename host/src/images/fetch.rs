@@ -48,6 +48,9 @@ pub struct Material {
     /// digest whose artifact type is a Sigstore bundle.
     #[serde(with = "base64_list")]
     pub bundles: Vec<Vec<u8>>,
+    /// Sources skipped because what the registry served broke the rules.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// One layer of a cosign signature manifest.
@@ -158,9 +161,40 @@ fn fetch_reference(
 fn fetch_with(registry: &Registry, reference: &Reference, deadline: Option<Instant>) -> Result<Material, FetchError> {
     let image = reference.whole();
     let digest = resolve(registry, reference, deadline).map_err(|e| pull_error(&image, e))?;
-    let legacy = legacy_signatures(registry, &digest, deadline).map_err(|e| pull_error(&image, e))?;
-    let bundles = referrer_bundles(registry, &digest, deadline).map_err(|e| pull_error(&image, e))?;
-    Ok(Material { reference: image, digest, legacy, bundles })
+    // A source that breaks the rules (content not matching its digest, over
+    // a bound) is skipped, not fatal: the other may hold a valid signature,
+    // and a registry cannot turn "not signed" into "undecided" with it.
+    let mut problems = Vec::new();
+    let legacy = skip_malformed(
+        legacy_signatures(registry, &digest, deadline),
+        &image,
+        "the cosign signature tag",
+        &mut problems,
+    )?;
+    let bundles = skip_malformed(
+        referrer_bundles(registry, &digest, deadline),
+        &image,
+        "the Sigstore bundle referrers",
+        &mut problems,
+    )?;
+    Ok(Material { reference: image, digest, legacy, bundles, problems })
+}
+
+/// A source whose content breaks the rules is an empty source and a problem
+/// noted; unreachable or missing stays an error.
+fn skip_malformed<T>(
+    result: Result<Vec<T>, PullError>,
+    image: &str,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<Vec<T>, FetchError> {
+    match result {
+        Err(PullError::Malformed(m)) => {
+            problems.push(format!("{what} skipped: {m}"));
+            Ok(Vec::new())
+        }
+        other => other.map_err(|e| pull_error(image, e)),
+    }
 }
 
 /// The top level of a manifest or index: enough to know what it is.
@@ -391,6 +425,7 @@ mod tests {
                 annotations: BTreeMap::from([("dev.cosignproject.cosign/signature".into(), "MEUC".into())]),
             }],
             bundles: vec![vec![0, 1, 2, 255]],
+            problems: Vec::new(),
         };
         let json = serde_json::to_value(&material).unwrap();
         assert_eq!(json["bundles"][0], "AAEC/w==");

@@ -116,6 +116,9 @@ enum Source {
 
 type Verdict = Result<VerifiedImage, VerifyError>;
 
+/// The longest one image's fetch may take, when the request has no earlier deadline.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Counters of the verdict cache, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -221,8 +224,11 @@ impl Verifier {
         }
     }
 
-    /// Verify `image` under the policy named `policy_name`, stopping at `deadline`.
+    /// Verify `image` under the policy named `policy_name`, stopping at
+    /// `deadline` (at most [`FETCH_TIMEOUT`] from now when there is none).
     pub fn verify(&self, image: &str, policy_name: &str, deadline: Option<Instant>) -> Verdict {
+        let bound = Instant::now() + FETCH_TIMEOUT;
+        let deadline = Some(deadline.map_or(bound, |d| d.min(bound)));
         let (Some(trust), Some(source)) = (&self.trust, &self.source) else {
             return Err(VerifyError::NotEnabled(match self.status {
                 Status::NotRequested => "run with --verify-images".into(),
@@ -261,7 +267,10 @@ impl Verifier {
             Source::Online { options, store } => {
                 let material = fetch::fetch(image, options, deadline).map_err(|e| match e {
                     F::InvalidReference(m) => VerifyError::InvalidReference(m),
-                    F::Unreachable(m) | F::Malformed(m) => VerifyError::Unreachable(m),
+                    F::Unreachable(m) => VerifyError::Unreachable(m),
+                    // What the registry served for the image breaks the rules:
+                    // a definite refusal, never "undecided".
+                    F::Malformed(m) => VerifyError::NoSignature(format!("the registry's content is malformed: {m}")),
                     F::NotFound(m) => VerifyError::NotFound(m),
                     F::Deadline => VerifyError::DeadlineExceeded(format!("fetching {image}")),
                     F::Offline(m) => VerifyError::OfflineCacheMiss(m),
@@ -308,59 +317,59 @@ impl Verifier {
     }
 }
 
-/// Verify what was fetched against every authority of `policy`.
+/// Verify what was fetched against every authority of `policy`. Each
+/// signature counts for one authority at most (a maximum matching of
+/// authorities to the signatures that verify under them), so overlapping
+/// identities cannot let one signature meet a threshold of two.
 fn verify_material(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &TrustConfig) -> Verdict {
     if m.legacy.is_empty() && m.bundles.is_empty() {
+        let skipped = if m.problems.is_empty() { String::new() } else { format!(" ({})", m.problems.join("; ")) };
         return Err(VerifyError::NoSignature(format!(
-            "{} ({}) has no cosign signature (no {} tag) and no Sigstore bundle referrer",
+            "{} ({}) has no cosign signature (no {} tag) and no Sigstore bundle referrer{skipped}",
             m.reference,
             m.digest,
             fetch::signature_tag(&m.digest).unwrap_or_else(|_| "sha256-<hex>.sig".into())
         )));
     }
     let root = trust.root.as_ref();
-    let mut signatures = Vec::new();
-    let mut satisfied = 0;
+    let legacy: Vec<_> = m.legacy.iter().map(legacy_signature).collect();
+    // For each authority: the signatures (by index: legacy ones, then bundles) that verify under it.
+    let mut verifying: Vec<Vec<(usize, palisade_sigstore::Verified)>> = Vec::new();
     let mut failures: Vec<(String, VerifyError)> = Vec::new();
     for named in &policy.authorities {
         let mut best: Option<VerifyError> = None;
-        let mut ok = None;
-        for layer in &m.legacy {
-            let signature = legacy_signature(layer);
-            let result = palisade_sigstore::cosign::verify_legacy(&signature, &m.digest, root, &named.authority);
-            match result {
-                Ok(v) => {
-                    ok = Some(v);
-                    break;
-                }
+        let mut found = Vec::new();
+        for (i, signature) in legacy.iter().enumerate() {
+            match palisade_sigstore::cosign::verify_legacy(signature, &m.digest, root, &named.authority) {
+                Ok(v) => found.push((i, v)),
                 Err(e) => keep(&mut best, classify(e)),
             }
         }
-        if ok.is_none()
-            && let Some(root) = root
-        {
-            for bundle in &m.bundles {
+        if let Some(root) = root {
+            for (i, bundle) in m.bundles.iter().enumerate() {
                 match palisade_sigstore::bundle::verify_image(bundle, &m.digest, root, &named.authority) {
-                    Ok(v) => {
-                        ok = Some(v);
-                        break;
-                    }
+                    Ok(v) => found.push((legacy.len() + i, v)),
                     Err(e) => keep(&mut best, classify(e)),
                 }
             }
         }
-        match ok {
-            Some(v) => {
-                satisfied += 1;
-                signatures.push(signature_of(&v));
-            }
-            None => failures.push((
+        if found.is_empty() {
+            failures.push((
                 named.label.clone(),
                 best.unwrap_or_else(|| VerifyError::NoSignature("no signature to check".into())),
-            )),
+            ));
         }
+        verifying.push(found);
     }
+    let matched = match_signatures(&verifying);
+    let satisfied = matched.iter().flatten().count();
     if satisfied >= policy.threshold {
+        let signatures = matched
+            .iter()
+            .zip(&verifying)
+            .filter_map(|(slot, found)| slot.and_then(|s| found.iter().find(|(i, _)| *i == s)))
+            .map(|(_, v)| signature_of(v))
+            .collect();
         return Ok(VerifiedImage {
             reference: m.reference.clone(),
             digest: m.digest.clone(),
@@ -368,10 +377,14 @@ fn verify_material(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &Tr
             signatures,
         });
     }
-    let detail = failures.iter().map(|(label, e)| format!("{label}: {e}")).collect::<Vec<_>>().join("; ");
+    let mut detail = failures.iter().map(|(label, e)| format!("{label}: {e}")).collect::<Vec<_>>();
+    if failures.len() < policy.authorities.len() && satisfied < policy.authorities.len() - failures.len() {
+        detail.push("some authorities verified only signatures that another authority already counted".into());
+    }
+    let detail = detail.join("; ");
     if policy.threshold > 1 && satisfied > 0 {
         return Err(VerifyError::ThresholdNotMet(format!(
-            "{satisfied} of the {} required authorities verified ({detail})",
+            "{satisfied} of the {} required authorities verified with distinct signatures ({detail})",
             policy.threshold
         )));
     }
@@ -381,6 +394,43 @@ fn verify_material(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &Tr
         .max_by_key(|(_, e)| e.rank())
         .unwrap_or_else(|| (String::new(), VerifyError::NoSignature(String::new())));
     Err(with_detail(error, detail))
+}
+
+/// A maximum matching of authorities to distinct signatures (Kuhn's
+/// augmenting paths; a policy has a handful of authorities, an image at most
+/// 128 signatures). `result[a]`: the signature index authority `a` counts.
+fn match_signatures(verifying: &[Vec<(usize, palisade_sigstore::Verified)>]) -> Vec<Option<usize>> {
+    fn augment(
+        a: usize,
+        verifying: &[Vec<(usize, palisade_sigstore::Verified)>],
+        owner: &mut HashMap<usize, usize>,
+        seen: &mut Vec<usize>,
+    ) -> bool {
+        for (s, _) in &verifying[a] {
+            if seen.contains(s) {
+                continue;
+            }
+            seen.push(*s);
+            let free = match owner.get(s).copied() {
+                None => true,
+                Some(other) => augment(other, verifying, owner, seen),
+            };
+            if free {
+                owner.insert(*s, a);
+                return true;
+            }
+        }
+        false
+    }
+    let mut owner: HashMap<usize, usize> = HashMap::new();
+    for a in 0..verifying.len() {
+        augment(a, verifying, &mut owner, &mut Vec::new());
+    }
+    let mut result = vec![None; verifying.len()];
+    for (s, a) in owner {
+        result[a] = Some(s);
+    }
+    result
 }
 
 fn keep(best: &mut Option<VerifyError>, e: VerifyError) {
@@ -429,10 +479,16 @@ fn signature_of(v: &palisade_sigstore::Verified) -> VerifiedSignature {
 
 /// `(registry/repository:tag or @digest, registry/repository)`, as
 /// [`fetch::parse`] reads a reference (Docker Hub's defaults filled in).
+/// With a digest, the tag is left out: the runtime pulls by digest and
+/// ignores it, so it must not choose the policy either.
 pub fn normalise(image: &str) -> Result<(String, String), VerifyError> {
     let reference = fetch::parse(image).map_err(|e| VerifyError::InvalidReference(e.to_string()))?;
     let repository = format!("{}/{}", reference.registry(), reference.repository());
-    Ok((reference.whole(), repository))
+    let whole = match reference.digest() {
+        Some(digest) => format!("{repository}@{digest}"),
+        None => reference.whole(),
+    };
+    Ok((whole, repository))
 }
 
 /// The annotations of a cosign signature layer, as the verifier takes them
@@ -446,5 +502,44 @@ fn legacy_signature(layer: &fetch::LegacyLayer) -> palisade_sigstore::cosign::Le
         chain: get("dev.sigstore.cosign/chain"),
         bundle: get("dev.sigstore.cosign/bundle"),
         rfc3161_timestamp: get("dev.sigstore.cosign/rfc3161timestamp"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(n: usize) -> Vec<(usize, palisade_sigstore::Verified)> {
+        (0..n)
+            .map(|i| {
+                let v = palisade_sigstore::Verified {
+                    signer: Signer::Key { key_id: format!("k{i}") },
+                    digest: "sha256:00".into(),
+                    docker_reference: None,
+                    signed_at: None,
+                };
+                (i, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_signature_counts_for_one_authority() {
+        // Two identities that both match signature 0: one authority counted.
+        let m = match_signatures(&[verified(1), verified(1)]);
+        assert_eq!(m.iter().flatten().count(), 1);
+        // Authority 0 verifies 0 and 1, authority 1 only 0: both counted, by augmenting.
+        let m = match_signatures(&[verified(2), verified(1)]);
+        assert_eq!(m, [Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn a_digest_reference_is_matched_without_its_tag() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let (whole, repository) = normalise(&format!("ghcr.io/acme/app:dev-x@{digest}")).unwrap();
+        assert_eq!(whole, format!("ghcr.io/acme/app@{digest}"));
+        assert_eq!(repository, "ghcr.io/acme/app");
+        assert_eq!(normalise("nginx").unwrap().0, "docker.io/library/nginx:latest");
+        assert!(matches!(normalise("UPPER/Case::bad"), Err(VerifyError::InvalidReference(_))));
     }
 }

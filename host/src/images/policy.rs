@@ -124,28 +124,47 @@ impl Glob {
     }
 }
 
+/// Glob matching in O(pattern × text) time, whatever the pattern (no
+/// backtracking): `reachable[j]` says whether the pattern read so far can
+/// end at text position `j`.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some(b'*') if pattern.get(1) == Some(&b'*') => {
-            let rest = &pattern[2..];
-            (0..=text.len()).any(|i| glob_match(rest, &text[i..]))
-        }
-        Some(b'*') => {
-            let rest = &pattern[1..];
-            for i in 0..=text.len() {
-                if glob_match(rest, &text[i..]) {
-                    return true;
+    let mut reachable = vec![false; text.len() + 1];
+    reachable[0] = true;
+    let mut p = 0;
+    while p < pattern.len() {
+        let mut next = vec![false; text.len() + 1];
+        match pattern[p] {
+            b'*' if pattern.get(p + 1) == Some(&b'*') => {
+                // `**`: any run of characters.
+                let mut on = false;
+                for j in 0..=text.len() {
+                    on |= reachable[j];
+                    next[j] = on;
                 }
-                if text.get(i) == Some(&b'/') {
-                    break;
-                }
+                p += 2;
             }
-            false
+            b'*' => {
+                // `*`: any run without `/`.
+                let mut on = false;
+                for j in 0..=text.len() {
+                    on |= reachable[j];
+                    next[j] = on;
+                    if text.get(j) == Some(&b'/') {
+                        on = false;
+                    }
+                }
+                p += 1;
+            }
+            c => {
+                for j in 0..text.len() {
+                    next[j + 1] = reachable[j] && if c == b'?' { text[j] != b'/' } else { text[j] == c };
+                }
+                p += 1;
+            }
         }
-        Some(b'?') => text.first().is_some_and(|c| *c != b'/') && glob_match(&pattern[1..], &text[1..]),
-        Some(c) => text.first() == Some(c) && glob_match(&pattern[1..], &text[1..]),
+        reachable = next;
     }
+    reachable[text.len()]
 }
 
 /// One authority of a policy, with the label messages use for it.
@@ -227,13 +246,20 @@ pub fn load(config: &ImageVerificationConfig, base: &Path) -> Result<TrustConfig
         if p.images.is_empty() {
             return Err(format!("{at}.images: give at least one image pattern"));
         }
-        let mut authorities = Vec::new();
+        let mut authorities: Vec<NamedAuthority> = Vec::new();
         for (k, path) in p.keys.iter().enumerate() {
             let path = resolve(path);
             let key_at = format!("{at}.keys[{k}] ({})", path.display());
             let bytes = read_bounded(&path).map_err(|e| format!("{key_at}: {e}"))?;
             let text = String::from_utf8(bytes).map_err(|_| format!("{key_at}: not a PEM file"))?;
             let key = PublicKey::from_pem(&text).map_err(|e| format!("{key_at}: not a public key: {e}"))?;
+            // The same key twice would let one signature count twice towards the threshold.
+            if authorities
+                .iter()
+                .any(|a| matches!(&a.authority, Authority::Key { key: k, .. } if k.key_id() == key.key_id()))
+            {
+                return Err(format!("{key_at}: the same key is listed twice"));
+            }
             authorities.push(NamedAuthority {
                 label: format!("key {}", path.display()),
                 authority: Authority::Key { key, require_tlog: p.transparency_log == TransparencyLog::Required },
@@ -243,6 +269,12 @@ pub fn load(config: &ImageVerificationConfig, base: &Path) -> Result<TrustConfig
             let key_at = format!("{at}.keyless[{k}]");
             let issuer = matcher(&identity.issuer, &identity.issuer_reg_exp, &format!("{key_at}.issuer"))?;
             let subject = matcher(&identity.subject, &identity.subject_reg_exp, &format!("{key_at}.subject"))?;
+            let same = |m: &Matcher, n: &Matcher| describe(m) == describe(n);
+            if authorities.iter().any(
+                |a| matches!(&a.authority, Authority::Keyless { issuer: i, subject: s } if same(i, &issuer) && same(s, &subject)),
+            ) {
+                return Err(format!("{key_at}: the same identity is listed twice"));
+            }
             if root.is_none() {
                 return Err(format!(
                     "{key_at}: keyless verification needs a Sigstore trusted root: set imageVerification.trustedRoot"
@@ -320,6 +352,16 @@ mod tests {
         assert!(!Glob::new("docker.io/library/nginx:1.?").matches("docker.io/library/nginx:1.25"));
         assert!(Glob::new("*").matches("x") && !Glob::new("*").matches("a/b"));
         assert!(Glob::new("ghcr.io/acme/api").specificity() > Glob::new("ghcr.io/acme/*").specificity());
+        assert!(Glob::new("a*b*c").matches("aXbYc") && !Glob::new("a*b*c").matches("aXbY/c"));
+        assert!(Glob::new("**/x").matches("a/b/x") && Glob::new("**").matches("") && !Glob::new("?").matches(""));
+    }
+
+    #[test]
+    fn hostile_patterns_match_in_polynomial_time() {
+        // Recursive backtracking takes ~L^5 steps here; the table takes 10 × 400.
+        let text = "x".repeat(400);
+        assert!(!Glob::new("**********a").matches(&text));
+        assert!(!Glob::new("*?*?*?*?*?a").matches(&text));
     }
 
     #[test]

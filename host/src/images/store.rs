@@ -230,6 +230,7 @@ mod tests {
                 ]),
             }],
             bundles: vec![b"{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\"}".to_vec(), vec![0xff]],
+            problems: Vec::new(),
         }
     }
 
