@@ -22,8 +22,9 @@
 //!   subject is the image manifest digest (`{"sha256": hex}`, no name) with predicate type
 //!   `https://sigstore.dev/cosign/sign/v1` and an empty predicate; see [`verify_image`].
 //!
-//! SCTs are required when the trusted root lists CT logs (as for the public-good instance); a
-//! private root without CT logs (GitHub's, a test CA) is not asked for any.
+//! A keyless certificate must carry an embedded SCT from a CT log of the trusted root, as cosign's
+//! legacy signatures must ([`crate::cosign::LegacyOptions`]): a root without CT logs (GitHub's, a
+//! test CA) verifies no keyless bundle.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -658,11 +659,8 @@ fn verify_material(
             for t in &times {
                 path = certificate::build_chain(cert, &intermediates, root, *t)?;
             }
-            if !root.ctlogs().is_empty() {
-                let issuer =
-                    path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
-                certificate::verify_scts(cert, issuer, root)?;
-            }
+            let issuer = path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
+            certificate::verify_scts(cert, issuer, root)?;
             let (issuer, subject) = cert.identity()?;
             Signer::Certificate { issuer, subject }
         }
@@ -830,10 +828,8 @@ pub fn verify_cosign_attestation(
 
     let at = rekor_bundle.integrated_time;
     let path = certificate::build_chain(&leaf, &intermediates, root, at)?;
-    if !root.ctlogs().is_empty() {
-        let issuer = path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
-        certificate::verify_scts(&leaf, issuer, root)?;
-    }
+    let issuer = path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
+    certificate::verify_scts(&leaf, issuer, root)?;
     key.verify(&env.pae(), &signature.sig)?;
     let (issuer, subject) = leaf.identity()?;
     let signer = Signer::Certificate { issuer, subject };

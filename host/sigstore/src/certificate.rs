@@ -50,6 +50,18 @@ const OID_ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 /// Longest certificate path tried (leaf, intermediates, anchor).
 const MAX_PATH: usize = 8;
 
+/// Most certificates from the signature (distinct, and neither the leaf nor in the trusted
+/// root's CA chains) a chain build accepts: more are refused, not searched.
+const MAX_UNTRUSTED_INTERMEDIATES: usize = 4;
+
+/// Most certificate signatures one chain build verifies (each `(certificate, issuer)` pair is
+/// verified once); a search that needs more is refused.
+const MAX_SIGNATURE_CHECKS: usize = 64;
+
+/// Most issuer candidates (names fitting, signature verified or remembered) one chain build
+/// tries: bounds the depth-first search itself, beside its signature checks.
+const MAX_PATH_STEPS: usize = 1024;
+
 /// A subject alternative name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum San {
@@ -185,11 +197,14 @@ impl Certificate {
         self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
     }
 
-    /// Whether `issuer` signed this certificate (names chain and the signature verifies).
-    fn issued_by(&self, issuer: &Certificate) -> Result<()> {
-        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
-            return Err(Error::UntrustedCertificate("issuer name does not match".into()));
-        }
+    /// Whether this certificate names `issuer`'s subject as its issuer.
+    fn names_issuer(&self, issuer: &Certificate) -> bool {
+        self.cert.tbs_certificate.issuer == issuer.cert.tbs_certificate.subject
+    }
+
+    /// Whether `issuer`'s key signed this certificate (names are not compared: see
+    /// [`Certificate::names_issuer`]).
+    fn signed_by(&self, issuer: &Certificate) -> Result<()> {
         let tbs = first_element(&self.der)?;
         let signature = self
             .cert
@@ -396,6 +411,11 @@ pub fn verify_chain(leaf: &Certificate, intermediates: &[Certificate], root: &Tr
 /// any) allowing code signing. The CA's `validFor` in the trusted root must contain `at`.
 /// Intermediates come from the trusted root's CA chain; `intermediates` (from the
 /// signature) are used only where the trusted chain lacks one, and never as an anchor.
+///
+/// The search is bounded: at most 4 distinct certificates of `intermediates` may be missing
+/// from the trusted root, no certificate appears twice on a path, each `(certificate, issuer)`
+/// signature is verified once, and at most 64 signatures (and 1024 issuer candidates) are
+/// tried; beyond any limit the result is [`Error::UntrustedCertificate`].
 pub fn build_chain(
     leaf: &Certificate,
     intermediates: &[Certificate],
@@ -423,6 +443,35 @@ pub fn build_chain(
     if leaf.ca_constraints()?.is_some() {
         return Err(Error::UntrustedCertificate("the signing certificate is a CA".into()));
     }
+    build_chain_with(&mut PathSearch::new(at), leaf, intermediates, root)
+}
+
+/// [`build_chain`] after the leaf's own checks, with the search's budget and memory.
+fn build_chain_with(
+    search: &mut PathSearch,
+    leaf: &Certificate,
+    intermediates: &[Certificate],
+    root: &TrustedRoot,
+) -> Result<Vec<Certificate>> {
+    let at = search.at;
+    // The certificates the signature brings that the trust root does not: each one widens
+    // the search, so only a few are accepted.
+    let mut untrusted: Vec<&Certificate> = Vec::new();
+    for cert in intermediates {
+        let known = cert.der() == leaf.der()
+            || untrusted.iter().any(|c| c.der() == cert.der())
+            || root.certificate_authorities().iter().any(|ca| ca.chain.iter().any(|der| der[..] == cert.der()[..]));
+        if !known {
+            untrusted.push(cert);
+        }
+    }
+    if untrusted.len() > MAX_UNTRUSTED_INTERMEDIATES {
+        return Err(Error::UntrustedCertificate(format!(
+            "the signature brings {} intermediate certificates that are not in the trust root; at most \
+             {MAX_UNTRUSTED_INTERMEDIATES} are accepted",
+            untrusted.len()
+        )));
+    }
     let mut last_error = format!("no certificate authority of the trust root is valid at {at}");
     for ca in root.certificate_authorities() {
         if !ca.valid_for.contains(at) {
@@ -439,55 +488,146 @@ pub fn build_chain(
             continue;
         };
         let pool: Vec<&Certificate> = trusted.iter().chain(intermediates.iter()).collect();
-        let mut path = Vec::new();
-        match extend_path(leaf, anchor, &pool, at, &mut path) {
-            Ok(()) => return Ok(path),
-            Err(e) => last_error = e,
+        match search.find(leaf, anchor, &pool) {
+            Ok(path) => return Ok(path),
+            Err(Stop::Failed(e)) => last_error = e,
+            Err(Stop::OverBudget(e)) => return Err(Error::UntrustedCertificate(e)),
         }
     }
     Err(Error::UntrustedCertificate(last_error))
 }
 
-/// Depth-first: find a CA in `pool` (or the anchor) that issued `current`.
-fn extend_path(
-    current: &Certificate,
-    anchor: &Certificate,
-    pool: &[&Certificate],
-    at: i64,
-    path: &mut Vec<Certificate>,
-) -> std::result::Result<(), String> {
-    if path.len() >= MAX_PATH {
-        return Err("certificate path too long".into());
+/// Why a path search ended without a path.
+#[derive(Debug)]
+enum Stop {
+    /// No path from here: the search goes on elsewhere.
+    Failed(String),
+    /// The search used up its budget: the whole chain build fails.
+    OverBudget(String),
+}
+
+/// A certificate in a path search, with the SHA-256 of its DER.
+struct Node<'a> {
+    cert: &'a Certificate,
+    fingerprint: [u8; 32],
+}
+
+impl<'a> Node<'a> {
+    fn new(cert: &'a Certificate) -> Node<'a> {
+        Node { cert, fingerprint: Sha256::digest(cert.der()).into() }
     }
-    let mut last_error = "the certificate's issuer is not in the trusted chain".to_string();
-    let candidates = std::iter::once(anchor).chain(pool.iter().copied());
-    for (i, candidate) in candidates.enumerate() {
-        let is_anchor = i == 0;
-        if path.contains(candidate) || current.issued_by(candidate).is_err() {
-            continue;
-        }
-        if let Err(e) = check_ca(candidate, path.len(), at) {
-            last_error = e;
-            continue;
-        }
-        path.push(candidate.clone());
-        if is_anchor {
-            return Ok(());
-        }
-        if candidate.is_self_issued() {
-            // A self-signed certificate that is not the anchor ends nowhere.
-            path.pop();
-            continue;
-        }
-        match extend_path(candidate, anchor, pool, at, path) {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                last_error = e;
-                path.pop();
+}
+
+/// One chain build's depth-first search state: the time, which signatures were verified
+/// (and how), and how much of the budget is spent.
+struct PathSearch {
+    at: i64,
+    /// `(certificate, issuer)` DER fingerprints → whether the issuer's key signed it.
+    verified: std::collections::HashMap<([u8; 32], [u8; 32]), bool>,
+    /// Signatures verified so far (at most [`MAX_SIGNATURE_CHECKS`]).
+    signature_checks: usize,
+    /// Issuer candidates tried so far (at most [`MAX_PATH_STEPS`]).
+    steps: usize,
+}
+
+impl PathSearch {
+    fn new(at: i64) -> PathSearch {
+        PathSearch { at, verified: Default::default(), signature_checks: 0, steps: 0 }
+    }
+
+    /// A path from `leaf` to `anchor` through `pool` (deduplicated here): the leaf's issuer
+    /// first, the anchor last.
+    fn find(
+        &mut self,
+        leaf: &Certificate,
+        anchor: &Certificate,
+        pool: &[&Certificate],
+    ) -> std::result::Result<Vec<Certificate>, Stop> {
+        let leaf = Node::new(leaf);
+        let anchor = Node::new(anchor);
+        // A certificate twice in the pool (or the anchor in it) would only be tried again
+        // where it already failed.
+        let mut nodes: Vec<Node<'_>> = Vec::with_capacity(pool.len());
+        for cert in pool {
+            if cert.der() != anchor.cert.der() && !nodes.iter().any(|n| n.cert.der() == cert.der()) {
+                nodes.push(Node::new(cert));
             }
         }
+        let mut path = Vec::new();
+        self.extend_path(&leaf, &anchor, &nodes, &mut path)?;
+        Ok(path.into_iter().map(|n| n.cert.clone()).collect())
     }
-    Err(last_error)
+
+    /// Whether `issuer` issued `current`: the names chain and its key signed it. Each pair's
+    /// signature is verified once; every candidate whose name fits counts as a step.
+    fn issued_by(&mut self, current: &Node<'_>, issuer: &Node<'_>) -> std::result::Result<bool, Stop> {
+        if !current.cert.names_issuer(issuer.cert) {
+            return Ok(false);
+        }
+        self.steps += 1;
+        if self.steps > MAX_PATH_STEPS {
+            return Err(Stop::OverBudget(format!(
+                "the certificate path search tried more than {MAX_PATH_STEPS} issuers"
+            )));
+        }
+        let key = (current.fingerprint, issuer.fingerprint);
+        if let Some(&signed) = self.verified.get(&key) {
+            return Ok(signed);
+        }
+        if self.signature_checks >= MAX_SIGNATURE_CHECKS {
+            return Err(Stop::OverBudget(format!(
+                "the certificate path search needs more than {MAX_SIGNATURE_CHECKS} signature checks"
+            )));
+        }
+        self.signature_checks += 1;
+        let signed = current.cert.signed_by(issuer.cert).is_ok();
+        self.verified.insert(key, signed);
+        Ok(signed)
+    }
+
+    /// Depth-first: find a CA in `pool` (or the anchor), not already on `path`, that issued
+    /// `current`.
+    fn extend_path<'n>(
+        &mut self,
+        current: &Node<'_>,
+        anchor: &'n Node<'n>,
+        pool: &'n [Node<'n>],
+        path: &mut Vec<&'n Node<'n>>,
+    ) -> std::result::Result<(), Stop> {
+        if path.len() >= MAX_PATH {
+            return Err(Stop::Failed("certificate path too long".into()));
+        }
+        let mut last_error = "the certificate's issuer is not in the trusted chain".to_string();
+        let candidates = std::iter::once(anchor).chain(pool.iter());
+        for (i, candidate) in candidates.enumerate() {
+            let is_anchor = i == 0;
+            if path.iter().any(|n| n.cert.der() == candidate.cert.der()) || !self.issued_by(current, candidate)? {
+                continue;
+            }
+            if let Err(e) = check_ca(candidate.cert, path.len(), self.at) {
+                last_error = e;
+                continue;
+            }
+            path.push(candidate);
+            if is_anchor {
+                return Ok(());
+            }
+            if candidate.cert.is_self_issued() {
+                // A self-signed certificate that is not the anchor ends nowhere.
+                path.pop();
+                continue;
+            }
+            match self.extend_path(candidate, anchor, pool, path) {
+                Ok(()) => return Ok(()),
+                Err(Stop::Failed(e)) => {
+                    last_error = e;
+                    path.pop();
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+        Err(Stop::Failed(last_error))
+    }
 }
 
 /// `below`: how many CA certificates (other than self-issued) sit between it and the leaf.
@@ -540,4 +680,163 @@ pub fn verify_scts(leaf: &Certificate, issuer: &Certificate, root: &TrustedRoot)
         }
     }
     Err(Error::Timestamp(last_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use der::asn1::{BitString, UtcTime};
+    use p256::ecdsa::{DerSignature, SigningKey, signature::Signer};
+    use p256::pkcs8::EncodePublicKey;
+    use rand_core::OsRng;
+    use x509_cert::certificate::{TbsCertificate, Version};
+    use x509_cert::ext::Extension;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+    use x509_cert::time::{Time, Validity};
+
+    use super::*;
+    use crate::trust::{CertificateAuthority, Validity as Window};
+
+    const AT: i64 = 1_700_000_000;
+
+    /// A certificate for `subject` holding `key`, signed by `signer` in the name of `issuer`:
+    /// a CA (basicConstraints cA) or a code-signing leaf (keyUsage digitalSignature).
+    fn make(serial: u16, subject: &str, issuer: &str, key: &SigningKey, signer: &SigningKey, ca: bool) -> Certificate {
+        let time = |t: i64| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(t as u64)).unwrap());
+        let (extn_id, extn_value) = if ca {
+            (OID_BASIC_CONSTRAINTS, vec![0x30, 0x03, 0x01, 0x01, 0xff])
+        } else {
+            (OID_KEY_USAGE, vec![0x03, 0x02, 0x07, 0x80])
+        };
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let algorithm = AlgorithmIdentifierOwned { oid: OID_ECDSA_SHA256, parameters: None };
+        let tbs = TbsCertificate {
+            version: Version::V3,
+            serial_number: SerialNumber::new(&serial.to_be_bytes()).unwrap(),
+            signature: algorithm.clone(),
+            issuer: Name::from_str(issuer).unwrap(),
+            validity: Validity { not_before: time(AT - 3600), not_after: time(AT + 3600) },
+            subject: Name::from_str(subject).unwrap(),
+            subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki.as_bytes()).unwrap(),
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: Some(vec![Extension {
+                extn_id,
+                critical: true,
+                extn_value: OctetString::new(extn_value).unwrap(),
+            }]),
+        };
+        let signature: DerSignature = signer.sign(&tbs.to_der().unwrap());
+        let cert = x509_cert::Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: algorithm,
+            signature: BitString::from_bytes(signature.as_bytes()).unwrap(),
+        };
+        Certificate::from_der(&cert.to_der().unwrap()).unwrap()
+    }
+
+    fn root_of(chain: &[&Certificate]) -> TrustedRoot {
+        let mut root = TrustedRoot::default();
+        root.add_certificate_authority(CertificateAuthority {
+            chain: chain.iter().map(|c| c.der().to_vec()).collect(),
+            valid_for: Window::always(),
+            uri: String::new(),
+        });
+        root
+    }
+
+    #[test]
+    fn chains_through_trusted_or_supplied_intermediates() {
+        let root_key = SigningKey::random(&mut OsRng);
+        let ca_key = SigningKey::random(&mut OsRng);
+        let leaf_key = SigningKey::random(&mut OsRng);
+        let anchor = make(1, "CN=Root", "CN=Root", &root_key, &root_key, true);
+        let intermediate = make(2, "CN=Intermediate", "CN=Root", &ca_key, &root_key, true);
+        let leaf = make(3, "CN=leaf", "CN=Intermediate", &leaf_key, &ca_key, false);
+
+        let trusted = root_of(&[&intermediate, &anchor]);
+        assert_eq!(build_chain(&leaf, &[], &trusted, AT).unwrap(), vec![intermediate.clone(), anchor.clone()]);
+
+        let anchor_only = root_of(&[&anchor]);
+        let mut search = PathSearch::new(AT);
+        let path = build_chain_with(&mut search, &leaf, std::slice::from_ref(&intermediate), &anchor_only).unwrap();
+        assert_eq!(path, vec![intermediate.clone(), anchor.clone()]);
+        assert_eq!(search.signature_checks, 2);
+        assert!(build_chain(&leaf, &[], &anchor_only, AT).is_err());
+        assert!(build_chain(&leaf, &[intermediate], &anchor_only, AT + 7200).is_err());
+    }
+
+    /// `k` CA certificates named X issued by Y and `k` named Y issued by X, all under one key,
+    /// and a leaf issued by X: every path alternates X and Y and never reaches the anchor.
+    fn cycle(k: u16) -> (Certificate, Certificate, Vec<Certificate>) {
+        let root_key = SigningKey::random(&mut OsRng);
+        let key = SigningKey::random(&mut OsRng);
+        let anchor = make(1, "CN=Root", "CN=Root", &root_key, &root_key, true);
+        let leaf = make(2, "CN=leaf", "CN=X", &key, &key, false);
+        let mut cycle = Vec::new();
+        for i in 0..k {
+            cycle.push(make(100 + i, "CN=X", "CN=Y", &key, &key, true));
+            cycle.push(make(200 + i, "CN=Y", "CN=X", &key, &key, true));
+        }
+        (anchor, leaf, cycle)
+    }
+
+    #[test]
+    fn cyclic_intermediates_fail_fast() {
+        let (anchor, leaf, cycle) = cycle(2);
+        let root = root_of(&[&anchor]);
+        // Copies, and the trusted anchor, do not count against the limit on supplied certificates.
+        let mut supplied = cycle.clone();
+        supplied.extend(cycle.iter().cloned());
+        supplied.push(anchor.clone());
+        supplied.push(leaf.clone());
+        let mut search = PathSearch::new(AT);
+        let Err(Error::UntrustedCertificate(_)) = build_chain_with(&mut search, &leaf, &supplied, &root) else {
+            panic!("a cycle of intermediates must not chain");
+        };
+        // Each (certificate, issuer) pair whose names fit is verified once: k + 2k² pairs.
+        assert_eq!(search.signature_checks, 2 + 2 * 2 * 2);
+        assert!(search.steps <= MAX_PATH_STEPS);
+
+        // More certificates than the limit: refused before any search, naming the count.
+        let (anchor, leaf, cycle) = cycle_of_five();
+        let mut search = PathSearch::new(AT);
+        let Err(Error::UntrustedCertificate(text)) = build_chain_with(&mut search, &leaf, &cycle, &root_of(&[&anchor]))
+        else {
+            panic!("too many intermediates must be refused");
+        };
+        assert!(text.contains("brings 5 intermediate certificates"), "{text}");
+        assert_eq!((search.signature_checks, search.steps), (0, 0));
+    }
+
+    fn cycle_of_five() -> (Certificate, Certificate, Vec<Certificate>) {
+        let (anchor, leaf, mut cycle) = cycle(3);
+        cycle.truncate(5);
+        (anchor, leaf, cycle)
+    }
+
+    #[test]
+    fn path_search_stops_at_its_signature_budget() {
+        // Past the limit on supplied certificates (as a large trusted chain could be): the
+        // search would try some 8^7 paths; the budget ends it.
+        let (anchor, leaf, cycle) = cycle(8);
+        let pool: Vec<&Certificate> = cycle.iter().collect();
+        let mut search = PathSearch::new(AT);
+        let result = search.find(&leaf, &anchor, &pool);
+        assert!(matches!(result, Err(Stop::OverBudget(_))), "{result:?}");
+        assert_eq!(search.signature_checks, MAX_SIGNATURE_CHECKS);
+        assert!(search.steps <= MAX_PATH_STEPS);
+
+        // Through build_chain (the cycle in the trusted chain, past the limit on supplied
+        // certificates), the exhausted budget is an UntrustedCertificate error.
+        let root = root_of(&cycle.iter().chain([&anchor]).collect::<Vec<_>>());
+        let Err(Error::UntrustedCertificate(text)) = build_chain(&leaf, &[], &root, AT) else {
+            panic!("an exhausted budget must fail the chain");
+        };
+        assert!(text.contains("signature checks"), "{text}");
+    }
 }

@@ -30,9 +30,11 @@ impl Matcher {
         match self {
             Matcher::Exact(expected) => expected == value,
             Matcher::Regex(re) => {
-                // Anchored whatever way the Regex was built: the whole value must match.
+                // Anchored whatever way the Regex was built: the whole value must match. The
+                // leftmost match may be shorter than a whole-value one (`a|ab`, `a+?`), so a
+                // miss is settled by the anchored form, compiled once per pattern.
                 re.find(value).is_some_and(|m| m.range() == (0..value.len()))
-                    || regex::Regex::new(&format!("^(?:{})$", re.as_str())).is_ok_and(|re| re.is_match(value))
+                    || anchored(re).is_some_and(|re| re.is_match(value))
             }
         }
     }
@@ -43,6 +45,31 @@ impl Matcher {
             Matcher::Regex(re) => format!("/{}/", re.as_str()),
         }
     }
+}
+
+/// Most anchored forms kept; the cache starts over when full (patterns come from policies,
+/// so there are few).
+const MAX_ANCHORED: usize = 256;
+
+/// `^(?:pattern)$` for `re`'s pattern, compiled the first time it is asked for; `None` when it
+/// does not compile (the value then does not match).
+fn anchored(re: &regex::Regex) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<String, Option<regex::Regex>>>> = LazyLock::new(Default::default);
+
+    let lock = || CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(compiled) = lock().get(re.as_str()) {
+        return compiled.clone();
+    }
+    // Compiled without the lock held; two threads may both compile a new pattern once.
+    let compiled = regex::Regex::new(&format!("^(?:{})$", re.as_str())).ok();
+    let mut cache = lock();
+    if cache.len() >= MAX_ANCHORED {
+        cache.clear();
+    }
+    cache.insert(re.as_str().to_string(), compiled.clone());
+    compiled
 }
 
 impl PartialEq for Matcher {
@@ -129,6 +156,12 @@ mod tests {
         // An unanchored Regex built by hand still has to match the whole value.
         let raw = Matcher::Regex(regex::Regex::new("b+").unwrap());
         assert!(raw.matches("bbb") && !raw.matches("abbb"));
+        // The leftmost match is not the whole value, an anchored one is.
+        let lazy = Matcher::Regex(regex::Regex::new("a|ab").unwrap());
+        assert!(lazy.matches("ab") && lazy.matches("ab") && !lazy.matches("abc"));
+        // A pattern that closes Matcher::regex's group is still anchored as a whole.
+        let escaping = Matcher::regex("a)|(b").unwrap();
+        assert!(escaping.matches("a") && escaping.matches("b") && !escaping.matches("xb") && !escaping.matches("ax"));
         assert!(Matcher::regex("(").is_err());
     }
 
