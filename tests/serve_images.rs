@@ -234,3 +234,31 @@ fn a_malformed_trust_policy_keeps_the_server_from_starting() {
     assert!(stderr.contains("nowhere.json") || stderr.contains("missing.pub"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");
 }
+
+/// A tag pushed again is resolved again once its verdict's TTL has passed:
+/// the cache never vouches for a tag longer than `cache.ttlSeconds`.
+#[test]
+fn a_tag_pushed_again_is_resolved_again_after_the_ttl() {
+    let Some(registry) = Registry::start(Mode::Http) else { return };
+    let sigstore = Sigstore::new();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::p256();
+    let key_file = dir.path().join("cosign.pub");
+    key.write_public(&key_file);
+    let tag = tag();
+    let signed = push_image(&registry.addr, "signed/moving", &tag);
+    attach_signatures(&signed, &[sigstore.sign_with_key(&key, &signed.payload(), true)]);
+    let mut config: Value = serde_json::from_str(&config(&sigstore, &key_file)).unwrap();
+    config["imageVerification"]["cache"] = json!({"ttlSeconds": 1});
+    let server = start(&serve_flags(), &config.to_string(), false);
+
+    let response = admit(&server, "before", pod("before", "prod", &signed.reference()));
+    assert_eq!(response["allowed"], true, "{response:#}");
+    // Someone pushes unsigned content under the same tag.
+    let moved = push_image(&registry.addr, "signed/moving", &tag);
+    assert_eq!(moved.reference(), signed.reference());
+    assert_ne!(moved.digest, signed.digest);
+    std::thread::sleep(Duration::from_millis(1100));
+    let response = admit(&server, "after", pod("after", "prod", &moved.reference()));
+    assert_denied_for_finding(&response, &moved.reference(), &["prod", "no signature"]);
+}
