@@ -786,3 +786,49 @@ fn an_unparsable_image_reference_is_a_finding() {
     assert_refused(&report, "bad", POD_IMAGE, &[bad]);
     assert_exit(code, 1, &report, &stderr);
 }
+
+/// Time the host spends fetching (a slow registry) is not the policy's: a
+/// policy bound of 200 ms does not cut off a verification whose registry
+/// answers each request after 400 ms; the rule still decides (here: the
+/// image is not found, a finding).
+#[test]
+fn a_slow_registry_does_not_count_against_the_policy_time_bound() {
+    let Some(fx) = Fixture::start() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut reader = BufReader::new(stream);
+                loop {
+                    // One request head, then a slow 404 on the same connection.
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(400));
+                    let answer =
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                    if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let key = Key::p256();
+    let pubkey = fx.key_file("cosign.pub", &key);
+    let image = format!("{slow}/signed/slow:v1");
+    let manifests = fx.manifests("pods.yaml", &[pod("slow", "prod", &image)]);
+    let config = fx.config(Some(verification(vec![key_policy("prod", &["127.0.0.1:*/signed/**"], &[&pubkey])])));
+    let (code, report, stderr) = fx.check(&config, &manifests, &["--policy-timeout-ms", "200"]);
+    assert_refused(&report, "slow", POD_IMAGE, &[&image, "prod", "not found"]);
+    assert_exit(code, 1, &report, &stderr);
+}
