@@ -1,5 +1,5 @@
 //! The host's readers and decoders, compiled from the host's own files, and
-//! the properties every fuzz target checks.
+//! the properties every fuzz target checks; the Sigstore verifier's in [`sigstore`].
 
 #[path = "../../host/src/documents.rs"]
 pub mod documents;
@@ -7,6 +7,8 @@ pub mod documents;
 pub mod resources;
 #[path = "../../host/src/serve/wire.rs"]
 pub mod wire;
+
+pub mod sigstore;
 
 use documents::{Limits, read_documents};
 
