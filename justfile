@@ -42,6 +42,10 @@ bench-bundle: release
 bench-serve:
     cargo bench -p palisade --bench serve
 
+# Image signatures: first verification on a loopback registry, and the latency a cached verdict adds at admission.
+bench-images:
+    cargo bench -p palisade --bench images
+
 # Size of each built component.
 sizes: build
     ls -l target/components/*.wasm

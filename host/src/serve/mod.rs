@@ -153,6 +153,9 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
                 let tcp = match accepted {
                     Ok((tcp, _)) => {
                         backoff.success();
+                        // Answers are small and written whole: no Nagle delay
+                        // waiting for the client's delayed ACK.
+                        let _ = tcp.set_nodelay(true);
                         tcp
                     }
                     Err(e) => {
