@@ -5,12 +5,9 @@
 //! import. Natively (unit tests) they come from [`testing::set`], so a rule
 //! that asks is tested with `cargo test` like any other.
 
-#[cfg(target_arch = "wasm32")]
 pub use crate::bindings::palisade::policy::image_verification::{
     PolicyMatch, VerificationStatus as Status, VerifiedImage, VerifiedSignature, VerifyError,
 };
-#[cfg(not(target_arch = "wasm32"))]
-pub use testing::{PolicyMatch, Status, VerifiedImage, VerifiedSignature, VerifyError};
 
 /// Whether the host verifies images in this run.
 pub fn status() -> Status {
@@ -51,58 +48,11 @@ pub fn verify(image: &str, policy: &str) -> Result<VerifiedImage, VerifyError> {
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing {
     //! A stand-in for the host's image verifier in native unit tests: the
-    //! same types as the contract's, answers set by the test.
+    //! contract's types, answers set by the test.
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Status {
-        Enabled,
-        NotConfigured,
-        NotRequested,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum PolicyMatch {
-        Matched(String),
-        UnmatchedAllowed,
-        UnmatchedDenied,
-        InvalidReference(String),
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct VerifiedSignature {
-        pub key_id: Option<String>,
-        pub issuer: Option<String>,
-        pub subject: Option<String>,
-        pub signed_at: Option<i64>,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct VerifiedImage {
-        pub reference: String,
-        pub digest: String,
-        pub policy: String,
-        pub signatures: Vec<VerifiedSignature>,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum VerifyError {
-        InvalidReference(String),
-        UnknownPolicy(String),
-        Unreachable(String),
-        NotFound(String),
-        NoSignature(String),
-        BadSignature(String),
-        IdentityMismatch(String),
-        UntrustedCertificate(String),
-        TransparencyLog(String),
-        DigestMismatch(String),
-        ThresholdNotMet(String),
-        OfflineCacheMiss(String),
-        DeadlineExceeded(String),
-        NotEnabled(String),
-    }
+    pub use super::{PolicyMatch, Status, VerifiedImage, VerifiedSignature, VerifyError};
 
     /// What the stand-in answers.
     #[derive(Debug, Clone)]
