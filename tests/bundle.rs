@@ -763,7 +763,7 @@ fn bad_references_and_layouts_are_clear_errors() {
     assert!(err.contains(&manifest[7..]), "{err}");
     // Keys that are not keys.
     let err = fails(palisade().args(["bundle", "verify"]).arg(&layout).arg("--key").arg(root().join("README.md")), 2);
-    assert!(err.contains("not a PEM ECDSA P-256 public key"), "{err}");
+    assert!(err.contains("not a PEM public key"), "{err}");
     let err = fails(palisade().args(["bundle", "sign"]).arg(&layout).arg("--key").arg(root().join("README.md")), 2);
     assert!(err.contains("not a PEM key"), "{err}");
 }

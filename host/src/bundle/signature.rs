@@ -14,7 +14,9 @@
 //!   Public keys are PEM SubjectPublicKeyInfo, as `cosign.pub`.
 //!
 //! The cryptography is RustCrypto's (`p256`, `scrypt`, `crypto_secretbox`);
-//! only the encodings are here.
+//! only the encodings are here. Verification is the one workload images get
+//! ([`palisade_sigstore::cosign::verify_legacy`]), so a policy bundle may be
+//! signed with any key type cosign uses (ECDSA, RSA, Ed25519).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,10 +24,10 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use crypto_secretbox::aead::{Aead, KeyInit};
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::der::pem;
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +44,7 @@ pub struct PrivateKey(SigningKey);
 
 #[derive(Clone)]
 pub struct PublicKey {
-    key: VerifyingKey,
+    key: palisade_sigstore::keys::PublicKey,
     /// Where the key came from, for messages.
     pub name: String,
 }
@@ -50,8 +52,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// The first 16 hex digits of the SHA-256 of the key's DER form.
     pub fn fingerprint(&self) -> String {
-        let der = self.key.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
-        crate::runtime::sha256_hex(&der)[..16].to_string()
+        crate::runtime::sha256_hex(self.key.der())[..16].to_string()
     }
 }
 
@@ -164,8 +165,8 @@ pub fn read_private_key(path: &Path, password: &[u8]) -> Result<PrivateKey> {
 
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
     let text = std::fs::read_to_string(path).map_err(|e| key_error(path, format!("cannot read the key: {e}")))?;
-    let key = VerifyingKey::from_public_key_pem(text.trim())
-        .map_err(|e| key_error(path, format!("not a PEM ECDSA P-256 public key (as cosign.pub): {e}")))?;
+    let key = palisade_sigstore::keys::PublicKey::from_pem(&text)
+        .map_err(|e| key_error(path, format!("not a PEM public key (ECDSA, RSA or Ed25519, as cosign.pub): {e}")))?;
     Ok(PublicKey { key, name: path.display().to_string() })
 }
 
@@ -248,27 +249,12 @@ pub fn sign(key: &PrivateKey, repository: &str, digest: &str, existing: Option<&
     Ok(Content { root, pieces })
 }
 
-#[derive(Deserialize)]
-struct Payload {
-    critical: Critical,
-}
-
-#[derive(Deserialize)]
-struct Critical {
-    image: Image,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct Image {
-    #[serde(rename = "docker-manifest-digest")]
-    digest: String,
-}
-
 /// Which key verified a signature of `digest` among `signatures`, or every
 /// reason none did.
 pub fn verify(signatures: &Content, digest: &str, keys: &[PublicKey]) -> Result<PublicKey> {
+    use palisade_sigstore::Error as E;
+    use palisade_sigstore::cosign::{LegacySignature, verify_legacy};
+    use palisade_sigstore::identity::Authority;
     let manifest: Manifest = serde_json::from_slice(signatures.root_bytes())
         .map_err(|e| Error::Signature(format!("signature manifest {}: not a manifest: {e}", signatures.root.digest)))?;
     let mut failures = Vec::new();
@@ -282,22 +268,23 @@ pub fn verify(signatures: &Content, digest: &str, keys: &[PublicKey]) -> Result<
             failures.push(format!("{which}: no {} annotation", annotations::COSIGN_SIGNATURE));
             continue;
         };
-        let Some(signature) = BASE64.decode(signature).ok().and_then(|der| Signature::from_der(&der).ok()) else {
-            failures.push(format!("{which}: not a base64 ASN.1 ECDSA signature"));
-            continue;
-        };
-        let Some(key) = keys.iter().find(|k| k.key.verify(payload, &signature).is_ok()) else {
-            failures.push(format!("{which}: made with none of the trusted keys"));
-            continue;
-        };
-        match serde_json::from_slice::<Payload>(payload) {
-            Ok(p) if p.critical.kind == SIGNATURE_TYPE && p.critical.image.digest == digest => return Ok(key.clone()),
-            Ok(p) => failures.push(format!(
-                "{which}: signed by {} but for {} ({:?}), not {digest}",
-                key.name, p.critical.image.digest, p.critical.kind
-            )),
-            Err(e) => failures.push(format!("{which}: the payload is not a simple signing payload: {e}")),
+        let signature =
+            LegacySignature { payload: payload.to_vec(), signature: signature.to_string(), ..Default::default() };
+        // The reason that got furthest: signed by a trusted key, but for something else.
+        let mut reason = format!("{which}: made with none of the trusted keys");
+        for key in keys {
+            let authority = Authority::Key { key: key.key.clone(), require_tlog: false };
+            match verify_legacy(&signature, digest, None, &authority) {
+                Ok(_) => return Ok(key.clone()),
+                Err(E::BadSignature(_)) => {}
+                Err(e @ E::Malformed { what: "cosign signature", .. }) => reason = format!("{which}: {e}"),
+                Err(e) => {
+                    reason = format!("{which}: signed by {} but not for {digest}: {e}", key.name);
+                    break;
+                }
+            }
         }
+        failures.push(reason);
     }
     if failures.is_empty() {
         failures.push("the signature manifest holds no signatures".into());
