@@ -16,7 +16,10 @@
 //! - sigstore-python `sigstore/verify/verifier.py` and the sigstore-conformance suite for the
 //!   stricter offline choices made here: every log entry must carry an inclusion proof with a
 //!   signed checkpoint (a SET alone, as some v0.1 bundles have, is not accepted), and a bundle
-//!   signed through a Rekor v2 log must carry an RFC 3161 timestamp;
+//!   signed through a Rekor v2 log must carry an RFC 3161 timestamp. These are the defaults;
+//!   [`Options`] relaxes some of them explicitly for the `_with` variants (sigstore-go's
+//!   promise-only v0.1 entries and leaf-only chains, instances without a log or CT logs, a
+//!   minimum bundle version), never the need for a verified signing time;
 //! - cosign 3 (`cmd/cosign/cli/sign/sign.go`, `signDigestBundle`): `cosign sign` with the new
 //!   bundle format signs an image as a DSSE envelope holding an in-toto Statement v1 whose only
 //!   subject is the image manifest digest (`{"sha256": hex}`, no name) with predicate type
@@ -61,6 +64,50 @@ pub enum Version {
     V0_1,
     V0_2,
     V0_3,
+}
+
+/// Verification choices that differ between Sigstore clients. [`Options::default`] is this
+/// crate's strict policy, the one [`verify`], [`verify_dsse`] and [`verify_image`] apply; the
+/// `_with` variants take another, explicitly.
+///
+/// Whatever the options, a certificate needs at least one verified signing time: a SET over a
+/// verified log entry or a verified RFC 3161 timestamp. A bundle with no time evidence never
+/// verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Accept a log entry of a v0.1 bundle that has a SET (inclusion promise) but no inclusion
+    /// proof, as sigstore-go does (the bundle spec leaves this optional; sigstore-python and
+    /// sigstore-java refuse it). The SET must verify and its integrated time is the signing time.
+    /// Default `false`.
+    pub allow_promise_only_v01: bool,
+    /// A keyless bundle needs a verified transparency log entry (for a key, both this and
+    /// [`Authority::Key`]'s `require_tlog` must ask for one). `false` serves instances without a
+    /// log (GitHub's private Sigstore instance): the signing time then comes from RFC 3161
+    /// timestamps. Log entries the bundle carries are still verified. Default `true`.
+    pub require_tlog: bool,
+    /// A keyless certificate needs an embedded SCT from a CT log of the trusted root. `false`
+    /// serves instances without CT logs. Default `true`.
+    pub require_sct: bool,
+    /// Use only the leaf of a certificate chain the bundle carries and build the path from the
+    /// trusted root's CAs alone, as sigstore-go does (its bundle's verification content is the
+    /// first certificate); old v0.1 bundles carry their whole chain, root included. `false`
+    /// refuses a chain that includes a root and lets the bundle's intermediates help build the
+    /// path. Default `false`.
+    pub leaf_only: bool,
+    /// The oldest bundle version accepted (the gh CLI refuses v0.1). Default [`Version::V0_1`].
+    pub min_version: Version,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            allow_promise_only_v01: false,
+            require_tlog: true,
+            require_sct: true,
+            leaf_only: false,
+            min_version: Version::V0_1,
+        }
+    }
 }
 
 /// Who signed, as the bundle says.
@@ -464,16 +511,29 @@ pub(crate) fn check_body(kind: &str, version: &str, body: &[u8], expect: &Expect
 // Log entries: inclusion, checkpoint, SET.
 
 /// What a verified entry proves: `Some(integrated time)` when a valid SET vouches for it.
-fn verify_entry(entry: &TlogEntry, root: &TrustedRoot, expect: &Expect<'_>) -> Result<Option<i64>> {
+fn verify_entry(
+    entry: &TlogEntry,
+    root: &TrustedRoot,
+    expect: &Expect<'_>,
+    promise_only_ok: bool,
+) -> Result<Option<i64>> {
     let log = root
         .find_tlog(&entry.log_id)
         .ok_or_else(|| Error::TransparencyLog(format!("log {} is not in the trusted root", hex(&entry.log_id))))?;
     let v2 = entry.is_rekor_v2();
 
-    let proof = entry
-        .inclusion_proof
-        .as_ref()
-        .ok_or_else(|| Error::TransparencyLog("the log entry has no inclusion proof".into()))?;
+    let Some(proof) = entry.inclusion_proof.as_ref() else {
+        // An inclusion promise alone (v0.1, when the options accept it): the SET must vouch for
+        // the entry, and the body must be of this signature.
+        let set = match &entry.signed_entry_timestamp {
+            Some(set) if promise_only_ok && !v2 => set,
+            _ => return Err(Error::TransparencyLog("the log entry has no inclusion proof".into())),
+        };
+        check_body(&entry.kind, &entry.version, &entry.canonicalized_body, expect)?;
+        let body_b64 = B64.encode(&entry.canonicalized_body);
+        rekor::verify_set(&body_b64, entry.integrated_time, entry.log_index, &hex(&entry.log_id), set, root)?;
+        return Ok(Some(entry.integrated_time));
+    };
     let envelope = proof
         .checkpoint
         .as_deref()
@@ -542,7 +602,11 @@ fn verify_material(
     root: &TrustedRoot,
     authority: &Authority,
     artifact_digest: Option<String>,
+    options: &Options,
 ) -> Result<Checked> {
+    if bundle.version < options.min_version {
+        return Err(malformed("bundle", format!("unsupported bundle version {:?}", bundle.version)));
+    }
     let signature = bundle.signature()?;
     let envelope = match &bundle.content {
         Content::Dsse(env) => Some(env),
@@ -553,6 +617,7 @@ fn verify_material(
     let (key, cert, intermediates) = match (&bundle.material, authority) {
         (Material::Certificate { leaf, chain }, Authority::Keyless { .. }) => {
             let cert = Certificate::from_der(leaf)?;
+            let chain: &[Vec<u8>] = if options.leaf_only { &[] } else { chain };
             let intermediates = chain.iter().map(|c| Certificate::from_der(c)).collect::<Result<Vec<_>>>()?;
             for c in chain {
                 if timestamp::is_self_issued(c)? {
@@ -614,7 +679,8 @@ fn verify_material(
             last_error = Some(Error::TransparencyLog(format!("log {} is not in the trusted root", hex(&entry.log_id))));
             continue;
         }
-        if let Some(t) = verify_entry(entry, root, &expect)? {
+        let promise_only_ok = options.allow_promise_only_v01 && bundle.version == Version::V0_1;
+        if let Some(t) = verify_entry(entry, root, &expect, promise_only_ok)? {
             times.push(t);
         }
         if entry.is_rekor_v2() {
@@ -631,8 +697,8 @@ fn verify_material(
         entries_verified += 1;
     }
     let tlog_required = match authority {
-        Authority::Key { require_tlog, .. } => *require_tlog,
-        Authority::Keyless { .. } => true,
+        Authority::Key { require_tlog, .. } => *require_tlog && options.require_tlog,
+        Authority::Keyless { .. } => options.require_tlog,
     };
     if tlog_required && entries_verified == 0 {
         return Err(
@@ -660,7 +726,9 @@ fn verify_material(
                 path = certificate::build_chain(cert, &intermediates, root, *t)?;
             }
             let issuer = path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
-            certificate::verify_scts(cert, issuer, root)?;
+            if options.require_sct {
+                certificate::verify_scts(cert, issuer, root)?;
+            }
             let (issuer, subject) = cert.identity()?;
             Signer::Certificate { issuer, subject }
         }
@@ -677,6 +745,17 @@ pub fn verify(
     artifact: Artifact<'_>,
     root: &TrustedRoot,
     authority: &Authority,
+) -> Result<Verified> {
+    verify_with(bundle_json, artifact, root, authority, &Options::default())
+}
+
+/// [`verify`] under explicit [`Options`].
+pub fn verify_with(
+    bundle_json: &[u8],
+    artifact: Artifact<'_>,
+    root: &TrustedRoot,
+    authority: &Authority,
+    options: &Options,
 ) -> Result<Verified> {
     let bundle = Bundle::from_json(bundle_json)?;
     match &bundle.content {
@@ -701,7 +780,7 @@ pub fn verify(
                 )));
             }
             let digest_text = format!("{}:{}", alg.name(), hex(&artifact_hash));
-            let checked = verify_material(&bundle, root, authority, Some(digest_text.clone()))?;
+            let checked = verify_material(&bundle, root, authority, Some(digest_text.clone()), options)?;
             match (artifact, checked.key.message_hash()) {
                 // Ed25519 signs the message itself.
                 (Artifact::Bytes(b), None) => checked.key.verify(b, signature)?,
@@ -718,7 +797,7 @@ pub fn verify(
             })
         }
         Content::Dsse(_) => {
-            let (verified, statement) = verify_dsse_bundle(&bundle, root, authority)?;
+            let (verified, statement) = verify_dsse_bundle(&bundle, root, authority, options)?;
             // The artifact's digest in each algorithm the caller or a subject uses.
             let candidates = match artifact {
                 Artifact::Bytes(_) => vec![HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512],
@@ -741,11 +820,16 @@ pub fn verify(
     }
 }
 
-fn verify_dsse_bundle(bundle: &Bundle, root: &TrustedRoot, authority: &Authority) -> Result<(Verified, Statement)> {
+fn verify_dsse_bundle(
+    bundle: &Bundle,
+    root: &TrustedRoot,
+    authority: &Authority,
+    options: &Options,
+) -> Result<(Verified, Statement)> {
     let Content::Dsse(env) = &bundle.content else {
         return Err(malformed("bundle", "a DSSE envelope was expected, the bundle holds a message signature"));
     };
-    let checked = verify_material(bundle, root, authority, None)?;
+    let checked = verify_material(bundle, root, authority, None, options)?;
     checked.key.verify(&env.pae(), bundle.signature()?)?;
     let statement = env.statement()?;
     let digest = format!("sha256:{}", hex(&Sha256::digest(&env.payload)));
@@ -756,7 +840,17 @@ fn verify_dsse_bundle(bundle: &Bundle, root: &TrustedRoot, authority: &Authority
 /// statement; the caller checks its subjects and predicate. `Verified::digest` is the SHA-256
 /// of the payload.
 pub fn verify_dsse(bundle_json: &[u8], root: &TrustedRoot, authority: &Authority) -> Result<(Verified, Statement)> {
-    verify_dsse_bundle(&Bundle::from_json(bundle_json)?, root, authority)
+    verify_dsse_with(bundle_json, root, authority, &Options::default())
+}
+
+/// [`verify_dsse`] under explicit [`Options`].
+pub fn verify_dsse_with(
+    bundle_json: &[u8],
+    root: &TrustedRoot,
+    authority: &Authority,
+    options: &Options,
+) -> Result<(Verified, Statement)> {
+    verify_dsse_bundle(&Bundle::from_json(bundle_json)?, root, authority, options)
 }
 
 /// Verifies cosign 3's signature of an image (`cosign sign`, new bundle format, stored as an OCI
@@ -773,7 +867,7 @@ pub fn verify_image(
         .split_once(':')
         .ok_or_else(|| malformed("image digest", format!("{image_digest:?} is not <algorithm>:<hex>")))?;
     let bundle = Bundle::from_json(bundle_json)?;
-    let (verified, statement) = verify_dsse_bundle(&bundle, root, authority)?;
+    let (verified, statement) = verify_dsse_bundle(&bundle, root, authority, &Options::default())?;
     if statement.predicate_type != COSIGN_SIGN_PREDICATE_TYPE {
         return Err(Error::DigestMismatch(format!(
             "the statement is a {:?}, not a cosign image signature",

@@ -26,6 +26,16 @@ impl Matcher {
             .map_err(|e| crate::malformed("identity regular expression", e))
     }
 
+    /// A Go-style regular expression that may match anywhere in the value (as Go's
+    /// `regexp.MatchString`, which sigstore-go and cosign use for `--certificate-identity-regexp`),
+    /// unless the pattern anchors itself with `^`/`$`. Built as a [`Matcher::Regex`] that matches
+    /// the whole value: `(?s:.*?)(?:pattern)(?s:.*)`. The pattern must compile on its own, so it
+    /// cannot close the wrapping group.
+    pub fn regex_search(pattern: &str) -> Result<Matcher> {
+        regex::Regex::new(pattern).map_err(|e| crate::malformed("identity regular expression", e))?;
+        Matcher::regex(&format!("(?s:.*?)(?:{pattern})(?s:.*)"))
+    }
+
     pub fn matches(&self, value: &str) -> bool {
         match self {
             Matcher::Exact(expected) => expected == value,
@@ -163,6 +173,23 @@ mod tests {
         let escaping = Matcher::regex("a)|(b").unwrap();
         assert!(escaping.matches("a") && escaping.matches("b") && !escaping.matches("xb") && !escaping.matches("ax"));
         assert!(Matcher::regex("(").is_err());
+    }
+
+    #[test]
+    fn search_regex_matches_anywhere_unless_anchored() {
+        let prefix = Matcher::regex_search("^https://github.com/sigstore/sigstore-js/").unwrap();
+        assert!(
+            prefix.matches("https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main")
+        );
+        assert!(!prefix.matches("https://evil.example/https://github.com/sigstore/sigstore-js/"));
+        let inner = Matcher::regex_search("sigstore").unwrap();
+        assert!(inner.matches("https://github.com/sigstore/x") && !inner.matches("https://github.com/other/x"));
+        let suffix = Matcher::regex_search("@refs/heads/main$").unwrap();
+        assert!(suffix.matches("x.yml@refs/heads/main") && !suffix.matches("x.yml@refs/heads/main2"));
+        assert!(Matcher::regex_search("a)|(b").is_err());
+        assert!(Matcher::regex_search("(").is_err());
+        // Matcher::regex itself still anchors.
+        assert!(!Matcher::regex("sigstore").unwrap().matches("https://github.com/sigstore/x"));
     }
 
     #[test]
