@@ -26,8 +26,7 @@ use std::path::Path;
 use cases::{Case, cases, corpus};
 use palisade_sigstore::bundle::{self, Artifact};
 use palisade_sigstore::dsse::{ProvenancePolicy, check_provenance};
-use palisade_sigstore::identity::{Authority, Matcher};
-use palisade_sigstore::keys::PublicKey;
+use palisade_sigstore::identity::Matcher;
 use palisade_sigstore::trust::TrustedRoot;
 use palisade_sigstore::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -42,33 +41,6 @@ fn trusted_root(case: &Case) -> Result<TrustedRoot> {
         .or_else(|| case.read("trust_config"))
         .unwrap_or_else(|| panic!("{}: no trust root", case.id));
     TrustedRoot::from_json(&bytes)
-}
-
-fn matcher(case: &Case, exact: &str, regex: &str) -> Result<Matcher> {
-    match (case.identity(exact), case.identity(regex)) {
-        (Some(value), _) => Ok(Matcher::Exact(value.to_string())),
-        (None, Some(pattern)) => Matcher::regex(pattern),
-        // The corpus gives no identity only where the case fails before one is looked at.
-        (None, None) => Matcher::regex(".*"),
-    }
-}
-
-/// The policies to try: any listed key may have signed; else the identity.
-fn authorities(case: &Case) -> Result<Vec<Authority>> {
-    let keys = case.all("key");
-    if !keys.is_empty() {
-        return keys
-            .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(corpus().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-                Ok(Authority::Key { key: PublicKey::from_pem(&text)?, require_tlog: true })
-            })
-            .collect();
-    }
-    Ok(vec![Authority::Keyless {
-        issuer: matcher(case, "issuer", "issuer_regex")?,
-        subject: matcher(case, "san", "san_regex")?,
-    }])
 }
 
 /// Each way upstream runs the case: with the artifact's bytes and (conformance) with its digest,
@@ -106,7 +78,7 @@ fn verify_bundle_case(case: &Case, digest: &str, bytes: &[u8]) -> Result<()> {
         Artifact::Digest { algorithm, hex }
     };
     let mut last = Error::IdentityMismatch("no policy".into());
-    for authority in authorities(case)? {
+    for authority in case.authorities(Matcher::regex)? {
         match bundle::verify(&bundle_json, artifact, &root, &authority) {
             Ok(_) => return Ok(()),
             Err(e) => last = e,
@@ -201,7 +173,7 @@ fn verify_layout_case(case: &Case) -> Result<()> {
     let layout = index_path.parent().expect("index.json has a folder");
     let image_digest = String::from_utf8(case.read("digest_file").expect("digest file")).expect("UTF-8");
     let image_digest = image_digest.trim();
-    let authorities = authorities(case)?;
+    let authorities = case.authorities(Matcher::regex)?;
     let policy = provenance_policy(case);
 
     let index = read_json(&index_path);
@@ -296,7 +268,7 @@ fn cosign3_image_signature_verifies_for_its_digest_only() {
     let root = trusted_root(case).expect("trust root");
     let bundle_json = case.read("bundle").expect("bundle");
     let digest = case.one("digest").expect("digest");
-    let authority = authorities(case).expect("identity").remove(0);
+    let authority = case.authorities(Matcher::regex).expect("identity").remove(0);
     let verified = bundle::verify_image(&bundle_json, digest, &root, &authority).expect("verifies");
     assert_eq!(verified.digest, digest);
     assert!(matches!(verified.signer, palisade_sigstore::Signer::Certificate { .. }));

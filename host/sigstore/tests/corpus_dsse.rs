@@ -11,10 +11,9 @@
 
 mod cases;
 
-use cases::{Case, cases, corpus};
+use cases::{Case, cases};
 use palisade_sigstore::bundle::{self, Artifact, Bundle, Options, Version};
 use palisade_sigstore::identity::{Authority, Matcher};
-use palisade_sigstore::keys::PublicKey;
 use palisade_sigstore::trust::TrustedRoot;
 use palisade_sigstore::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -111,34 +110,17 @@ fn trusted_root(case: &Case) -> Option<Result<TrustedRoot>> {
     Some(TrustedRoot::from_json(line.as_bytes()))
 }
 
-fn matcher(case: &Case, exact: &str, regex: &str, regexes: Regexes) -> Result<Matcher> {
-    let build = |pattern: &str| match regexes {
-        Regexes::Anchored => Matcher::regex(pattern),
-        Regexes::GoSearch => Matcher::regex_search(pattern),
-    };
-    match (case.identity(exact), case.identity(regex)) {
-        (Some(value), _) => Ok(Matcher::Exact(value.to_string())),
-        (None, Some(pattern)) => build(pattern),
-        // No identity: the upstream applied none (the case fails before one is looked at).
-        (None, None) => build(".*"),
+impl Regexes {
+    fn build(self) -> fn(&str) -> Result<Matcher> {
+        match self {
+            Regexes::Anchored => Matcher::regex,
+            Regexes::GoSearch => Matcher::regex_search,
+        }
     }
 }
 
 fn authorities(case: &Case, regexes: Regexes) -> Result<Vec<Authority>> {
-    let keys = case.all("key");
-    if !keys.is_empty() {
-        return keys
-            .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(corpus().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-                Ok(Authority::Key { key: PublicKey::from_pem(&text)?, require_tlog: true })
-            })
-            .collect();
-    }
-    Ok(vec![Authority::Keyless {
-        issuer: matcher(case, "issuer", "issuer_regex", regexes)?,
-        subject: matcher(case, "san", "san_regex", regexes)?,
-    }])
+    case.authorities(regexes.build())
 }
 
 /// Each way upstream runs the case: `""` with the artifact's bytes, else a digest; `None` when

@@ -6,6 +6,10 @@
 
 use std::path::PathBuf;
 
+use palisade_sigstore::Result;
+use palisade_sigstore::identity::{Authority, Matcher};
+use palisade_sigstore::keys::PublicKey;
+
 pub struct Case {
     pub id: String,
     pub kind: String,
@@ -34,6 +38,32 @@ impl Case {
 
     pub fn identity(&self, key: &str) -> Option<&str> {
         self.identity.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The policies to try: any listed `key` may have signed; else the
+    /// identity (`issuer`/`issuer_regex`, `san`/`san_regex`), its regular
+    /// expressions built by `regex` (anchored like Palisade, or searched like Go).
+    pub fn authorities(&self, regex: fn(&str) -> Result<Matcher>) -> Result<Vec<Authority>> {
+        let keys = self.all("key");
+        if !keys.is_empty() {
+            return keys
+                .iter()
+                .map(|path| {
+                    let text = std::fs::read_to_string(corpus().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+                    Ok(Authority::Key { key: PublicKey::from_pem(&text)?, require_tlog: true })
+                })
+                .collect();
+        }
+        let matcher = |exact: &str, pattern: &str| match (self.identity(exact), self.identity(pattern)) {
+            (Some(value), _) => Ok(Matcher::Exact(value.to_string())),
+            (None, Some(pattern)) => regex(pattern),
+            // No identity: the upstream applied none (the case fails before one is looked at).
+            (None, None) => regex(".*"),
+        };
+        Ok(vec![Authority::Keyless {
+            issuer: matcher("issuer", "issuer_regex")?,
+            subject: matcher("san", "san_regex")?,
+        }])
     }
 
     /// `[policy]` in the note: the expectation is one client's choice.
