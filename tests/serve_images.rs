@@ -80,6 +80,16 @@ fn assert_denied_for_finding(response: &Value, image: &str, expected: &[&str]) {
     assert!(causes.iter().any(|c| c["field"] == "spec.containers[0].image"), "{response:#}");
 }
 
+/// A test Sigstore instance and a cosign key pair, its public key written
+/// to a file of the returned directory (kept alive by the caller).
+fn key_setup() -> (Sigstore, Key, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::p256();
+    let key_file = dir.path().join("cosign.pub");
+    key.write_public(&key_file);
+    (Sigstore::new(), key, key_file, dir)
+}
+
 /// Every test pushes images under tags of its own: the server keeps its
 /// cache in the shared test cache directory.
 fn tag() -> String {
@@ -89,11 +99,7 @@ fn tag() -> String {
 #[test]
 fn signed_images_are_admitted_unsigned_ones_denied_and_verifications_cached() {
     let Some(registry) = Registry::start(Mode::Http) else { return };
-    let sigstore = Sigstore::new();
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::p256();
-    let key_file = dir.path().join("cosign.pub");
-    key.write_public(&key_file);
+    let (sigstore, key, key_file, _dir) = key_setup();
     let signed = push_image(&registry.addr, "signed/app", &tag());
     attach_signatures(&signed, &[sigstore.sign_with_key(&key, &signed.payload(), true)]);
     let unsigned = push_image(&registry.addr, "signed/unsigned", &tag());
@@ -180,11 +186,7 @@ fn keyless_signatures_are_admitted_by_identity() {
 #[test]
 fn a_registry_that_is_down_fails_closed_for_images_not_yet_verified() {
     let Some(mut registry) = Registry::start(Mode::Http) else { return };
-    let sigstore = Sigstore::new();
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::p256();
-    let key_file = dir.path().join("cosign.pub");
-    key.write_public(&key_file);
+    let (sigstore, key, key_file, _dir) = key_setup();
     let first = push_image(&registry.addr, "signed/first", &tag());
     attach_signatures(&first, &[sigstore.sign_with_key(&key, &first.payload(), true)]);
     // Signed as well, but never asked about before the registry goes away.
@@ -240,11 +242,7 @@ fn a_malformed_trust_policy_keeps_the_server_from_starting() {
 #[test]
 fn a_tag_pushed_again_is_resolved_again_after_the_ttl() {
     let Some(registry) = Registry::start(Mode::Http) else { return };
-    let sigstore = Sigstore::new();
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::p256();
-    let key_file = dir.path().join("cosign.pub");
-    key.write_public(&key_file);
+    let (sigstore, key, key_file, _dir) = key_setup();
     let tag = tag();
     let signed = push_image(&registry.addr, "signed/moving", &tag);
     attach_signatures(&signed, &[sigstore.sign_with_key(&key, &signed.payload(), true)]);
