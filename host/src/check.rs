@@ -25,6 +25,13 @@ pub struct Loaded {
 
 /// Read every input into resources; unreadable parts become errors.
 pub fn load(paths: &[String], limits: &Limits) -> Loaded {
+    load_keeping(paths, limits, &mut |_, _| {})
+}
+
+/// [`load`], handing each input's text to `keep` as it is read (for
+/// `check --pin`, which edits the text after the run; standard input can be
+/// read only once).
+pub fn load_keeping(paths: &[String], limits: &Limits, keep: &mut dyn FnMut(&input::InputSource, &str)) -> Loaded {
     let (sources, missing) = input::expand(paths);
     let mut loaded = Loaded { files: sources.len(), ..Loaded::default() };
     for e in missing {
@@ -39,6 +46,7 @@ pub fn load(paths: &[String], limits: &Limits) -> Loaded {
                 continue;
             }
         };
+        keep(source, &text);
         let mut errors = Vec::new();
         resources::from_documents(&name, read_documents(&text, limits), &mut loaded.resources, &mut errors);
         loaded.errors.extend(errors.into_iter().map(|e| RunError {

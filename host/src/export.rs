@@ -85,6 +85,38 @@ pub struct Webhook {
     pub cert_manager_certificate: Option<String>,
     /// The server's TLS Secret (type kubernetes.io/tls), made by cert-manager or by hand.
     pub tls_secret: String,
+    /// Trust policies are configured: the server fetches signatures from registries.
+    pub verifies_images: bool,
+    /// Pin verified images to their digests (`/mutate`, a MutatingWebhookConfiguration).
+    pub mutate_digest: bool,
+}
+
+/// The pod-bearing kinds, whose container images `/mutate` pins.
+const POD_BEARING: &[&str] = &[
+    "Pod",
+    "PodTemplate",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+];
+
+/// Webhook rules for `kinds`, CREATE and UPDATE; pods with their
+/// `ephemeralcontainers` subresource (`kubectl debug` adds containers there).
+fn webhook_rules<'a>(
+    kinds: impl IntoIterator<Item = &'a (&'static str, &'static str, &'static str, &'static str)>,
+) -> Vec<Value> {
+    kinds
+        .into_iter()
+        .map(|(_, group, version, resource)| {
+            let resources =
+                if *resource == "pods" { json!(["pods", "pods/ephemeralcontainers"]) } else { json!([resource]) };
+            json!({"apiGroups": [group], "apiVersions": [version], "resources": resources, "operations": ["CREATE", "UPDATE"], "scope": "*"})
+        })
+        .collect()
 }
 
 /// The server in the cluster, and the webhook that sends it admission requests.
@@ -112,21 +144,33 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
         },
         "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": true}, {"name": "cache", "mountPath": "/cache"}],
     });
-    let rules: Vec<Value> = admitted_kinds(policies)
-        .iter()
-        .map(|(_, group, version, resource)| {
-            json!({"apiGroups": [group], "apiVersions": [version], "resources": [resource], "operations": ["CREATE", "UPDATE"], "scope": "*"})
-        })
-        .collect();
-    let mut client = json!({"service": {"name": name, "namespace": namespace, "path": "/validate", "port": 443}});
-    if let Some(pem) = &w.target.ca_bundle {
-        client["caBundle"] = json!(base64(pem.as_bytes()));
-    }
-    let mut vwc_meta = json!({"name": name, "labels": labels});
+    let rules = webhook_rules(admitted_kinds(policies));
+    let client_for = |path: &str| {
+        let mut client = json!({"service": {"name": name, "namespace": namespace, "path": path, "port": 443}});
+        if let Some(pem) = &w.target.ca_bundle {
+            client["caBundle"] = json!(base64(pem.as_bytes()));
+        }
+        client
+    };
+    let client = client_for("/validate");
+    let namespace_selector = json!({"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace, "kube-system"],
+    }]});
+    // The API server calls in on 8443; the server calls nobody, unless it
+    // verifies images: then registries, on 443, and DNS to find them.
+    let egress = if w.verifies_images {
+        json!([
+            {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            {"ports": [{"protocol": "TCP", "port": 443}]},
+        ])
+    } else {
+        json!([])
+    };
+    let mut meta = json!({"name": name, "labels": labels});
     if let Some(cert) = &w.cert_manager_certificate {
-        vwc_meta["annotations"] = json!({"cert-manager.io/inject-ca-from": cert});
+        meta["annotations"] = json!({"cert-manager.io/inject-ca-from": cert});
     }
-    vec![
+    let mut objects = vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
             "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace, "labels": labels},
@@ -157,11 +201,10 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
             "spec": {"type": "ClusterIP", "selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": "https"}]}}),
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"maxUnavailable": 1, "selector": selector}}),
-        // The API server calls in on 8443; the server calls nobody.
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"podSelector": selector, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": [{"ports": [{"protocol": "TCP", "port": 8443}]}]}}),
-        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": vwc_meta,
+                     "ingress": [{"ports": [{"protocol": "TCP", "port": 8443}]}], "egress": egress}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": meta.clone(),
         "webhooks": [{
             "name": format!("{name}.{namespace}.palisade.dev"),
             "admissionReviewVersions": ["v1"],
@@ -170,12 +213,31 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
             "timeoutSeconds": w.timeout_seconds,
             "matchPolicy": "Equivalent",
             "clientConfig": client,
-            "namespaceSelector": {"matchExpressions": [{
-                "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace, "kube-system"],
-            }]},
+            "namespaceSelector": namespace_selector,
             "rules": rules,
         }]}),
-    ]
+    ];
+    if w.verifies_images && w.mutate_digest {
+        // Mutating webhooks all run before validating ones, so /validate
+        // judges the pinned object. IfNeeded: called again when a later
+        // mutator adds a container (a pinned image is left alone).
+        let kinds = RESOURCES.iter().filter(|(k, ..)| POD_BEARING.contains(k));
+        objects.push(json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": meta,
+        "webhooks": [{
+            "name": format!("pin.{name}.{namespace}.palisade.dev"),
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "IfNeeded",
+            "timeoutSeconds": w.timeout_seconds,
+            "matchPolicy": "Equivalent",
+            "clientConfig": client_for("/mutate"),
+            "namespaceSelector": namespace_selector,
+            "rules": webhook_rules(kinds),
+        }]}));
+    }
+    objects
 }
 
 /// The Rego of the ConstraintTemplate: the provider's violations, errors and

@@ -28,6 +28,7 @@ pub mod findings;
 pub mod images;
 pub mod input;
 pub mod inventory;
+pub mod pin;
 pub mod policy_set;
 pub mod report;
 pub mod resources;

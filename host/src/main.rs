@@ -105,6 +105,16 @@ struct CheckArgs {
     /// the cache (air-gapped CI); an image never fetched is a finding, not a pass.
     #[arg(long, requires = "verify_images")]
     offline: bool,
+    /// With --verify-images: write the manifests back with every image that
+    /// verified pinned to the digest that verified (`name:tag@sha256:…`), every
+    /// other byte unchanged; to standard output (the report then goes to standard
+    /// error), or under --output.
+    #[arg(long, requires = "verify_images")]
+    pin: bool,
+    /// With --pin: write the pinned manifests under DIR, at their input paths
+    /// (standard input as `stdin.yaml`), instead of to standard output.
+    #[arg(long, value_name = "DIR", requires = "pin")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
 }
@@ -425,9 +435,18 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         std::io::stdout().write_all(text.as_bytes()).context("writing the configuration")?;
         return Ok(0);
     }
-    let loaded = check::load(&args.paths, &Limits::default());
+    let mut texts = Vec::new();
+    let loaded = check::load_keeping(&args.paths, &Limits::default(), &mut |source, text| {
+        if args.pin {
+            texts.push((source.clone(), text.to_string()));
+        }
+    });
     let mut report = check::run(&catalog.runtime, &policies, loaded, &config.exceptions, threads(args.threads));
     report.policy_bundle = bundle;
+    if args.pin {
+        // After the run: every verdict is in the verifier's cache.
+        write_pinned(&catalog.runtime.images(), &texts, args.output.as_deref())?;
+    }
     let text = match args.format {
         Format::Json => report::json(&report),
         Format::Sarif => report::sarif(&report, &policies),
@@ -450,10 +469,56 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
             text
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("writing the report")?;
+    if args.pin && args.output.is_none() {
+        // Standard output carries the manifests.
+        std::io::stderr().lock().write_all(text.as_bytes()).context("writing the report")?;
+    } else {
+        std::io::stdout().lock().write_all(text.as_bytes()).context("writing the report")?;
+    }
     let code = report.exit_code(fail_on);
     Ok(if args.exit_zero && code == 1 { 0 } else { code as u8 })
+}
+
+/// `check --pin`: each input's text with its verified images pinned
+/// ([`palisade::pin::pin_text`]), to standard output or under `output`; a
+/// note on standard error for each image that could not be edited in place.
+fn write_pinned(
+    images: &palisade::images::Verifier,
+    texts: &[(palisade::input::InputSource, String)],
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use palisade::input::InputSource;
+    use palisade::pin::SkipReason;
+    let mut stdout = std::io::stdout().lock();
+    for (source, text) in texts {
+        let pinned = palisade::pin::pin_text(text, &mut |site, _document| {
+            images.pin_digest(&site.image, site.namespace.as_deref(), None)
+        });
+        let name = source.display_name();
+        for s in &pinned.skipped {
+            if !matches!(s.reason, SkipReason::NoDigest) {
+                eprintln!("palisade: note: {name}:{}: {} not pinned: {}", s.line, s.pointer, s.reason);
+            }
+        }
+        match output {
+            None => stdout.write_all(pinned.text.as_bytes()).context("writing the pinned manifests")?,
+            Some(dir) => {
+                let relative: PathBuf = match source {
+                    InputSource::Stdin => PathBuf::from("stdin.yaml"),
+                    InputSource::File(path) => {
+                        path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect()
+                    }
+                };
+                let target = dir.join(relative);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
+                std::fs::write(&target, pinned.text.as_bytes())
+                    .with_context(|| format!("writing {}", target.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
@@ -507,10 +572,17 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
             if !image.contains("@sha256:") {
                 eprintln!("palisade: warning: --image {image} is not pinned by digest (image-digest will report it)");
             }
-            export::webhook(
-                &export::Webhook { target, image, timeout_seconds, cert_manager_certificate, tls_secret },
-                &policies,
-            )
+            let trust = config.image_verification.as_ref().filter(|c| !c.policies.is_empty());
+            let webhook = export::Webhook {
+                target,
+                image,
+                timeout_seconds,
+                cert_manager_certificate,
+                tls_secret,
+                verifies_images: trust.is_some(),
+                mutate_digest: trust.is_some_and(|c| c.mutate_digest.unwrap_or(true)),
+            };
+            export::webhook(&webhook, &policies)
         }
         ExportWhat::Gatekeeper { enforcement_action, timeout_seconds } => {
             if target.ca_bundle.is_none() {

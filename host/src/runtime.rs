@@ -44,7 +44,7 @@ pub use bindings::palisade::policy::image_verification as images_wit;
 pub use bindings::palisade::policy::types as wit;
 
 /// The contract versions a component may be built for, newest first.
-pub const CONTRACTS: [&str; 2] = ["0.3.0", "0.2.0"];
+pub const CONTRACTS: [&str; 2] = ["0.3.1", "0.2.0"];
 
 /// How long the epoch ticker sleeps between ticks: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -145,6 +145,30 @@ impl images_wit::Host for StoreData {
         self.host_time += started.elapsed();
         result.map(to_wit_image).map_err(to_wit_error)
     }
+
+    fn trust_policies(&mut self) -> Vec<String> {
+        self.images.trust_policies()
+    }
+
+    fn attestation_requirements(&mut self, policy: String) -> Option<String> {
+        self.images.attestation_requirements(&policy)
+    }
+
+    fn attestations(
+        &mut self,
+        image: String,
+        policy: String,
+        predicate_types: Vec<String>,
+    ) -> Result<images_wit::AttestationSet, images_wit::VerifyError> {
+        let started = Instant::now();
+        let result = self.images.attestations(&image, &policy, &predicate_types, self.deadline);
+        self.host_time += started.elapsed();
+        result.map(to_wit_attestations).map_err(to_wit_error)
+    }
+}
+
+fn to_wit_signature(s: images::VerifiedSignature) -> images_wit::VerifiedSignature {
+    images_wit::VerifiedSignature { key_id: s.key_id, issuer: s.issuer, subject: s.subject, signed_at: s.signed_at }
 }
 
 fn to_wit_image(v: images::VerifiedImage) -> images_wit::VerifiedImage {
@@ -152,14 +176,35 @@ fn to_wit_image(v: images::VerifiedImage) -> images_wit::VerifiedImage {
         reference: v.reference,
         digest: v.digest,
         policy: v.policy,
-        signatures: v
-            .signatures
+        signatures: v.signatures.into_iter().map(to_wit_signature).collect(),
+    }
+}
+
+fn to_wit_attestations(set: images::AttestationSet) -> images_wit::AttestationSet {
+    images_wit::AttestationSet {
+        reference: set.reference,
+        digest: set.digest,
+        policy: set.policy,
+        checked_at: set.checked_at,
+        statements: set
+            .statements
             .into_iter()
-            .map(|s| images_wit::VerifiedSignature {
-                key_id: s.key_id,
-                issuer: s.issuer,
-                subject: s.subject,
-                signed_at: s.signed_at,
+            .map(|s| images_wit::VerifiedStatement {
+                predicate_type: s.predicate_type,
+                statement: s.statement,
+                signer: to_wit_signature(s.signer),
+                source: match s.source {
+                    images::AttestationSource::LegacyTag => images_wit::AttestationSource::LegacyTag,
+                    images::AttestationSource::Referrer => images_wit::AttestationSource::Referrer,
+                },
+            })
+            .collect(),
+        rejected: set
+            .rejected
+            .into_iter()
+            .map(|r| images_wit::RejectedAttestation {
+                predicate_type: r.predicate_type,
+                reason: to_wit_error(r.reason),
             })
             .collect(),
     }
@@ -229,7 +274,7 @@ macro_rules! with_policy {
 #[derive(Clone)]
 pub struct Compiled {
     pre: Pre,
-    /// The contract version the component was built for (`0.3.0`, `0.2.0`).
+    /// The contract version the component was built for (`0.3.1`, `0.2.0`).
     pub contract: &'static str,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,

@@ -35,6 +35,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::certificate::{self, Certificate};
+use crate::cosign;
 use crate::dsse::{Envelope, Statement};
 use crate::identity::{self, Authority};
 use crate::keys::{HashAlg, PublicKey, hex, pem_blocks, unhex};
@@ -880,11 +881,12 @@ pub fn verify_image(
     Ok(Verified { digest: format!("{}:{}", alg.to_ascii_lowercase(), digest_hex.to_ascii_lowercase()), ..verified })
 }
 
-/// Verifies a cosign attestation as `cosign attest` (before cosign 3) stores it in an `.att`
-/// image: a DSSE envelope layer with the annotations `dev.sigstore.cosign/certificate` (PEM),
-/// `dev.sigstore.cosign/chain` (PEM) and `dev.sigstore.cosign/bundle` (Rekor SET with its entry).
-/// The statement must name `image_digest`; the certificate must chain to a CA of the trusted root
-/// at the integrated time.
+/// Verifies a keyless cosign attestation as `cosign attest` (before cosign 3) stores it in an
+/// `.att` image: a DSSE envelope layer with the annotations `dev.sigstore.cosign/certificate`
+/// (PEM), `dev.sigstore.cosign/chain` (PEM) and `dev.sigstore.cosign/bundle` (Rekor SET with its
+/// entry), under cosign's defaults (a SET and an SCT required). The statement must name
+/// `image_digest`; the certificate must chain to a CA of the trusted root at the integrated time.
+/// [`crate::cosign::verify_cosign_attestation_with`] takes keys, RFC 3161 timestamps and options.
 pub fn verify_cosign_attestation(
     envelope_json: &[u8],
     certificate_pem: &str,
@@ -894,55 +896,13 @@ pub fn verify_cosign_attestation(
     root: &TrustedRoot,
     authority: &Authority,
 ) -> Result<(Verified, Statement)> {
-    let env = Envelope::from_json(envelope_json)?;
-    let [signature] = env.signatures.as_slice() else {
-        return Err(Error::BadSignature("the attestation envelope must have exactly one signature".into()));
+    let present = |text: &str| Some(text.to_string()).filter(|t| !t.trim().is_empty());
+    let att = cosign::LegacyAttestation {
+        envelope: envelope_json.to_vec(),
+        certificate: present(certificate_pem),
+        chain: chain_pem.and_then(present),
+        bundle: present(&String::from_utf8_lossy(rekor_bundle_json)),
+        ..Default::default()
     };
-    let leaf =
-        Certificate::from_pem(certificate_pem)?.into_iter().next().ok_or_else(|| malformed("certificate", "none"))?;
-    let intermediates = match chain_pem {
-        Some(pem) if !pem.trim().is_empty() => Certificate::from_pem(pem)?,
-        _ => Vec::new(),
-    };
-    let key = leaf.public_key()?;
-
-    let rekor_bundle = rekor::RekorBundle::from_json(rekor_bundle_json)?;
-    rekor_bundle.verify(root)?;
-    let body = rekor_bundle.body_json()?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| malformed("Rekor entry body", e))?;
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let version = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let expect = Expect {
-        signature: &signature.sig,
-        verifier: rekor::Verifier::Certificate(leaf.der()),
-        artifact_digest: None,
-        envelope: Some(&env),
-    };
-    check_body(kind, version, &body, &expect)?;
-
-    let at = rekor_bundle.integrated_time;
-    let path = certificate::build_chain(&leaf, &intermediates, root, at)?;
-    let issuer = path.first().ok_or_else(|| Error::UntrustedCertificate("empty certificate path".into()))?;
-    certificate::verify_scts(&leaf, issuer, root)?;
-    key.verify(&env.pae(), &signature.sig)?;
-    let (issuer, subject) = leaf.identity()?;
-    let signer = Signer::Certificate { issuer, subject };
-    identity::check(authority, &signer)?;
-
-    let statement = env.statement()?;
-    let (alg, digest_hex) = image_digest
-        .split_once(':')
-        .ok_or_else(|| malformed("image digest", format!("{image_digest:?} is not <algorithm>:<hex>")))?;
-    if !statement.has_subject_digest(alg, digest_hex) {
-        return Err(Error::DigestMismatch(format!("the attestation is not about {image_digest}")));
-    }
-    Ok((
-        Verified {
-            signer,
-            digest: format!("{}:{}", alg.to_ascii_lowercase(), digest_hex.to_ascii_lowercase()),
-            docker_reference: None,
-            signed_at: Some(at),
-        },
-        statement,
-    ))
+    cosign::verify_cosign_attestation_with(&att, image_digest, Some(root), authority, &Default::default())
 }

@@ -1,6 +1,7 @@
-//! cosign's legacy container-image signatures: a simple-signing payload signed with a
-//! key or a Fulcio / private-CA certificate, stored as one layer of a `.sig` image
-//! with its evidence in annotations.
+//! cosign's legacy container-image signatures and attestations: a simple-signing payload
+//! (`.sig` image) or a DSSE envelope of an in-toto statement (`.att` image), signed with a
+//! key or a Fulcio / private-CA certificate and stored as one layer with its evidence in
+//! annotations.
 //!
 //! Sources of truth:
 //! - cosign `specs/SIGNATURE_SPEC.md`
@@ -22,10 +23,12 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::bundle::{Expect, check_body};
 use crate::certificate::{Certificate, build_chain, verify_scts};
+use crate::dsse::{Envelope, Statement};
 use crate::identity::{self, Authority};
 use crate::keys::{base64_decode, hex};
-use crate::rekor::{RekorBundle, Verifier, check_hashedrekord};
+use crate::rekor::{RekorBundle, Verifier};
 use crate::trust::TrustedRoot;
 use crate::{Error, Result, Signer, Verified, malformed};
 
@@ -34,6 +37,10 @@ pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 pub const ANNOTATION_CHAIN: &str = "dev.sigstore.cosign/chain";
 pub const ANNOTATION_BUNDLE: &str = "dev.sigstore.cosign/bundle";
 pub const ANNOTATION_RFC3161: &str = "dev.sigstore.cosign/rfc3161timestamp";
+/// An attestation layer's statement type, as the attester said it (not signed).
+pub const ANNOTATION_PREDICATE_TYPE: &str = "predicateType";
+/// The media type of an attestation layer.
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The media type of a simple-signing signature layer.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// `critical.type` of a cosign image signature.
@@ -99,16 +106,12 @@ impl LegacySignature {
         let mut sig = LegacySignature { payload, ..Default::default() };
         let mut has_signature = false;
         for (name, value) in annotations {
-            match name {
-                ANNOTATION_SIGNATURE => {
-                    sig.signature = value.to_string();
-                    has_signature = true;
-                }
-                ANNOTATION_CERTIFICATE if !value.trim().is_empty() => sig.certificate = Some(value.to_string()),
-                ANNOTATION_CHAIN if !value.trim().is_empty() => sig.chain = Some(value.to_string()),
-                ANNOTATION_BUNDLE if !value.trim().is_empty() => sig.bundle = Some(value.to_string()),
-                ANNOTATION_RFC3161 if !value.trim().is_empty() => sig.rfc3161_timestamp = Some(value.to_string()),
-                _ => {}
+            if name == ANNOTATION_SIGNATURE {
+                sig.signature = value.to_string();
+                has_signature = true;
+            } else {
+                let slots = [&mut sig.certificate, &mut sig.chain, &mut sig.bundle, &mut sig.rfc3161_timestamp];
+                read_evidence(slots, name, value);
             }
         }
         if !has_signature {
@@ -138,6 +141,53 @@ impl LegacySignature {
             value.get("annotations").and_then(Value::as_object).ok_or_else(|| malformed(WHAT, "no annotations"))?;
         let pairs = annotations.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)));
         LegacySignature::from_layer(payload, pairs)
+    }
+}
+
+/// Puts an evidence annotation (certificate, chain, Rekor bundle, RFC 3161 timestamp, in the
+/// order of `slots`) where it belongs; an empty value is no evidence, another name is ignored.
+fn read_evidence(slots: [&mut Option<String>; 4], name: &str, value: &str) {
+    const NAMES: [&str; 4] = [ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, ANNOTATION_BUNDLE, ANNOTATION_RFC3161];
+    if let Some(index) = NAMES.iter().position(|n| *n == name)
+        && !value.trim().is_empty()
+    {
+        *slots[index] = Some(value.to_string());
+    }
+}
+
+/// One cosign attestation layer of an `.att` image: a DSSE envelope and its annotations.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LegacyAttestation {
+    /// The layer's bytes: the DSSE envelope JSON (media type [`DSSE_MEDIA_TYPE`]).
+    pub envelope: Vec<u8>,
+    /// `dev.sigstore.cosign/certificate`: PEM.
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain`: PEM, issuer first.
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle`: `{"SignedEntryTimestamp", "Payload": {...}}`.
+    pub bundle: Option<String>,
+    /// `dev.sigstore.cosign/rfc3161timestamp`.
+    pub rfc3161_timestamp: Option<String>,
+    /// `predicateType`, as the attester annotated it: not signed, so good for choosing which
+    /// layers to verify, never for a decision (the verified statement's own type is).
+    pub annotated_predicate_type: Option<String>,
+}
+
+impl LegacyAttestation {
+    /// From a layer's bytes and its annotations (name, value). cosign writes an empty
+    /// `dev.cosignproject.cosign/signature` on attestations (the signature is in the
+    /// envelope): it is ignored, as are annotations this crate does not read.
+    pub fn from_layer<'a>(envelope: Vec<u8>, annotations: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut att = LegacyAttestation { envelope, ..Default::default() };
+        for (name, value) in annotations {
+            if name == ANNOTATION_PREDICATE_TYPE {
+                att.annotated_predicate_type = Some(value.to_string()).filter(|v| !v.trim().is_empty());
+            } else {
+                let slots = [&mut att.certificate, &mut att.chain, &mut att.bundle, &mut att.rfc3161_timestamp];
+                read_evidence(slots, name, value);
+            }
+        }
+        att
     }
 }
 
@@ -196,13 +246,127 @@ pub fn verify_legacy_with(
     if signature.is_empty() {
         return Err(malformed("cosign signature", "empty signature"));
     }
+    let evidence = Evidence::of([&sig.certificate, &sig.chain, &sig.bundle, &sig.rfc3161_timestamp]);
+    let (signer, signed_at) =
+        verify_evidence(&evidence, &signature, Signed::Payload(&sig.payload), &signature, root, authority, options)?;
 
+    let simple = parse_simple_signing(&sig.payload)?;
+    if !simple.manifest_digest.eq_ignore_ascii_case(image_digest.trim()) {
+        return Err(Error::DigestMismatch(format!(
+            "the signature is for image {}, not {image_digest}",
+            simple.manifest_digest
+        )));
+    }
+    Ok(Verified {
+        signer,
+        digest: simple.manifest_digest.to_ascii_lowercase(),
+        docker_reference: Some(simple.docker_reference),
+        signed_at,
+    })
+}
+
+/// Verifies one cosign attestation (an `.att` layer) of the image whose manifest digest is
+/// `image_digest` (`sha256:<hex>`), and returns its in-toto statement (the caller checks the
+/// predicate). The steps of [`verify_legacy_with`], under the same options:
+/// 1. the envelope has exactly one signature, over its PAE, by the authority's key or the
+///    certificate's key;
+/// 2. the Rekor SET, if present (required as for a signature): its `dsse` 0.0.1 or `intoto`
+///    0.0.2 entry is for this envelope's payload, signature, and key or certificate;
+/// 3. an RFC 3161 timestamp, if present (and `root` is given), over the layer's bytes (the
+///    envelope JSON, as cosign timestamps attestations) from a timestamp authority of `root`;
+/// 4. keyless: the certificate chain at every verified time, the SCT, the identity;
+/// 5. the payload is an in-toto statement (`application/vnd.in-toto+json`) with a subject whose
+///    digest is `image_digest` (else `DigestMismatch`).
+///
+/// `Verified::digest` is `image_digest`, lower-cased.
+pub fn verify_cosign_attestation_with(
+    att: &LegacyAttestation,
+    image_digest: &str,
+    root: Option<&TrustedRoot>,
+    authority: &Authority,
+    options: &LegacyOptions,
+) -> Result<(Verified, Statement)> {
+    let (alg, digest_hex) = image_digest
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| malformed("image digest", format!("{image_digest:?} is not <algorithm>:<hex>")))?;
+    let env = Envelope::from_json(&att.envelope)?;
+    let [signature] = env.signatures.as_slice() else {
+        return Err(Error::BadSignature(format!(
+            "the attestation envelope must have exactly one signature, it has {}",
+            env.signatures.len()
+        )));
+    };
+    let evidence = Evidence::of([&att.certificate, &att.chain, &att.bundle, &att.rfc3161_timestamp]);
+    let (signer, signed_at) =
+        verify_evidence(&evidence, &signature.sig, Signed::Envelope(&env), &att.envelope, root, authority, options)?;
+
+    let statement = env.statement()?;
+    if !statement.has_subject_digest(alg, digest_hex) {
+        let subjects: Vec<String> = statement
+            .subject
+            .iter()
+            .flat_map(|s| s.digest.iter().map(|(alg, value)| format!("{alg}:{value}")))
+            .collect();
+        return Err(Error::DigestMismatch(format!(
+            "the attestation is about {}, not {image_digest}",
+            if subjects.is_empty() { "no digest".to_string() } else { subjects.join(", ") }
+        )));
+    }
+    let verified = Verified {
+        signer,
+        digest: format!("{}:{}", alg.to_ascii_lowercase(), digest_hex.to_ascii_lowercase()),
+        docker_reference: None,
+        signed_at,
+    };
+    Ok((verified, statement))
+}
+
+/// The evidence annotations beside a signature or an attestation.
+struct Evidence<'a> {
+    certificate: Option<&'a str>,
+    chain: Option<&'a str>,
+    bundle: Option<&'a str>,
+    rfc3161_timestamp: Option<&'a str>,
+}
+
+impl<'a> Evidence<'a> {
+    /// From the annotations read (in [`read_evidence`]'s order).
+    fn of([certificate, chain, bundle, rfc3161_timestamp]: [&'a Option<String>; 4]) -> Evidence<'a> {
+        Evidence {
+            certificate: certificate.as_deref(),
+            chain: chain.as_deref(),
+            bundle: bundle.as_deref(),
+            rfc3161_timestamp: rfc3161_timestamp.as_deref(),
+        }
+    }
+}
+
+/// What a signature is over: a simple-signing payload, or a DSSE envelope's PAE.
+#[derive(Clone, Copy)]
+enum Signed<'a> {
+    Payload(&'a [u8]),
+    Envelope(&'a Envelope),
+}
+
+/// The steps a cosign signature and attestation share: the signature (over the payload or
+/// the PAE) with the authority's key or the certificate's, the Rekor SET and its entry, the
+/// RFC 3161 timestamp over `timestamped`, and for a certificate its chain at every verified
+/// time, its SCT and its identity. Returns the signer and the first verified signing time.
+fn verify_evidence(
+    evidence: &Evidence<'_>,
+    signature: &[u8],
+    signed: Signed<'_>,
+    timestamped: &[u8],
+    root: Option<&TrustedRoot>,
+    authority: &Authority,
+    options: &LegacyOptions,
+) -> Result<(Signer, Option<i64>)> {
     let leaf = match authority {
         Authority::Key { .. } => None,
         Authority::Keyless { .. } => {
-            let pem = sig
+            let pem = evidence
                 .certificate
-                .as_deref()
                 .ok_or_else(|| Error::UntrustedCertificate("keyless verification needs a certificate".into()))?;
             let mut certs = Certificate::from_pem(pem)?;
             Some(certs.remove(0))
@@ -213,7 +377,16 @@ pub fn verify_legacy_with(
         (_, Some(cert)) => cert.public_key()?,
         (_, None) => return Err(Error::UntrustedCertificate("no certificate".into())),
     };
-    key.verify(&sig.payload, &signature)?;
+    let (expect_digest, envelope) = match signed {
+        Signed::Payload(payload) => {
+            key.verify(payload, signature)?;
+            (Some(format!("sha256:{}", hex(&Sha256::digest(payload)))), None)
+        }
+        Signed::Envelope(env) => {
+            key.verify(&env.pae(), signature)?;
+            (None, Some(env))
+        }
+    };
 
     // The transparency log.
     let tlog_required = match authority {
@@ -221,7 +394,7 @@ pub fn verify_legacy_with(
         Authority::Keyless { .. } => options.keyless_require_tlog,
     };
     let mut signed_at = None;
-    match (&sig.bundle, root) {
+    match (evidence.bundle, root) {
         (Some(bundle), Some(root)) => {
             let bundle = RekorBundle::from_json(bundle.as_bytes())?;
             bundle.verify(root)?;
@@ -229,8 +402,12 @@ pub fn verify_legacy_with(
                 Some(cert) => Verifier::Certificate(cert.der()),
                 None => Verifier::PublicKey(key.der()),
             };
-            let payload_digest = format!("sha256:{}", hex(&Sha256::digest(&sig.payload)));
-            check_hashedrekord(&bundle.body_json()?, &signature, verifier, &payload_digest)?;
+            let expect = Expect { signature, verifier, artifact_digest: expect_digest, envelope };
+            let body = bundle.body_json()?;
+            let head: Value = serde_json::from_slice(&body).map_err(|e| malformed("Rekor entry body", e))?;
+            let kind = head.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let version = head.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            check_body(kind, version, &body, &expect)?;
             signed_at = Some(bundle.integrated_time);
         }
         (None, _) if tlog_required => {
@@ -242,12 +419,12 @@ pub fn verify_legacy_with(
         _ => {}
     }
 
-    // Verified signing times: the SET's integrated time, an RFC 3161 timestamp over the
-    // signature bytes (cosign `VerifyRFC3161Timestamp`).
+    // Verified signing times: the SET's integrated time, an RFC 3161 timestamp (cosign
+    // `VerifyRFC3161Timestamp`).
     let mut times: Vec<i64> = signed_at.into_iter().collect();
-    if let (Some(annotation), Some(root)) = (&sig.rfc3161_timestamp, root) {
+    if let (Some(annotation), Some(root)) = (evidence.rfc3161_timestamp, root) {
         let token = rfc3161_token(annotation)?;
-        let at = crate::timestamp::verify(&token, &signature, root)?;
+        let at = crate::timestamp::verify(&token, timestamped, root)?;
         times.push(at);
         signed_at = signed_at.or(Some(at));
     }
@@ -262,9 +439,9 @@ pub fn verify_legacy_with(
                     )
                 })?);
             }
-            let intermediates = match &sig.chain {
-                Some(pem) => Certificate::from_pem(pem)?,
-                None => Vec::new(),
+            let intermediates = match evidence.chain {
+                Some(pem) if !pem.trim().is_empty() => Certificate::from_pem(pem)?,
+                _ => Vec::new(),
             };
             // The certificate must have been valid, and chained, at every verified time.
             let mut path = Vec::new();
@@ -282,20 +459,7 @@ pub fn verify_legacy_with(
         _ => Signer::Key { key_id: key.key_id() },
     };
     identity::check(authority, &signer)?;
-
-    let simple = parse_simple_signing(&sig.payload)?;
-    if !simple.manifest_digest.eq_ignore_ascii_case(image_digest.trim()) {
-        return Err(Error::DigestMismatch(format!(
-            "the signature is for image {}, not {image_digest}",
-            simple.manifest_digest
-        )));
-    }
-    Ok(Verified {
-        signer,
-        digest: simple.manifest_digest.to_ascii_lowercase(),
-        docker_reference: Some(simple.docker_reference),
-        signed_at,
-    })
+    Ok((signer, signed_at))
 }
 
 /// cosign's `dev.sigstore.cosign/rfc3161timestamp` annotation,
@@ -382,5 +546,295 @@ mod tests {
         let bad = br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"sha256:ab"},"type":"atomic container signature"}}"#;
         assert!(parse_simple_signing(bad).is_err());
         assert!(parse_simple_signing(b"not json").is_err());
+    }
+    /// Attestations signed with a key of our own, and a Rekor log of our own to vouch for them.
+    mod attestations {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        use p256::ecdsa::{DerSignature, SigningKey, signature::Signer as _};
+        use p256::pkcs8::EncodePublicKey;
+        use rand_core::OsRng;
+        use serde_json::json;
+
+        use super::super::*;
+        use crate::dsse::{IN_TOTO_PAYLOAD_TYPE, pae};
+        use crate::identity::Matcher;
+        use crate::keys::PublicKey;
+        use crate::rekor::set_payload;
+        use crate::rekor::tests::log_with;
+        use crate::trust::Validity;
+
+        const IMAGE: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        const LOGGED_AT: i64 = 1_700_000_000;
+
+        struct Attester {
+            key: SigningKey,
+        }
+
+        impl Attester {
+            fn new() -> Attester {
+                Attester { key: SigningKey::random(&mut OsRng) }
+            }
+
+            fn public(&self) -> PublicKey {
+                PublicKey::from_der(self.key.verifying_key().to_public_key_der().unwrap().as_bytes()).unwrap()
+            }
+
+            fn pem(&self) -> String {
+                let der = self.key.verifying_key().to_public_key_der().unwrap();
+                format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", B64.encode(der.as_bytes()))
+            }
+
+            fn authority(&self, require_tlog: bool) -> Authority {
+                Authority::Key { key: self.public(), require_tlog }
+            }
+
+            fn sign(&self, message: &[u8]) -> Vec<u8> {
+                let signature: DerSignature = self.key.sign(message);
+                signature.as_bytes().to_vec()
+            }
+
+            /// A DSSE envelope of `payload`, signed `signatures` times; and the first signature.
+            fn envelope(&self, payload_type: &str, payload: &[u8], signatures: usize) -> (Vec<u8>, Vec<u8>) {
+                let sigs: Vec<Vec<u8>> = (0..signatures).map(|_| self.sign(&pae(payload_type, payload))).collect();
+                let envelope = json!({
+                    "payloadType": payload_type,
+                    "payload": B64.encode(payload),
+                    "signatures": sigs.iter().map(|s| json!({"keyid": "", "sig": B64.encode(s)})).collect::<Vec<_>>(),
+                });
+                (envelope.to_string().into_bytes(), sigs.into_iter().next().unwrap_or_default())
+            }
+        }
+
+        fn statement(digest: &str) -> Vec<u8> {
+            let (alg, hex) = digest.split_once(':').unwrap();
+            json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "registry.example/app", "digest": {alg: hex}}],
+                "predicateType": "https://example.com/review/v1",
+                "predicate": {"approved": true},
+            })
+            .to_string()
+            .into_bytes()
+        }
+
+        /// A Rekor body for one signature (payload, signature, verifier PEM).
+        type Body = fn(&[u8], &[u8], &str) -> serde_json::Value;
+
+        /// `dsse` 0.0.1 and `intoto` 0.0.2 Rekor bodies for one signature of `payload`.
+        fn dsse_body(payload: &[u8], signature: &[u8], pem: &str) -> serde_json::Value {
+            json!({
+                "apiVersion": "0.0.1",
+                "kind": "dsse",
+                "spec": {
+                    "payloadHash": {"algorithm": "sha256", "value": hex(&Sha256::digest(payload))},
+                    "signatures": [{"signature": B64.encode(signature), "verifier": B64.encode(pem)}],
+                },
+            })
+        }
+
+        fn intoto_body(payload: &[u8], signature: &[u8], pem: &str) -> serde_json::Value {
+            json!({
+                "apiVersion": "0.0.2",
+                "kind": "intoto",
+                "spec": {"content": {
+                    "envelope": {
+                        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                        // base64 of the envelope's base64 signature
+                        "signatures": [{"sig": B64.encode(B64.encode(signature)), "publicKey": B64.encode(pem)}],
+                    },
+                    "hash": {"algorithm": "sha256", "value": "00"},
+                    "payloadHash": {"algorithm": "sha256", "value": hex(&Sha256::digest(payload))},
+                }},
+            })
+        }
+
+        /// cosign's bundle annotation for `body`, signed by the log of `root`.
+        fn logged(log: &SigningKey, log_id: &str, body: &serde_json::Value) -> String {
+            let body = B64.encode(body.to_string());
+            let set: DerSignature = log.sign(set_payload(&body, LOGGED_AT, 7, log_id).as_bytes());
+            json!({
+                "SignedEntryTimestamp": B64.encode(set.as_bytes()),
+                "Payload": {"body": body, "integratedTime": LOGGED_AT, "logIndex": 7, "logID": log_id},
+            })
+            .to_string()
+        }
+
+        struct World {
+            signer: Attester,
+            log: SigningKey,
+            root: TrustedRoot,
+            log_id: String,
+        }
+
+        impl World {
+            fn new() -> World {
+                let log = SigningKey::random(&mut OsRng);
+                let (root, log_id) = log_with(&log, Validity::since(0));
+                World { signer: Attester::new(), log, root, log_id }
+            }
+
+            /// An attestation of `payload`; with `body`, logged under that Rekor body.
+            fn attest(&self, payload: &[u8], body: Option<Body>) -> LegacyAttestation {
+                let (envelope, signature) = self.signer.envelope(IN_TOTO_PAYLOAD_TYPE, payload, 1);
+                let bundle = body.map(|b| logged(&self.log, &self.log_id, &b(payload, &signature, &self.signer.pem())));
+                LegacyAttestation { envelope, bundle, ..Default::default() }
+            }
+
+            fn verify(&self, att: &LegacyAttestation, authority: &Authority) -> Result<(Verified, Statement)> {
+                verify_cosign_attestation_with(att, IMAGE, Some(&self.root), authority, &LegacyOptions::default())
+            }
+        }
+
+        #[test]
+        fn key_signed_attestation_with_or_without_a_set() {
+            let w = World::new();
+            let authority = w.signer.authority(false);
+
+            let bare = w.attest(&statement(IMAGE), None);
+            let (verified, statement_read) = w.verify(&bare, &authority).unwrap();
+            assert_eq!(verified.signer, Signer::Key { key_id: w.signer.public().key_id() });
+            assert_eq!((verified.digest.as_str(), verified.signed_at), (IMAGE, None));
+            assert_eq!(statement_read.predicate_type, "https://example.com/review/v1");
+            // No trust root at all: a key needs none.
+            verify_cosign_attestation_with(&bare, IMAGE, None, &authority, &LegacyOptions::default()).unwrap();
+
+            for body in [dsse_body as Body, intoto_body] {
+                let logged = w.attest(&statement(IMAGE), Some(body));
+                let (verified, _) = w.verify(&logged, &w.signer.authority(true)).unwrap();
+                assert_eq!(verified.signed_at, Some(LOGGED_AT));
+            }
+        }
+
+        #[test]
+        fn require_tlog_refuses_an_unlogged_attestation() {
+            let w = World::new();
+            let bare = w.attest(&statement(IMAGE), None);
+            assert!(matches!(w.verify(&bare, &w.signer.authority(true)), Err(Error::TransparencyLog(_))));
+            // A SET nobody can check is no log either.
+            let logged = w.attest(&statement(IMAGE), Some(dsse_body));
+            let unchecked =
+                verify_cosign_attestation_with(&logged, IMAGE, None, &w.signer.authority(true), &Default::default());
+            assert!(matches!(unchecked, Err(Error::TransparencyLog(_))), "{unchecked:?}");
+            // Keyless needs the certificate before anything else.
+            let keyless =
+                Authority::Keyless { issuer: Matcher::Exact("i".into()), subject: Matcher::Exact("s".into()) };
+            assert!(matches!(w.verify(&logged, &keyless), Err(Error::UntrustedCertificate(_))));
+        }
+
+        #[test]
+        fn a_set_must_be_of_this_signature_and_key() {
+            let w = World::new();
+            // The log vouches for another signature of the same payload and key.
+            let mut att = w.attest(&statement(IMAGE), None);
+            let body = dsse_body(&statement(IMAGE), &w.signer.sign(b"something else"), &w.signer.pem());
+            att.bundle = Some(logged(&w.log, &w.log_id, &body));
+            let r = w.verify(&att, &w.signer.authority(false));
+            assert!(matches!(&r, Err(Error::TransparencyLog(t)) if t.contains("signature")), "{r:?}");
+            // Of another payload.
+            let body = dsse_body(&statement(OTHER), &w.signer.sign(b"something else"), &w.signer.pem());
+            att.bundle = Some(logged(&w.log, &w.log_id, &body));
+            let r = w.verify(&att, &w.signer.authority(false));
+            assert!(matches!(&r, Err(Error::TransparencyLog(t)) if t.contains("payload")), "{r:?}");
+            // A body of a signature by another key, logged for this envelope.
+            let other = Attester::new();
+            let (envelope, signature) = w.signer.envelope(IN_TOTO_PAYLOAD_TYPE, &statement(IMAGE), 1);
+            let body = dsse_body(&statement(IMAGE), &signature, &other.pem());
+            let att =
+                LegacyAttestation { envelope, bundle: Some(logged(&w.log, &w.log_id, &body)), ..Default::default() };
+            let r = w.verify(&att, &w.signer.authority(false));
+            assert!(matches!(r, Err(Error::TransparencyLog(_))), "{r:?}");
+            // A tampered SET.
+            let mut att = w.attest(&statement(IMAGE), Some(intoto_body));
+            att.bundle = att.bundle.map(|b| b.replace(&LOGGED_AT.to_string(), &(LOGGED_AT + 1).to_string()));
+            let r = w.verify(&att, &w.signer.authority(false));
+            assert!(matches!(r, Err(Error::TransparencyLog(_))), "{r:?}");
+        }
+
+        #[test]
+        fn another_key_is_refused() {
+            let w = World::new();
+            let att = w.attest(&statement(IMAGE), Some(dsse_body));
+            let r = w.verify(&att, &Attester::new().authority(false));
+            assert!(matches!(r, Err(Error::BadSignature(_))), "{r:?}");
+        }
+
+        #[test]
+        fn the_subject_must_be_the_image() {
+            let w = World::new();
+            let att = w.attest(&statement(OTHER), Some(dsse_body));
+            let Err(Error::DigestMismatch(text)) = w.verify(&att, &w.signer.authority(true)) else {
+                panic!("expected a digest mismatch");
+            };
+            assert!(text.contains(OTHER) && text.contains(IMAGE), "{text}");
+            // The digest compared without regard to case.
+            let upper = IMAGE.to_ascii_uppercase().replacen("SHA256", "sha256", 1);
+            let att = w.attest(&statement(IMAGE), None);
+            let options = LegacyOptions::default();
+            let (verified, _) =
+                verify_cosign_attestation_with(&att, &upper, None, &w.signer.authority(false), &options).unwrap();
+            assert_eq!(verified.digest, IMAGE);
+        }
+
+        #[test]
+        fn a_payload_that_is_not_a_statement_is_an_error() {
+            let w = World::new();
+            let authority = w.signer.authority(false);
+            for payload in [&b"not json"[..], br#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#, b"{}"] {
+                let att = w.attest(payload, Some(dsse_body));
+                let r = w.verify(&att, &authority);
+                assert!(matches!(r, Err(Error::Malformed { what: "in-toto statement", .. })), "{r:?}");
+            }
+            // A statement, but not said to be one.
+            let (envelope, _) = w.signer.envelope("application/json", &statement(IMAGE), 1);
+            let att = LegacyAttestation { envelope, ..Default::default() };
+            let r = w.verify(&att, &authority);
+            assert!(matches!(&r, Err(Error::Malformed { detail, .. }) if detail.contains("payload type")), "{r:?}");
+            // Not an envelope.
+            let att = LegacyAttestation { envelope: b"[1, 2]".to_vec(), ..Default::default() };
+            assert!(matches!(w.verify(&att, &authority), Err(Error::Malformed { .. })));
+        }
+
+        #[test]
+        fn exactly_one_signature() {
+            let w = World::new();
+            let authority = w.signer.authority(false);
+            for count in [0, 2] {
+                let (envelope, _) = w.signer.envelope(IN_TOTO_PAYLOAD_TYPE, &statement(IMAGE), count);
+                let att = LegacyAttestation { envelope, ..Default::default() };
+                let r = w.verify(&att, &authority);
+                assert!(matches!(&r, Err(Error::BadSignature(t)) if t.contains("exactly one")), "{r:?}");
+            }
+        }
+
+        #[test]
+        fn layer_annotations() {
+            let annotations = [
+                (ANNOTATION_SIGNATURE, ""),
+                (ANNOTATION_PREDICATE_TYPE, "https://slsa.dev/provenance/v1"),
+                (ANNOTATION_CERTIFICATE, "CERT"),
+                (ANNOTATION_CHAIN, " "),
+                (ANNOTATION_BUNDLE, "SET"),
+                (ANNOTATION_RFC3161, "TSA"),
+                ("org.example/other", "x"),
+            ];
+            let att = LegacyAttestation::from_layer(b"{}".to_vec(), annotations);
+            assert_eq!(
+                att,
+                LegacyAttestation {
+                    envelope: b"{}".to_vec(),
+                    certificate: Some("CERT".into()),
+                    chain: None,
+                    bundle: Some("SET".into()),
+                    rfc3161_timestamp: Some("TSA".into()),
+                    annotated_predicate_type: Some("https://slsa.dev/provenance/v1".into()),
+                }
+            );
+            // The same evidence annotations on a signature layer.
+            let sig = LegacySignature::from_layer(b"{}".to_vec(), annotations).unwrap();
+            assert_eq!((sig.certificate, sig.chain, sig.bundle), (Some("CERT".into()), None, Some("SET".into())));
+            assert_eq!(sig.rfc3161_timestamp.as_deref(), Some("TSA"));
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! - [`timestamp`]: RFC 3161 signed timestamps;
 //! - [`dsse`]: DSSE envelopes and in-toto statements;
 //! - [`bundle`]: Sigstore bundles v0.1, v0.2 and v0.3;
-//! - [`cosign`]: cosign's legacy image signatures (simple signing, `.sig` layers);
+//! - [`cosign`]: cosign's legacy image signatures and attestations (`.sig` and `.att` layers);
 //! - [`identity`]: who must have signed: keys, or certificate issuer and subject.
 
 pub mod bundle;

@@ -222,7 +222,7 @@ impl RekorBundle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -233,7 +233,8 @@ mod tests {
         );
     }
 
-    fn log_with(key: &p256::ecdsa::SigningKey, valid_for: crate::trust::Validity) -> (TrustedRoot, String) {
+    /// A trusted root whose only log signs with `key`, and that log's hex id.
+    pub(crate) fn log_with(key: &p256::ecdsa::SigningKey, valid_for: crate::trust::Validity) -> (TrustedRoot, String) {
         use p256::pkcs8::EncodePublicKey;
         let der = key.verifying_key().to_public_key_der().unwrap();
         let public = crate::keys::PublicKey::from_der(der.as_bytes()).unwrap();

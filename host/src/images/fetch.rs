@@ -3,8 +3,11 @@
 //! signatures (the manifest tagged `sha256-<hex>.sig`,
 //! <https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md>) and
 //! Sigstore bundles attached as OCI referrers (cosign 3,
-//! `--new-bundle-format`). Nothing here verifies anything: every byte is
-//! checked against its digest and bounded in size, and handed on.
+//! `--new-bundle-format`), and, when asked, cosign's legacy attestations
+//! (DSSE envelopes, the layers of the manifest tagged `sha256-<hex>.att`;
+//! attestation bundles are referrers like signature bundles). Nothing here
+//! verifies anything: every byte is checked against its digest and bounded
+//! in size, and handed on.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,8 +26,14 @@ pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distri
 /// (`application/vnd.dev.sigstore.bundle.v0.3+json`, and the older
 /// `application/vnd.dev.sigstore.bundle+json;version=0.x`).
 pub const BUNDLE_ARTIFACT_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
-/// The largest signature layer or bundle accepted.
+/// The largest signature layer accepted.
 pub const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
+/// The largest attestation layer or Sigstore bundle accepted (an SBOM can be large).
+pub const MAX_ATTESTATION_BYTES: u64 = 16 << 20;
+/// The most bytes of attestations and bundles read for one image.
+pub const MAX_MATERIAL_BYTES: u64 = 64 << 20;
+/// The media type of a layer of cosign's `.att` manifest: a DSSE envelope.
+pub const DSSE_ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The most simple-signing layers read from one signature manifest.
 pub const MAX_SIGNATURE_LAYERS: usize = 64;
 /// The most Sigstore bundle referrers read for one digest.
@@ -48,6 +57,10 @@ pub struct Material {
     /// digest whose artifact type is a Sigstore bundle.
     #[serde(with = "base64_list")]
     pub bundles: Vec<Vec<u8>>,
+    /// cosign's legacy attestations: the DSSE envelope layers of the manifest
+    /// tagged `sha256-<hex>.att`; `None` when they were not fetched.
+    #[serde(default)]
+    pub attestations: Option<Vec<LegacyLayer>>,
     /// Sources skipped because what the registry served broke the rules.
     #[serde(default)]
     pub problems: Vec<String>,
@@ -56,7 +69,8 @@ pub struct Material {
 /// One layer of a cosign signature manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyLayer {
-    /// The layer blob: the simple-signing payload that was signed.
+    /// The layer blob: the simple-signing payload that was signed (a
+    /// signature), or the DSSE envelope (an attestation).
     #[serde(with = "base64_bytes")]
     pub payload: Vec<u8>,
     /// The layer's annotations as the manifest has them:
@@ -115,7 +129,8 @@ fn pull_error(image: &str, e: PullError) -> FetchError {
     }
 }
 
-/// Fetch the digest `image` resolves to and every signature attached to it.
+/// Fetch the digest `image` resolves to and every signature attached to it,
+/// and its legacy attestations too when `attestations` is set.
 ///
 /// No signatures is not an error (empty lists). Every network step stops at
 /// `deadline`. Credentials and extra CAs are the bundle commands' ones
@@ -123,13 +138,18 @@ fn pull_error(image: &str, e: PullError) -> FetchError {
 /// `spawn_blocking`, and (though it blocks the thread) from async code: the
 /// registry client runs on a private runtime, on a thread of its own when
 /// the caller's thread belongs to a tokio runtime.
-pub fn fetch(image: &str, options: &Options, deadline: Option<Instant>) -> Result<Material, FetchError> {
+pub fn fetch(
+    image: &str,
+    options: &Options,
+    deadline: Option<Instant>,
+    attestations: bool,
+) -> Result<Material, FetchError> {
     let reference = parse(image)?;
     if deadline.is_some_and(|d| Instant::now() >= d) {
         return Err(FetchError::Deadline);
     }
     if tokio::runtime::Handle::try_current().is_err() {
-        return fetch_reference(&reference, options, deadline);
+        return fetch_reference(&reference, options, deadline, attestations);
     }
     // Inside a runtime's worker, starting another runtime panics; on a
     // blocking-pool thread it would not, but a thread of our own is safe
@@ -137,7 +157,7 @@ pub fn fetch(image: &str, options: &Options, deadline: Option<Instant>) -> Resul
     std::thread::scope(|scope| {
         match std::thread::Builder::new()
             .name("palisade-image-fetch".into())
-            .spawn_scoped(scope, || fetch_reference(&reference, options, deadline))
+            .spawn_scoped(scope, || fetch_reference(&reference, options, deadline, attestations))
         {
             Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             Err(e) => Err(FetchError::Unreachable(format!("{}: cannot start a thread to fetch it: {e}", reference))),
@@ -149,35 +169,52 @@ fn fetch_reference(
     reference: &Reference,
     options: &Options,
     deadline: Option<Instant>,
+    attestations: bool,
 ) -> Result<Material, FetchError> {
     let image = reference.whole();
     let registry = Registry::connect(reference, options)
         .map_err(|e| FetchError::Unreachable(format!("{image}: cannot set up the registry client: {e}")))?;
-    let material = fetch_with(&registry, reference, deadline);
+    let material = fetch_with(&registry, reference, deadline, attestations);
     registry.close();
     material
 }
 
-fn fetch_with(registry: &Registry, reference: &Reference, deadline: Option<Instant>) -> Result<Material, FetchError> {
+fn fetch_with(
+    registry: &Registry,
+    reference: &Reference,
+    deadline: Option<Instant>,
+    attestations: bool,
+) -> Result<Material, FetchError> {
     let image = reference.whole();
     let digest = resolve(registry, reference, deadline).map_err(|e| pull_error(&image, e))?;
     // A source that breaks the rules (content not matching its digest, over
     // a bound) is skipped, not fatal: the other may hold a valid signature,
     // and a registry cannot turn "not signed" into "undecided" with it.
     let mut problems = Vec::new();
+    let mut budget = MAX_MATERIAL_BYTES;
     let legacy = skip_malformed(
-        legacy_signatures(registry, &digest, deadline),
+        legacy_layers(registry, &digest, &SIGNATURES, deadline, &mut budget),
         &image,
         "the cosign signature tag",
         &mut problems,
     )?;
     let bundles = skip_malformed(
-        referrer_bundles(registry, &digest, deadline),
+        referrer_bundles(registry, &digest, deadline, &mut budget),
         &image,
         "the Sigstore bundle referrers",
         &mut problems,
     )?;
-    Ok(Material { reference: image, digest, legacy, bundles, problems })
+    let attestations = if attestations {
+        Some(skip_malformed(
+            legacy_layers(registry, &digest, &ATTESTATIONS, deadline, &mut budget),
+            &image,
+            "the cosign attestation tag",
+            &mut problems,
+        )?)
+    } else {
+        None
+    };
+    Ok(Material { reference: image, digest, legacy, bundles, attestations, problems })
 }
 
 /// A source whose content breaks the rules is an empty source and a problem
@@ -234,12 +271,45 @@ pub fn signature_tag(digest: &str) -> Result<String, FetchError> {
     crate::bundle::layout::signature_tag(digest).map_err(|e| FetchError::Malformed(e.to_string()))
 }
 
-fn legacy_signatures(
+/// One kind of cosign's legacy attachments: the tag suffix, the media type
+/// of its layers, and the largest layer read.
+struct LegacyKind {
+    what: &'static str,
+    suffix: &'static str,
+    media_type: &'static str,
+    max_bytes: u64,
+}
+
+const SIGNATURES: LegacyKind = LegacyKind {
+    what: "signature",
+    suffix: "sig",
+    media_type: SIMPLE_SIGNING_MEDIA_TYPE,
+    max_bytes: MAX_SIGNATURE_BYTES,
+};
+const ATTESTATIONS: LegacyKind = LegacyKind {
+    what: "attestation",
+    suffix: "att",
+    media_type: DSSE_ENVELOPE_MEDIA_TYPE,
+    max_bytes: MAX_ATTESTATION_BYTES,
+};
+
+/// The tag cosign keeps attestations of `digest` under.
+pub fn attestation_tag(digest: &str) -> Result<String, FetchError> {
+    Ok(format!("sha256-{}.att", digest_hex(digest).map_err(|e| FetchError::Malformed(e.to_string()))?))
+}
+
+/// The layers of the manifest tagged `sha256-<hex>.<suffix>` that have the
+/// kind's media type; none when there is no such tag. `budget`: the bytes
+/// the image may still read.
+fn legacy_layers(
     registry: &Registry,
     digest: &str,
+    kind: &LegacyKind,
     deadline: Option<Instant>,
+    budget: &mut u64,
 ) -> Result<Vec<LegacyLayer>, PullError> {
-    let tag = signature_tag(digest).map_err(|e| PullError::Malformed(e.to_string()))?;
+    let tag =
+        format!("sha256-{}.{}", digest_hex(digest).map_err(|e| PullError::Malformed(e.to_string()))?, kind.suffix);
     let bytes = match registry.pull_manifest_until(
         &registry.at_tag(&tag),
         &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
@@ -250,22 +320,25 @@ fn legacy_signatures(
         Err(e) => return Err(e),
     };
     let manifest: crate::bundle::Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| PullError::Malformed(format!("the signature manifest {tag} is not an image manifest: {e}")))?;
-    let layers: Vec<_> = manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE).collect();
+        .map_err(|e| PullError::Malformed(format!("the {} manifest {tag} is not an image manifest: {e}", kind.what)))?;
+    let layers: Vec<_> = manifest.layers.iter().filter(|l| l.media_type == kind.media_type).collect();
     if layers.len() > MAX_SIGNATURE_LAYERS {
         return Err(PullError::Malformed(format!(
-            "the signature manifest {tag} has {} signatures; at most {MAX_SIGNATURE_LAYERS} are read",
-            layers.len()
+            "the {} manifest {tag} has {} {}s; at most {MAX_SIGNATURE_LAYERS} are read",
+            kind.what,
+            layers.len(),
+            kind.what
         )));
     }
-    let mut signatures = Vec::with_capacity(layers.len());
+    let mut found = Vec::with_capacity(layers.len());
     for layer in layers {
-        let payload = registry
-            .pull_blob_until(&layer.digest, layer.size, MAX_SIGNATURE_BYTES, deadline)
-            .map_err(|e| in_signature(&tag, e))?;
-        signatures.push(LegacyLayer { payload, annotations: layer.annotations.clone().unwrap_or_default() });
+        let limit = kind.max_bytes.min(*budget);
+        let payload =
+            registry.pull_blob_until(&layer.digest, layer.size, limit, deadline).map_err(|e| in_signature(&tag, e))?;
+        *budget = budget.saturating_sub(payload.len() as u64);
+        found.push(LegacyLayer { payload, annotations: layer.annotations.clone().unwrap_or_default() });
     }
-    Ok(signatures)
+    Ok(found)
 }
 
 /// A blob the signature manifest names but the registry lacks is a broken
@@ -289,7 +362,12 @@ struct ReferrerManifest {
     subject: Option<crate::bundle::Descriptor>,
 }
 
-fn referrer_bundles(registry: &Registry, digest: &str, deadline: Option<Instant>) -> Result<Vec<Vec<u8>>, PullError> {
+fn referrer_bundles(
+    registry: &Registry,
+    digest: &str,
+    deadline: Option<Instant>,
+    budget: &mut u64,
+) -> Result<Vec<Vec<u8>>, PullError> {
     let referrers = registry.referrers_until(digest, deadline)?;
     let candidates: Vec<_> = referrers
         .iter()
@@ -334,11 +412,11 @@ fn referrer_bundles(registry: &Registry, digest: &str, deadline: Option<Instant>
         let Some(layer) = manifest.layers.first() else {
             return Err(PullError::Malformed(format!("{what} has no layers (the bundle is its first)")));
         };
-        bundles.push(
-            registry
-                .pull_blob_until(&layer.digest, layer.size, MAX_SIGNATURE_BYTES, deadline)
-                .map_err(|e| in_signature(&what, e))?,
-        );
+        let limit = MAX_ATTESTATION_BYTES.min(*budget);
+        let bundle =
+            registry.pull_blob_until(&layer.digest, layer.size, limit, deadline).map_err(|e| in_signature(&what, e))?;
+        *budget = budget.saturating_sub(bundle.len() as u64);
+        bundles.push(bundle);
     }
     Ok(bundles)
 }
@@ -425,6 +503,7 @@ mod tests {
                 annotations: BTreeMap::from([("dev.cosignproject.cosign/signature".into(), "MEUC".into())]),
             }],
             bundles: vec![vec![0, 1, 2, 255]],
+            attestations: None,
             problems: Vec::new(),
         };
         let json = serde_json::to_value(&material).unwrap();
@@ -442,22 +521,23 @@ mod tests {
         let image = format!("127.0.0.1:{port}/nothing:1");
         let options = Options { insecure: true, ca_files: Vec::new() };
         let soon = Some(Instant::now() + std::time::Duration::from_secs(20));
-        assert!(matches!(fetch(&image, &options, soon), Err(FetchError::Unreachable(_))));
+        assert!(matches!(fetch(&image, &options, soon, false), Err(FetchError::Unreachable(_))));
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let (i, o) = (image.clone(), options.clone());
         let blocking =
-            runtime.block_on(async { tokio::task::spawn_blocking(move || fetch(&i, &o, soon)).await }).unwrap();
+            runtime.block_on(async { tokio::task::spawn_blocking(move || fetch(&i, &o, soon, false)).await }).unwrap();
         assert!(matches!(blocking, Err(FetchError::Unreachable(_))), "{blocking:?}");
         let (i, o) = (image.clone(), options.clone());
-        let in_task = runtime.block_on(async { tokio::spawn(async move { fetch(&i, &o, soon) }).await }).unwrap();
+        let in_task =
+            runtime.block_on(async { tokio::spawn(async move { fetch(&i, &o, soon, false) }).await }).unwrap();
         assert!(matches!(in_task, Err(FetchError::Unreachable(_))), "{in_task:?}");
         let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (i, o) = (image.clone(), options.clone());
         let blocking =
-            current.block_on(async { tokio::task::spawn_blocking(move || fetch(&i, &o, soon)).await }).unwrap();
+            current.block_on(async { tokio::task::spawn_blocking(move || fetch(&i, &o, soon, false)).await }).unwrap();
         assert!(matches!(blocking, Err(FetchError::Unreachable(_))), "{blocking:?}");
-        assert_eq!(fetch(&image, &options, Some(Instant::now())), Err(FetchError::Deadline));
-        let message = fetch(&image, &options, None).unwrap_err().to_string();
+        assert_eq!(fetch(&image, &options, Some(Instant::now()), false), Err(FetchError::Deadline));
+        let message = fetch(&image, &options, None, false).unwrap_err().to_string();
         assert!(message.contains(&image), "{message}");
     }
 
@@ -468,7 +548,7 @@ mod tests {
         let image = format!("{}/silent:1", listener.local_addr().unwrap());
         let options = Options { insecure: true, ca_files: Vec::new() };
         let start = Instant::now();
-        let result = fetch(&image, &options, Some(start + std::time::Duration::from_millis(300)));
+        let result = fetch(&image, &options, Some(start + std::time::Duration::from_millis(300)), false);
         assert_eq!(result, Err(FetchError::Deadline));
         assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
         drop(listener);

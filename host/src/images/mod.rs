@@ -7,6 +7,12 @@
 //! every signature against the policy's authorities with
 //! [`palisade_sigstore`] (offline, against the configured trusted roots) and
 //! caches the verdict for a bounded time ([`policy`] reads the policies).
+//!
+//! Attestations (in-toto statements in DSSE envelopes: `.att` layers and
+//! Sigstore bundle referrers) are fetched with the signatures, in the same
+//! resolution of the tag, so that both are about one digest; each is
+//! verified against the same authorities, and the statements that verify
+//! and name the digest are handed to the rules, which judge their predicates.
 
 pub mod fetch;
 pub mod policy;
@@ -53,6 +59,54 @@ pub struct VerifiedImage {
     pub digest: String,
     pub policy: String,
     pub signatures: Vec<VerifiedSignature>,
+}
+
+/// Where an attestation was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttestationSource {
+    LegacyTag,
+    Referrer,
+}
+
+/// An in-toto statement that verified under the policy and names the image's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedStatement {
+    pub predicate_type: String,
+    /// The statement's JSON, as signed.
+    pub statement: String,
+    pub signer: VerifiedSignature,
+    pub source: AttestationSource,
+}
+
+/// An attestation found but not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedAttestation {
+    /// As the statement or (unauthenticated) the registry says, when readable.
+    pub predicate_type: Option<String>,
+    pub reason: VerifyError,
+}
+
+/// The attestations of an image under a trust policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationSet {
+    pub reference: String,
+    pub digest: String,
+    pub policy: String,
+    /// When they were verified, in seconds since the Unix epoch.
+    pub checked_at: i64,
+    pub statements: Vec<VerifiedStatement>,
+    pub rejected: Vec<RejectedAttestation>,
+}
+
+impl AttestationSet {
+    /// Only the statements (and rejections) of these predicate types; all when `types` is empty.
+    fn of_types(mut self, types: &[String]) -> AttestationSet {
+        if !types.is_empty() {
+            self.statements.retain(|s| types.contains(&s.predicate_type));
+            self.rejected.retain(|r| r.predicate_type.as_ref().is_none_or(|t| types.contains(t)));
+        }
+        self
+    }
 }
 
 /// Why an image did not verify (the contract's `verify-error`).
@@ -115,6 +169,16 @@ enum Source {
 }
 
 type Verdict = Result<VerifiedImage, VerifyError>;
+type Attestations = Result<AttestationSet, VerifyError>;
+
+/// What one fetch of an image established under one policy.
+#[derive(Clone)]
+struct Entry {
+    at: Instant,
+    verdict: Verdict,
+    /// `None` when the attestations were not fetched.
+    attestations: Option<Attestations>,
+}
 
 /// The longest one image's fetch may take, when the request has no earlier deadline.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -132,7 +196,7 @@ pub struct Verifier {
     status: Status,
     trust: Option<TrustConfig>,
     source: Option<Source>,
-    cache: Mutex<HashMap<(String, String), (Instant, Verdict)>>,
+    cache: Mutex<HashMap<(String, String), Entry>>,
     ttl: Duration,
     max_entries: usize,
     pub metrics: Metrics,
@@ -224,11 +288,38 @@ impl Verifier {
         }
     }
 
-    /// Verify `image` under the policy named `policy_name`, stopping at
-    /// `deadline` (at most [`FETCH_TIMEOUT`] from now when there is none).
-    pub fn verify(&self, image: &str, policy_name: &str, deadline: Option<Instant>) -> Verdict {
-        let bound = Instant::now() + FETCH_TIMEOUT;
-        let deadline = Some(deadline.map_or(bound, |d| d.min(bound)));
+    /// Whether `/mutate` pins verified images to their digests (`imageVerification.mutateDigest`, default true).
+    pub fn mutate_digest(&self) -> bool {
+        self.trust.as_ref().is_some_and(|t| t.mutate_digest)
+    }
+
+    /// The digest to pin `image` to (as written in a manifest, in `namespace`):
+    /// the one it verified at under its trust policy, when it did, and when
+    /// the pinned reference (`image@digest`) falls under that same policy, so
+    /// that the pinned manifest is judged by the policy that verified it. `None`:
+    /// leave the image as it is.
+    pub fn pin_digest(&self, image: &str, namespace: Option<&str>, deadline: Option<Instant>) -> Option<String> {
+        let PolicyMatch::Matched(policy) = self.policy_for(image, namespace) else {
+            return None;
+        };
+        let verified = self.verify(image, &policy, deadline).ok()?;
+        let pinned = format!("{image}@{}", verified.digest);
+        (self.policy_for(&pinned, namespace) == PolicyMatch::Matched(policy)).then_some(verified.digest)
+    }
+
+    /// The names of the trust policies (configured, whether or not this run verifies).
+    pub fn trust_policies(&self) -> Vec<String> {
+        self.trust.as_ref().map_or_else(Vec::new, |t| t.policies.iter().map(|p| p.name.clone()).collect())
+    }
+
+    /// The attestation requirements of the policy `name`, as a JSON array; `None`: no such policy.
+    pub fn attestation_requirements(&self, name: &str) -> Option<String> {
+        let policy = self.trust.as_ref()?.policies.iter().find(|p| p.name == name)?;
+        Some(serde_json::Value::Array(policy.attestations.clone()).to_string())
+    }
+
+    /// The policy named `policy_name`, and the cache key of `image` under it.
+    fn prepare(&self, image: &str, policy_name: &str) -> Result<Prepared<'_>, VerifyError> {
         let (Some(trust), Some(source)) = (&self.trust, &self.source) else {
             return Err(VerifyError::NotEnabled(match self.status {
                 Status::NotRequested => "run with --verify-images".into(),
@@ -238,26 +329,88 @@ impl Verifier {
         let Some(policy) = trust.policies.iter().find(|p| p.name == policy_name) else {
             return Err(VerifyError::UnknownPolicy(format!("no trust policy is named {policy_name:?}")));
         };
-        let (reference, _) = normalise(image)?;
-        let key = (reference, policy_name.to_string());
-        if let Some(verdict) = self.cached(&key) {
-            self.metrics.hits.fetch_add(1, Ordering::Relaxed);
-            return verdict;
-        }
-        self.metrics.misses.fetch_add(1, Ordering::Relaxed);
-        let verdict = self.fetch(source, image, deadline).and_then(|m| verify_material(&m, policy, trust));
-        let counter = if verdict.is_ok() { &self.metrics.verified } else { &self.metrics.refused };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !verdict.as_ref().is_err_and(VerifyError::is_transient) {
-            self.remember(key, verdict.clone());
-        }
-        verdict
+        let (reference, repository) = normalise(image)?;
+        Ok(Prepared { trust, source, policy, key: (reference, policy_name.to_string()), repository })
     }
 
-    fn fetch(&self, source: &Source, image: &str, deadline: Option<Instant>) -> Result<fetch::Material, VerifyError> {
+    /// Verify `image` under the policy named `policy_name`, stopping at
+    /// `deadline` (at most [`FETCH_TIMEOUT`] from now when there is none).
+    pub fn verify(&self, image: &str, policy_name: &str, deadline: Option<Instant>) -> Verdict {
+        let p = self.prepare(image, policy_name)?;
+        if let Some(entry) = self.cached(&p.key) {
+            self.metrics.hits.fetch_add(1, Ordering::Relaxed);
+            return entry.verdict;
+        }
+        self.metrics.misses.fetch_add(1, Ordering::Relaxed);
+        // A policy that asks for attestations gets them from the same fetch.
+        let entry = self.evaluate(&p, image, deadline, !p.policy.attestations.is_empty());
+        self.remember(&p, &entry);
+        entry.verdict
+    }
+
+    /// The verified attestations of `image` under the policy named
+    /// `policy_name`, of the given predicate types (all when empty).
+    pub fn attestations(
+        &self,
+        image: &str,
+        policy_name: &str,
+        types: &[String],
+        deadline: Option<Instant>,
+    ) -> Attestations {
+        let p = self.prepare(image, policy_name)?;
+        let entry = match self.cached(&p.key).filter(|e| e.attestations.is_some()) {
+            Some(entry) => {
+                self.metrics.hits.fetch_add(1, Ordering::Relaxed);
+                entry
+            }
+            None => {
+                self.metrics.misses.fetch_add(1, Ordering::Relaxed);
+                let entry = self.evaluate(&p, image, deadline, true);
+                self.remember(&p, &entry);
+                entry
+            }
+        };
+        match entry.attestations {
+            Some(found) => found.map(|set| set.of_types(types)),
+            None => Err(VerifyError::NotEnabled("attestations were not fetched".into())),
+        }
+    }
+
+    /// Fetch `image` once and verify its signatures (and attestations) under the policy.
+    fn evaluate(&self, p: &Prepared<'_>, image: &str, deadline: Option<Instant>, attestations: bool) -> Entry {
+        let bound = Instant::now() + FETCH_TIMEOUT;
+        let deadline = Some(deadline.map_or(bound, |d| d.min(bound)));
+        let entry = match self.fetch(p.source, image, deadline, attestations) {
+            Err(e) => {
+                Entry { at: Instant::now(), verdict: Err(e.clone()), attestations: attestations.then_some(Err(e)) }
+            }
+            Ok(m) => Entry {
+                at: Instant::now(),
+                verdict: verify_material(&m, p.policy, p.trust),
+                attestations: attestations.then(|| verify_attestations(&m, p.policy, p.trust)),
+            },
+        };
+        let counter = if entry.verdict.is_ok() { &self.metrics.verified } else { &self.metrics.refused };
+        counter.fetch_add(1, Ordering::Relaxed);
+        entry
+    }
+
+    fn fetch(
+        &self,
+        source: &Source,
+        image: &str,
+        deadline: Option<Instant>,
+        attestations: bool,
+    ) -> Result<fetch::Material, VerifyError> {
         use fetch::FetchError as F;
         match source {
             Source::Offline { store } => match store.load(image) {
+                Ok(Some(material)) if attestations && material.attestations.is_none() => {
+                    Err(VerifyError::OfflineCacheMiss(format!(
+                        "the attestations of {image} were never fetched by an online run \
+                         (palisade check --verify-images without --offline, with attestation requirements)"
+                    )))
+                }
                 Ok(Some(material)) => Ok(material),
                 Ok(None) => Err(VerifyError::OfflineCacheMiss(format!(
                     "{image} was never fetched by an online run (palisade check --verify-images without --offline)"
@@ -265,7 +418,7 @@ impl Verifier {
                 Err(e) => Err(VerifyError::OfflineCacheMiss(format!("{image}: the cached entry is unusable: {e}"))),
             },
             Source::Online { options, store } => {
-                let material = fetch::fetch(image, options, deadline).map_err(|e| match e {
+                let material = fetch::fetch(image, options, deadline, attestations).map_err(|e| match e {
                     F::InvalidReference(m) => VerifyError::InvalidReference(m),
                     F::Unreachable(m) => VerifyError::Unreachable(m),
                     // What the registry served for the image breaks the rules:
@@ -293,28 +446,54 @@ impl Verifier {
         }
     }
 
-    fn cached(&self, key: &(String, String)) -> Option<Verdict> {
+    fn cached(&self, key: &(String, String)) -> Option<Entry> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        cache.get(key).filter(|e| e.at.elapsed() < self.ttl).cloned()
     }
 
-    fn remember(&self, key: (String, String), verdict: Verdict) {
-        if self.ttl.is_zero() {
+    /// Keep what was established, unless it says nothing about the image (the
+    /// registry or the deadline failed). A tag that verified is kept under its
+    /// digest as well, so the pinned reference (`/mutate`) is not resolved again.
+    fn remember(&self, p: &Prepared<'_>, entry: &Entry) {
+        fn transient<T>(r: &Result<T, VerifyError>) -> bool {
+            r.as_ref().is_err_and(VerifyError::is_transient)
+        }
+        if self.ttl.is_zero() || transient(&entry.verdict) || entry.attestations.as_ref().is_some_and(transient) {
             return;
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= self.max_entries {
-            let ttl = self.ttl;
-            cache.retain(|_, (at, _)| at.elapsed() < ttl);
-        }
-        if cache.len() >= self.max_entries {
-            // Still full of live verdicts: drop the oldest.
-            if let Some(oldest) = cache.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) {
-                cache.remove(&oldest);
+        let mut keys = vec![p.key.clone()];
+        if let Ok(v) = &entry.verdict {
+            let pinned = (format!("{}@{}", p.repository, v.digest), p.key.1.clone());
+            if pinned != p.key {
+                keys.push(pinned);
             }
         }
-        cache.insert(key, (Instant::now(), verdict));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if cache.len() >= self.max_entries {
+                let ttl = self.ttl;
+                cache.retain(|_, e| e.at.elapsed() < ttl);
+            }
+            if cache.len() >= self.max_entries {
+                // Still full of live verdicts: drop the oldest.
+                if let Some(oldest) = cache.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) {
+                    cache.remove(&oldest);
+                }
+            }
+            cache.insert(key, entry.clone());
+        }
     }
+}
+
+/// A request's policy and cache key.
+struct Prepared<'a> {
+    trust: &'a TrustConfig,
+    source: &'a Source,
+    policy: &'a policy::TrustPolicy,
+    /// (normalised reference, policy name)
+    key: (String, String),
+    /// `registry/repository`
+    repository: String,
 }
 
 /// Verify what was fetched against every authority of `policy`. Each
@@ -394,6 +573,110 @@ fn verify_material(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &Tr
         .max_by_key(|(_, e)| e.rank())
         .unwrap_or_else(|| (String::new(), VerifyError::NoSignature(String::new())));
     Err(with_detail(error, detail))
+}
+
+/// Verify every attestation fetched for `m` under `policy`: a statement is
+/// accepted when one of the policy's authorities verifies its envelope and a
+/// subject names the image's digest; anything else found is rejected, with why.
+/// Sigstore bundles that sign the image (cosign 3's signatures, message
+/// signatures) are signatures, not attestations, and are left out.
+fn verify_attestations(m: &fetch::Material, policy: &policy::TrustPolicy, trust: &TrustConfig) -> Attestations {
+    use palisade_sigstore::{bundle, cosign};
+    let root = trust.root.as_ref();
+    let mut statements = Vec::new();
+    let mut rejected = Vec::new();
+    let options = cosign::LegacyOptions::default();
+    for layer in m.attestations.iter().flatten() {
+        let pairs = layer.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let attestation = cosign::LegacyAttestation::from_layer(layer.payload.clone(), pairs);
+        let annotated = attestation.annotated_predicate_type.clone();
+        let verified = first_authority(policy, |authority| {
+            cosign::verify_cosign_attestation_with(&attestation, &m.digest, root, authority, &options)
+        });
+        let verified = verified.and_then(|(v, statement)| {
+            let payload = palisade_sigstore::dsse::Envelope::from_json(&layer.payload).map_err(classify)?.payload;
+            statement_of(&payload, &v, statement.predicate_type, AttestationSource::LegacyTag)
+        });
+        match verified {
+            Ok(s) => statements.push(s),
+            Err(reason) => rejected.push(RejectedAttestation { predicate_type: annotated, reason }),
+        }
+    }
+    for raw in &m.bundles {
+        // Unauthenticated, only to sort bundles: what verifies below is what counts.
+        let envelope = match bundle::Bundle::from_json(raw).map(|b| b.content) {
+            Ok(bundle::Content::Dsse(envelope)) => envelope,
+            Ok(bundle::Content::MessageSignature { .. }) => continue,
+            Err(e) => {
+                rejected.push(RejectedAttestation { predicate_type: None, reason: classify(e) });
+                continue;
+            }
+        };
+        let claimed = envelope.statement().ok().map(|s| s.predicate_type);
+        if claimed.as_deref() == Some(bundle::COSIGN_SIGN_PREDICATE_TYPE) {
+            continue;
+        }
+        let Some(root) = root else {
+            rejected.push(RejectedAttestation {
+                predicate_type: claimed,
+                reason: VerifyError::UntrustedCertificate(
+                    "a Sigstore bundle needs a trusted root (imageVerification.trustedRoot)".into(),
+                ),
+            });
+            continue;
+        };
+        let verified = first_authority(policy, |authority| bundle::verify_dsse(raw, root, authority)).and_then(
+            |(v, statement)| {
+                let (alg, hex) = m.digest.split_once(':').unwrap_or(("sha256", &m.digest));
+                if !statement.has_subject_digest(alg, hex) {
+                    return Err(VerifyError::DigestMismatch(format!("the attestation is not about {}", m.digest)));
+                }
+                statement_of(&envelope.payload, &v, statement.predicate_type, AttestationSource::Referrer)
+            },
+        );
+        match verified {
+            Ok(s) => statements.push(s),
+            Err(reason) => rejected.push(RejectedAttestation { predicate_type: claimed, reason }),
+        }
+    }
+    let checked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Ok(AttestationSet {
+        reference: m.reference.clone(),
+        digest: m.digest.clone(),
+        policy: policy.name.clone(),
+        checked_at,
+        statements,
+        rejected,
+    })
+}
+
+/// The first authority of `policy` under which `verify` succeeds, or the error that got furthest.
+fn first_authority<T>(
+    policy: &policy::TrustPolicy,
+    mut verify: impl FnMut(&palisade_sigstore::identity::Authority) -> Result<T, SigError>,
+) -> Result<T, VerifyError> {
+    let mut best: Option<VerifyError> = None;
+    for named in &policy.authorities {
+        match verify(&named.authority) {
+            Ok(found) => return Ok(found),
+            Err(e) => keep(&mut best, classify(e)),
+        }
+    }
+    Err(best.unwrap_or_else(|| VerifyError::NoSignature("the policy has no authority".into())))
+}
+
+/// A verified statement: its payload as signed, its type, who signed it, where it was found.
+fn statement_of(
+    payload: &[u8],
+    verified: &palisade_sigstore::Verified,
+    predicate_type: String,
+    source: AttestationSource,
+) -> Result<VerifiedStatement, VerifyError> {
+    let statement = String::from_utf8(payload.to_vec())
+        .map_err(|_| VerifyError::BadSignature("the attestation's statement is not UTF-8 JSON".into()))?;
+    Ok(VerifiedStatement { predicate_type, statement, signer: signature_of(verified), source })
 }
 
 /// A maximum matching of authorities to distinct signatures (Kuhn's

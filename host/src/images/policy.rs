@@ -29,6 +29,9 @@ pub struct ImageVerificationConfig {
     /// Verdicts kept by `palisade serve`.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Whether `palisade serve`'s `/mutate` pins verified images to their
+    /// digest, and `palisade export webhook` wires it in (default: true).
+    pub mutate_digest: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -83,6 +86,11 @@ pub struct TrustPolicyConfig {
     /// Key-based signatures: whether a Rekor entry is required (keyless always requires one).
     #[serde(default)]
     pub transparency_log: TransparencyLog,
+    /// What the image's attestations must show. Passed to the rules as written
+    /// (`image-attestation` gives them meaning); the host reads only each
+    /// entry's `predicateType`.
+    #[serde(default)]
+    pub attestations: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -180,6 +188,8 @@ pub struct TrustPolicy {
     pub namespaces: Vec<Glob>,
     pub authorities: Vec<NamedAuthority>,
     pub threshold: usize,
+    /// `attestations` as configured (each entry an object with a `predicateType`).
+    pub attestations: Vec<serde_json::Value>,
 }
 
 impl TrustPolicy {
@@ -214,6 +224,8 @@ pub struct TrustConfig {
     pub root: Option<TrustedRoot>,
     pub unmatched: Unmatched,
     pub cache: CacheConfig,
+    /// `/mutate` pins verified images to their digests.
+    pub mutate_digest: bool,
 }
 
 /// Read the policies' keys and trusted roots (paths relative to `base`).
@@ -295,18 +307,31 @@ pub fn load(config: &ImageVerificationConfig, base: &Path) -> Result<TrustConfig
                 authorities.len()
             ));
         }
+        for (k, requirement) in p.attestations.iter().enumerate() {
+            let predicate_type = requirement.get("predicateType").and_then(serde_json::Value::as_str);
+            if predicate_type.is_none_or(|t| t.trim().is_empty()) {
+                return Err(format!("{at}.attestations[{k}].predicateType: required (the predicate type to look for)"));
+            }
+        }
         policies.push(TrustPolicy {
             name: p.name.clone(),
             images: p.images.iter().map(|g| Glob::new(g)).collect(),
             namespaces: p.namespaces.iter().map(|g| Glob::new(g)).collect(),
             authorities,
             threshold,
+            attestations: p.attestations.clone(),
         });
     }
     if config.cache.max_entries == 0 {
         return Err("imageVerification.cache.maxEntries: must be at least 1".into());
     }
-    Ok(TrustConfig { policies, root, unmatched: config.unmatched, cache: config.cache.clone() })
+    Ok(TrustConfig {
+        policies,
+        root,
+        unmatched: config.unmatched,
+        cache: config.cache.clone(),
+        mutate_digest: config.mutate_digest.unwrap_or(true),
+    })
 }
 
 fn describe(m: &Matcher) -> String {
@@ -372,6 +397,7 @@ mod tests {
             namespaces: vec![Glob::new("prod-*")],
             authorities: Vec::new(),
             threshold: 1,
+            attestations: Vec::new(),
         };
         assert!(p.specificity("ghcr.io/acme/api:1", "ghcr.io/acme/api", Some("prod-eu")).is_some());
         assert!(p.specificity("ghcr.io/acme/api:1", "ghcr.io/acme/api", Some("dev")).is_none());

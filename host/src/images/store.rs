@@ -23,7 +23,7 @@ use super::fetch::{FetchError, Material, parse};
 use crate::bundle::digest_hex;
 
 /// The largest cache file read.
-pub const MAX_CACHED_BYTES: u64 = 16 << 20;
+pub const MAX_CACHED_BYTES: u64 = 128 << 20;
 /// The format of the files; another value is refused (and overwritten by the next save).
 const FORMAT: u32 = 1;
 
@@ -230,6 +230,10 @@ mod tests {
                 ]),
             }],
             bundles: vec![b"{\"mediaType\":\"application/vnd.dev.sigstore.bundle.v0.3+json\"}".to_vec(), vec![0xff]],
+            attestations: Some(vec![LegacyLayer {
+                payload: b"{\"payload\":\"\"}".to_vec(),
+                annotations: BTreeMap::new(),
+            }]),
             problems: Vec::new(),
         }
     }
@@ -288,7 +292,7 @@ mod tests {
         assert!(store.save(&material("Not A Reference", &d1)).is_err());
         assert!(matches!(store.load("a b"), Err(FetchError::InvalidReference(_))));
 
-        let too_big = Material { bundles: vec![vec![0; 13 << 20]], ..material("nginx", &d1) };
+        let too_big = Material { bundles: vec![vec![0; 97 << 20]], ..material("nginx", &d1) };
         assert!(store.save(&too_big).is_err());
 
         store.save(&material("docker.io/library/nginx:latest", &d1)).unwrap();

@@ -1,6 +1,7 @@
-//! The three ways in, each in its engine's wire format:
-//! Kubernetes `AdmissionReview` (`admission.k8s.io/v1`), Gatekeeper external
-//! data (`externaldata.gatekeeper.sh/v1beta1` ProviderRequest/ProviderResponse)
+//! The ways in, each in its engine's wire format:
+//! Kubernetes `AdmissionReview` (`admission.k8s.io/v1`) to validate and to
+//! pin images to their digests, Gatekeeper external data
+//! (`externaldata.gatekeeper.sh/v1beta1` ProviderRequest/ProviderResponse)
 //! and a Kyverno `apiCall` service.
 
 use std::time::Instant;
@@ -25,6 +26,8 @@ pub struct Logged {
     pub rules_failed: Vec<String>,
     /// (rule, result) of every evaluation: pass, fail, error or skipped.
     pub evaluations: Vec<(String, &'static str)>,
+    /// `/mutate`: the images pinned, as `pointer=reference@digest`.
+    pub pinned: Vec<String>,
 }
 
 fn tally(d: &Decision) -> Vec<(String, &'static str)> {
@@ -99,6 +102,74 @@ pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Resu
     logged.evaluations = tally(&decision);
     logged.decision = if decision.allowed { "allowed" } else { "denied" };
     Ok((respond(admission_response(&uid, &decision)), logged))
+}
+
+/// `POST /mutate`: an AdmissionReview in; out, the same with a JSONPatch
+/// that rewrites every container image that verified under its trust policy
+/// from `name:tag` to `name:tag@sha256:…`, the digest that was verified, so
+/// the kubelet pulls what was verified and not what the tag names later.
+///
+/// It never denies (`/validate` decides) and never changes anything else: an
+/// image that did not verify, matched no policy, or is pinned already stays
+/// as it is. On UPDATE only images that changed are pinned (re-pinning an
+/// unchanged one would restart its pod). An image is pinned only when the
+/// pinned reference falls under the same trust policy as the tag, so that
+/// `/validate` judges the pinned object by the policy that verified it; the
+/// verdict is cached under the digest too, so `/validate` does not fetch again.
+pub fn mutate(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
+    use crate::images::Status;
+    let review = wire::admission_review(body)?;
+    let uid = review.uid.clone();
+    let mut logged = Logged {
+        uid: uid.clone(),
+        kind: review.kind.clone(),
+        namespace: review.namespace.clone(),
+        name: review.name.clone(),
+        operation: review.operation.as_str().to_string(),
+        decision: "unchanged",
+        ..Logged::default()
+    };
+    let respond =
+        |response: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    let unchanged = json!({"uid": uid, "allowed": true});
+    let images = engine.runtime().images();
+    let exemptions = &engine.admission.exemptions;
+    if !review.operation.judges_object()
+        || exemptions.namespaces.contains(&review.namespace)
+        || exemptions.usernames.contains(&review.username)
+        || images.status() != Status::Enabled
+        || !images.mutate_digest()
+    {
+        return Ok((respond(unchanged), logged));
+    }
+    let object = &review.object;
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .or(Some(review.namespace.as_str()))
+        .filter(|n| !n.is_empty());
+    let old: Option<Value> = review.old_object.as_deref().and_then(|text| serde_json::from_str(text).ok());
+    let mut pinned = Vec::new();
+    let patch = crate::pin::pin_patch(object, old.as_ref(), &mut |site| {
+        let digest = images.pin_digest(&site.image, site.namespace.as_deref().or(namespace), Some(deadline))?;
+        pinned.push(format!("{}={}@{digest}", site.pointer, site.image));
+        Some(digest)
+    });
+    if patch.is_empty() {
+        return Ok((respond(unchanged), logged));
+    }
+    logged.decision = "pinned";
+    logged.pinned = pinned;
+    let patch = Value::Array(patch).to_string();
+    Ok((
+        respond(json!({
+            "uid": uid,
+            "allowed": true,
+            "patchType": "JSONPatch",
+            "patch": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, patch.as_bytes()),
+        })),
+        logged,
+    ))
 }
 
 fn admission_response(uid: &str, d: &Decision) -> Value {

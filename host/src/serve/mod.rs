@@ -1,7 +1,8 @@
 //! `palisade serve`: the same components at the cluster's door, over HTTPS.
 //!
 //! Endpoints: `POST /validate` (Kubernetes AdmissionReview v1), `POST
-//! /gatekeeper/v1/provider` (Gatekeeper external data), `POST
+//! /mutate` (the same, answered with a JSONPatch pinning verified images to
+//! their digests), `POST /gatekeeper/v1/provider` (Gatekeeper external data), `POST
 //! /kyverno/v1/validate` (a Kyverno apiCall service), `GET /healthz`,
 //! `/readyz` (once the policy set is compiled) and `/metrics` (Prometheus).
 //! Bodies over 3 MiB get 413 (unread when their declared length says so),
@@ -282,9 +283,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         (&Method::GET, "/readyz") => ("readyz", None),
         (&Method::GET, "/metrics") => ("metrics", None),
         (&Method::POST, "/validate") => ("validate", Some(endpoints::admission_review as Handler)),
+        (&Method::POST, "/mutate") => ("mutate", Some(endpoints::mutate as Handler)),
         (&Method::POST, "/gatekeeper/v1/provider") => ("gatekeeper", Some(endpoints::gatekeeper as Handler)),
         (&Method::POST, "/kyverno/v1/validate") => ("kyverno", Some(endpoints::kyverno as Handler)),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/gatekeeper/v1/provider" | "/kyverno/v1/validate") => {
+        (
+            _,
+            "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/validate"
+            | "/mutate"
+            | "/gatekeeper/v1/provider"
+            | "/kyverno/v1/validate",
+        ) => {
             return Ok(finish(&state, "other", started, problem(405, "method not allowed")));
         }
         _ => return Ok(finish(&state, "other", started, problem(404, &format!("no endpoint {path}")))),
@@ -444,10 +455,13 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 
 /// One JSON line per admission decision, for stdout.
 fn decision_line(l: &Logged, took: Duration) -> String {
-    json!({
+    let mut line = json!({
         "msg": "admission decision",
         "uid": l.uid, "kind": l.kind, "namespace": l.namespace, "name": l.name, "operation": l.operation,
         "decision": l.decision, "rulesFailed": l.rules_failed, "durationMs": took.as_secs_f64() * 1e3,
-    })
-    .to_string()
+    });
+    if !l.pinned.is_empty() {
+        line["pinned"] = json!(l.pinned);
+    }
+    line.to_string()
 }
