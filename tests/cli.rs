@@ -88,7 +88,7 @@ fn json_report_carries_every_documented_field() {
     let s = &report["summary"];
     assert_eq!(s["resources"], 1);
     // The default `hardened` profile: 18 PSS rules and 23 more; 33 apply to a Deployment.
-    assert_eq!(s["policies"], 41);
+    assert_eq!(s["policies"], 42);
     assert_eq!(s["evaluations"], 33);
     assert_eq!(s["findings"].as_u64().unwrap() as usize, report["findings"].as_array().unwrap().len());
     assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 33);
@@ -282,7 +282,7 @@ fn policies_lists_the_rules_and_explain_documents_one() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("pss-privileged") && text.contains("critical"), "{text}");
-    assert!(text.ends_with("41 rules\n"), "{text}");
+    assert!(text.ends_with("42 rules\n"), "{text}");
     assert!(text.contains("(unconfigured: no `allowed` registries set)"), "{text}");
     let config = write_config("settings:\n  image-registry: {allowed: [registry.example.com]}\n");
     let out = run(palisade().args(["policies", "--config"]).arg(config.path()));

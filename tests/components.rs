@@ -28,7 +28,7 @@ fn components_import_only_the_palisade_interfaces() {
     config.wasm_component_model(true);
     let engine = Engine::new(&config).unwrap();
     let files = component_files();
-    assert_eq!(files.len(), 41 + 2, "41 built-in rules and the two test policies: {files:?}");
+    assert_eq!(files.len(), 42 + 2, "42 built-in rules and the two test policies: {files:?}");
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         let component = Component::from_file(&engine, &file).unwrap();
@@ -37,7 +37,7 @@ fn components_import_only_the_palisade_interfaces() {
         imports.sort();
         let exports: Vec<String> = ty.exports(&engine).map(|(name, _)| name.to_string()).collect();
         // The component built for the previous contract keeps its version.
-        let version = if name == "test-compat-v2" { "0.2.0" } else { "0.3.0" };
+        let version = if name == "test-compat-v2" { "0.2.0" } else { "0.3.1" };
         // A rule that never reads the inventory does not even import it; one
         // that declares kinds it reads does. Only the image rule asks the
         // host about images.
@@ -47,7 +47,7 @@ fn components_import_only_the_palisade_interfaces() {
             !meta["readsKinds"].as_array().unwrap().is_empty()
         };
         let mut expected = Vec::new();
-        if name == "image-signature" {
+        if name == "image-signature" || name == "image-attestation" {
             expected.push(format!("palisade:policy/image-verification@{version}"));
         }
         if reads {
@@ -60,7 +60,7 @@ fn components_import_only_the_palisade_interfaces() {
 }
 
 /// A component built for the previous contract (0.2.0, `wit/compat/0.2.0`)
-/// still loads and runs, with its inventory import, beside the 0.3.0 rules.
+/// still loads and runs, with its inventory import, beside the 0.3.1 rules.
 #[test]
 fn a_component_built_for_the_previous_contract_still_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -72,7 +72,7 @@ fn sarif_is_valid_sarif_2_1_0() {
 
     let run = &sarif["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 41, "one rule entry per policy");
+    assert_eq!(rules.len(), 42, "one rule entry per policy");
     for r in rules {
         assert!(r["help"]["text"].as_str().unwrap().contains("Fix:"), "{r}");
         assert!(r["helpUri"].as_str().unwrap().starts_with("https://"), "{r}");

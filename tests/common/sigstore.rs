@@ -2,8 +2,9 @@
 //! test itself (there is no cosign binary here): a Sigstore instance of our
 //! own (a Fulcio-like CA, a certificate-transparency log and a Rekor log,
 //! and the `trusted_root.json` naming them), cosign key pairs, minimal OCI
-//! images, and cosign's two ways of attaching signatures to them (the legacy
-//! `sha256-<hex>.sig` tag, and a Sigstore bundle v0.3 as an OCI referrer).
+//! images, and cosign's two ways of attaching signatures and attestations to
+//! them (the legacy `sha256-<hex>.sig` and `sha256-<hex>.att` tags, and a
+//! Sigstore bundle v0.3 as an OCI referrer).
 //!
 //! Declared by the test crates themselves (`#[path = "common/sigstore.rs"]
 //! mod sigstore;`) after `mod common;`.
@@ -19,7 +20,12 @@
 //!   entry timestamp over `{body, integratedTime, logID, logIndex}`, RFC 6962
 //!   inclusion proofs and a signed-note checkpoint;
 //! - cosign's SIGNATURE_SPEC (simple signing payload, `.sig` manifest and its
-//!   annotations) and BUNDLE_SPEC (referrer manifest, referrers tag schema).
+//!   annotations) and BUNDLE_SPEC (referrer manifest, referrers tag schema);
+//! - cosign `attest` (before cosign 3): an in-toto statement in a DSSE envelope
+//!   (PAE over `application/vnd.in-toto+json`), one layer of media type
+//!   `application/vnd.dsse.envelope.v1+json` of the `.att` manifest, annotated
+//!   `predicateType`, an empty `dev.cosignproject.cosign/signature`, and the
+//!   certificate, chain and Rekor `dsse` entry's SET as for a signature.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -462,6 +468,42 @@ pub fn hashedrekord(signed: &[u8], signature: &[u8], verifier_pem: &str) -> Valu
     })
 }
 
+/// A `dsse` 0.0.1 body: the envelope's and payload's SHA-256, and the one
+/// signature with the PEM (certificate or public key) that verifies it.
+pub fn dsse_body(envelope: &Value, payload: &[u8], signature: &[u8], verifier_pem: &str) -> Value {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": hex(&sha256(canonical_json(envelope).as_bytes()))},
+            "payloadHash": {"algorithm": "sha256", "value": hex(&sha256(payload))},
+            "signatures": [{"signature": b64(signature), "verifier": b64(verifier_pem.as_bytes())}],
+        },
+    })
+}
+
+/// An in-toto Statement v1 about `image` (its docker reference and digest).
+pub fn statement(image: &Image, predicate_type: &str, predicate: Value) -> String {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": image.docker_reference(), "digest": {"sha256": image.hex()}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+    .to_string()
+}
+
+/// A DSSE envelope (as cosign writes it) of `payload`, with one signature by `attester`; and that signature.
+pub fn dsse_envelope(attester: Attester<'_>, payload: &[u8]) -> (Value, Vec<u8>) {
+    let signature = attester.sign(&pae(IN_TOTO_PAYLOAD_TYPE, payload));
+    let envelope = json!({
+        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "payload": b64(payload),
+        "signatures": [{"keyid": "", "sig": b64(&signature)}],
+    });
+    (envelope, signature)
+}
+
 // ---------------------------------------------------------------------------
 // The test Sigstore instance
 
@@ -503,6 +545,30 @@ impl Leaf {
         use p256::ecdsa::signature::Signer as _;
         let signature: p256::ecdsa::DerSignature = self.key.sign(message);
         signature.as_bytes().to_vec()
+    }
+}
+
+/// Who signs an attestation: a cosign key, or a keyless certificate.
+#[derive(Clone, Copy)]
+pub enum Attester<'a> {
+    Key(&'a Key),
+    Leaf(&'a Leaf),
+}
+
+impl Attester<'_> {
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Attester::Key(key) => key.sign(message),
+            Attester::Leaf(leaf) => leaf.sign(message),
+        }
+    }
+
+    /// The PEM a Rekor entry names: the public key, or the certificate.
+    pub fn verifier_pem(&self) -> String {
+        match self {
+            Attester::Key(key) => key.public_pem(),
+            Attester::Leaf(leaf) => leaf.pem.clone(),
+        }
     }
 }
 
@@ -746,32 +812,8 @@ impl Sigstore {
 
     /// A Sigstore bundle v0.3 signing `image` with `leaf`, logged at `integrated_time`.
     pub fn bundle(&self, leaf: &Leaf, image: &Image, content: BundleContent, integrated_time: i64) -> Value {
-        let (entry, content_json) = match content {
-            BundleContent::Dsse => {
-                let statement = json!({
-                    "_type": "https://in-toto.io/Statement/v1",
-                    "subject": [{"name": image.docker_reference(), "digest": {"sha256": image.hex()}}],
-                    "predicateType": SIGN_PREDICATE,
-                    "predicate": {},
-                })
-                .to_string();
-                let signature = leaf.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement.as_bytes()));
-                let envelope = json!({
-                    "payload": b64(statement.as_bytes()),
-                    "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                    "signatures": [{"sig": b64(&signature)}],
-                });
-                let body = json!({
-                    "apiVersion": "0.0.1",
-                    "kind": "dsse",
-                    "spec": {
-                        "envelopeHash": {"algorithm": "sha256", "value": hex(&sha256(canonical_json(&envelope).as_bytes()))},
-                        "payloadHash": {"algorithm": "sha256", "value": hex(&sha256(statement.as_bytes()))},
-                        "signatures": [{"signature": b64(&signature), "verifier": b64(leaf.pem.as_bytes())}],
-                    },
-                });
-                (self.log("dsse", &body, integrated_time), json!({"dsseEnvelope": envelope}))
-            }
+        match content {
+            BundleContent::Dsse => self.attestation_bundle(leaf, image, SIGN_PREDICATE, json!({}), integrated_time),
             BundleContent::MessageSignature => {
                 let signature = leaf.sign(&image.manifest);
                 let body = hashedrekord(&image.manifest, &signature, &leaf.pem);
@@ -781,20 +823,114 @@ impl Sigstore {
                         "signature": b64(&signature),
                     }
                 });
-                (self.log("hashedrekord", &body, integrated_time), message)
+                leaf_bundle(leaf, &self.log("hashedrekord", &body, integrated_time), message)
             }
-        };
-        let mut bundle = json!({
-            "mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {
-                "certificate": {"rawBytes": b64(&leaf.der)},
-                "tlogEntries": [entry.bundle_entry()],
-                "timestampVerificationData": {},
-            },
-        });
-        bundle.as_object_mut().unwrap().extend(content_json.as_object().unwrap().clone());
-        bundle
+        }
     }
+
+    /// A Sigstore bundle v0.3 holding an attestation about `image` (a DSSE
+    /// envelope of an in-toto statement of `predicate_type`) signed with
+    /// `leaf`, logged as a `dsse` entry at `integrated_time`: what
+    /// `cosign attest --new-bundle-format` attaches.
+    pub fn attestation_bundle(
+        &self,
+        leaf: &Leaf,
+        image: &Image,
+        predicate_type: &str,
+        predicate: Value,
+        integrated_time: i64,
+    ) -> Value {
+        let (statement, envelope, signature) =
+            self.attestation_envelope(Attester::Leaf(leaf), image, predicate_type, predicate);
+        let body = dsse_body(&envelope, statement.as_bytes(), &signature, &leaf.pem);
+        leaf_bundle(leaf, &self.log("dsse", &body, integrated_time), json!({"dsseEnvelope": envelope}))
+    }
+
+    /// An in-toto Statement v1 about `image` signed by `attester` as a DSSE
+    /// envelope: (the statement JSON, the envelope, the signature bytes).
+    pub fn attestation_envelope(
+        &self,
+        attester: Attester<'_>,
+        image: &Image,
+        predicate_type: &str,
+        predicate: Value,
+    ) -> (String, Value, Vec<u8>) {
+        let statement = statement(image, predicate_type, predicate);
+        let (envelope, signature) = dsse_envelope(attester, statement.as_bytes());
+        (statement, envelope, signature)
+    }
+
+    /// A cosign attestation (`.att` layer) of `payload`, whatever it is: a
+    /// statement about another image, or no statement at all, for the
+    /// negative tests. Annotated `predicate_type`; logged at `integrated_time`
+    /// (None: no Rekor entry).
+    pub fn attest_payload(
+        &self,
+        attester: Attester<'_>,
+        payload: &[u8],
+        predicate_type: &str,
+        integrated_time: Option<i64>,
+    ) -> LegacyAttestation {
+        let (envelope, signature) = dsse_envelope(attester, payload);
+        let bundle = integrated_time.map(|t| {
+            let body = dsse_body(&envelope, payload, &signature, &attester.verifier_pem());
+            self.log("dsse", &body, t).cosign_annotation()
+        });
+        let (certificate, chain) = match attester {
+            Attester::Key(_) => (None, None),
+            Attester::Leaf(leaf) => (Some(leaf.pem.clone()), Some(leaf.chain_pem.clone())),
+        };
+        LegacyAttestation {
+            envelope: envelope.to_string().into_bytes(),
+            predicate_type: predicate_type.to_string(),
+            certificate,
+            chain,
+            bundle,
+        }
+    }
+
+    /// A cosign key-based attestation about `image`; with `tlog`, uploaded to
+    /// Rekor (the bundle annotation carries the SET).
+    pub fn attest_with_key(
+        &self,
+        key: &Key,
+        image: &Image,
+        predicate_type: &str,
+        predicate: Value,
+        tlog: bool,
+    ) -> LegacyAttestation {
+        let statement = statement(image, predicate_type, predicate);
+        self.attest_payload(Attester::Key(key), statement.as_bytes(), predicate_type, tlog.then(|| now() - 60))
+    }
+
+    /// A cosign keyless attestation about `image`, logged at `integrated_time`
+    /// (None: no Rekor entry at all).
+    pub fn attest_keyless(
+        &self,
+        leaf: &Leaf,
+        image: &Image,
+        predicate_type: &str,
+        predicate: Value,
+        integrated_time: Option<i64>,
+    ) -> LegacyAttestation {
+        let statement = statement(image, predicate_type, predicate);
+        self.attest_payload(Attester::Leaf(leaf), statement.as_bytes(), predicate_type, integrated_time)
+    }
+}
+
+/// A Sigstore bundle v0.3 signed by `leaf`, with its log entry and `content`
+/// (`dsseEnvelope` or `messageSignature`).
+fn leaf_bundle(leaf: &Leaf, entry: &TlogEntry, content: Value) -> Value {
+    let mut bundle = json!({
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": b64(&leaf.der)},
+            "tlogEntries": [entry.bundle_entry()],
+            "timestampVerificationData": {},
+        },
+    });
+    bundle.as_object_mut().unwrap().extend(content.as_object().unwrap().clone());
+    bundle
 }
 
 impl Default for Sigstore {
@@ -817,6 +953,7 @@ pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// An image pushed to the test registry.
@@ -858,6 +995,11 @@ impl Image {
     /// The tag cosign keeps the legacy signatures under.
     pub fn signature_tag(&self) -> String {
         format!("sha256-{}.sig", self.hex())
+    }
+
+    /// The tag cosign keeps the legacy attestations under.
+    pub fn attestation_tag(&self) -> String {
+        format!("sha256-{}.att", self.hex())
     }
 
     /// The referrers tag schema's tag.
@@ -919,7 +1061,53 @@ pub struct LegacySignature {
     pub bundle: Option<String>,
 }
 
-/// A `.sig` manifest with the blobs it references, ready to push under any tag.
+/// One layer of a legacy `.att` manifest.
+#[derive(Clone, Debug)]
+pub struct LegacyAttestation {
+    /// The DSSE envelope, JSON.
+    pub envelope: Vec<u8>,
+    /// The `predicateType` annotation (cosign's `--type`, not signed).
+    pub predicate_type: String,
+    /// PEM leaf certificate (keyless).
+    pub certificate: Option<String>,
+    /// PEM intermediates and root (keyless).
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle` (the Rekor SET and entry).
+    pub bundle: Option<String>,
+}
+
+impl LegacyAttestation {
+    /// The layer's annotations, as `cosign attest` writes them.
+    pub fn annotations(&self) -> Value {
+        let mut annotations = json!({
+            "dev.cosignproject.cosign/signature": "",
+            "predicateType": self.predicate_type,
+        });
+        evidence_annotations(
+            &mut annotations,
+            self.certificate.as_deref(),
+            self.chain.as_deref(),
+            self.bundle.as_deref(),
+        );
+        annotations
+    }
+}
+
+/// cosign's evidence annotations, those present.
+fn evidence_annotations(annotations: &mut Value, certificate: Option<&str>, chain: Option<&str>, bundle: Option<&str>) {
+    let a = annotations.as_object_mut().unwrap();
+    for (name, value) in [
+        ("dev.sigstore.cosign/certificate", certificate),
+        ("dev.sigstore.cosign/chain", chain),
+        ("dev.sigstore.cosign/bundle", bundle),
+    ] {
+        if let Some(value) = value {
+            a.insert(name.into(), value.into());
+        }
+    }
+}
+
+/// A `.sig` or `.att` manifest with the blobs it references, ready to push under any tag.
 #[derive(Clone, Debug)]
 pub struct SignatureManifest {
     pub manifest: Blob,
@@ -928,7 +1116,32 @@ pub struct SignatureManifest {
 
 impl SignatureManifest {
     pub fn new(signatures: &[LegacySignature]) -> SignatureManifest {
-        let layers: Vec<Blob> = signatures.iter().map(|s| Blob::new(SIMPLE_SIGNING, s.payload.clone())).collect();
+        SignatureManifest::of_layers(
+            signatures
+                .iter()
+                .map(|s| {
+                    let mut annotations = json!({"dev.cosignproject.cosign/signature": b64(&s.signature)});
+                    evidence_annotations(
+                        &mut annotations,
+                        s.certificate.as_deref(),
+                        s.chain.as_deref(),
+                        s.bundle.as_deref(),
+                    );
+                    (Blob::new(SIMPLE_SIGNING, s.payload.clone()), annotations)
+                })
+                .collect(),
+        )
+    }
+
+    /// The `.att` manifest of attestations.
+    pub fn attestations(attestations: &[LegacyAttestation]) -> SignatureManifest {
+        SignatureManifest::of_layers(
+            attestations.iter().map(|a| (Blob::new(DSSE_ENVELOPE, a.envelope.clone()), a.annotations())).collect(),
+        )
+    }
+
+    /// cosign's manifest of signature-like layers, each with its annotations.
+    fn of_layers(layers: Vec<(Blob, Value)>) -> SignatureManifest {
         let config = Blob::new(
             IMAGE_CONFIG,
             json!({
@@ -936,29 +1149,17 @@ impl SignatureManifest {
                 "created": "0001-01-01T00:00:00Z",
                 "history": [{"created": "0001-01-01T00:00:00Z"}],
                 "os": "",
-                "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.descriptor().digest).collect::<Vec<_>>()},
+                "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(l, _)| l.descriptor().digest).collect::<Vec<_>>()},
                 "config": {},
             })
             .to_string()
             .into_bytes(),
         );
-        let layer_descriptors: Vec<Value> = signatures
+        let layer_descriptors: Vec<Value> = layers
             .iter()
-            .zip(&layers)
-            .map(|(s, layer)| {
-                let mut annotations = json!({"dev.cosignproject.cosign/signature": b64(&s.signature)});
-                let a = annotations.as_object_mut().unwrap();
-                if let Some(c) = &s.certificate {
-                    a.insert("dev.sigstore.cosign/certificate".into(), c.clone().into());
-                }
-                if let Some(c) = &s.chain {
-                    a.insert("dev.sigstore.cosign/chain".into(), c.clone().into());
-                }
-                if let Some(b) = &s.bundle {
-                    a.insert("dev.sigstore.cosign/bundle".into(), b.clone().into());
-                }
+            .map(|(layer, annotations)| {
                 let mut d = layer.json_descriptor();
-                d["annotations"] = annotations;
+                d["annotations"] = annotations.clone();
                 d
             })
             .collect();
@@ -969,7 +1170,7 @@ impl SignatureManifest {
             "layers": layer_descriptors,
         });
         let mut blobs = vec![config];
-        blobs.extend(layers);
+        blobs.extend(layers.into_iter().map(|(layer, _)| layer));
         SignatureManifest { manifest: Blob::new(MANIFEST, manifest.to_string().into_bytes()), blobs }
     }
 }
@@ -1033,15 +1234,31 @@ pub fn push_image(addr: &str, repository_name: &str, tag: &str) -> Image {
 
 /// Push a `.sig` manifest under `image`'s signature tag (whatever image it was made for).
 pub fn push_signature_manifest(image: &Image, signatures: &SignatureManifest) {
+    push_cosign_manifest(image, signatures, &image.signature_tag());
+}
+
+/// Push a `.att` manifest under `image`'s attestation tag (whatever image it was made for).
+pub fn push_attestation_manifest(image: &Image, attestations: &SignatureManifest) {
+    push_cosign_manifest(image, attestations, &image.attestation_tag());
+}
+
+fn push_cosign_manifest(image: &Image, manifest: &SignatureManifest, tag: &str) {
     let repo = repository(&image.registry, &image.repository);
-    push_blobs(&repo, &signatures.blobs);
-    push_manifest(&repo, &signatures.manifest, Some(&image.signature_tag()));
+    push_blobs(&repo, &manifest.blobs);
+    push_manifest(&repo, &manifest.manifest, Some(tag));
 }
 
 /// Attach legacy cosign signatures to `image` (replacing any there).
 pub fn attach_signatures(image: &Image, signatures: &[LegacySignature]) -> SignatureManifest {
     let manifest = SignatureManifest::new(signatures);
     push_signature_manifest(image, &manifest);
+    manifest
+}
+
+/// Attach legacy cosign attestations to `image` (replacing any there).
+pub fn attach_attestations(image: &Image, attestations: &[LegacyAttestation]) -> SignatureManifest {
+    let manifest = SignatureManifest::attestations(attestations);
+    push_attestation_manifest(image, &manifest);
     manifest
 }
 
@@ -1063,8 +1280,10 @@ pub fn attach_bundles(image: &Image, bundles: &[(Value, BundleContent)]) {
             },
             "org.opencontainers.image.created": created,
         });
-        if *content == BundleContent::Dsse {
-            annotations["dev.sigstore.bundle.predicateType"] = SIGN_PREDICATE.into();
+        if *content == BundleContent::Dsse
+            && let Some(predicate_type) = bundle_predicate_type(bundle)
+        {
+            annotations["dev.sigstore.bundle.predicateType"] = predicate_type.into();
         }
         let mut layer_descriptor = layer.json_descriptor();
         layer_descriptor["annotations"] = json!({
@@ -1094,6 +1313,15 @@ pub fn attach_bundles(image: &Image, bundles: &[(Value, BundleContent)]) {
     let index =
         Blob::new(INDEX, json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": listed}).to_string().into_bytes());
     push_manifest(&repo, &index, Some(&image.referrers_tag()));
+}
+
+/// The predicate type of the statement in a bundle's DSSE envelope (what
+/// cosign annotates the referrer with), if it holds one.
+fn bundle_predicate_type(bundle: &Value) -> Option<String> {
+    let payload = bundle.pointer("/dsseEnvelope/payload")?.as_str()?;
+    let payload = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+    let statement: Value = serde_json::from_slice(&payload).ok()?;
+    statement["predicateType"].as_str().map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 //! Every container, init container and ephemeral container of the nine
 //! pod-bearing kinds.
 
-use palisade_sdk::images::{self, PolicyMatch, Status, VerifyError};
+use palisade_sdk::images::{self, PolicyMatch, Status};
 use palisade_sdk::{
     Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation, Workload,
 };
@@ -108,7 +108,7 @@ impl Rule for ImageSignature {
             match images::verify(image, &policy) {
                 Ok(_) => {}
                 Err(e) => {
-                    let (transient, reason) = describe(&e);
+                    let (transient, reason) = images::describe(&e);
                     let message = format!("{at} (trust policy {policy:?}): {reason}");
                     if transient {
                         undecided.push(Violation::new(message, c.field("image")));
@@ -141,33 +141,12 @@ impl Rule for ImageSignature {
     }
 }
 
-/// Whether the error says nothing about the image (the registry or the
-/// deadline failed), and the reason for a person.
-fn describe(e: &VerifyError) -> (bool, String) {
-    match e {
-        VerifyError::Unreachable(m) => (true, format!("registry unreachable: {m}")),
-        VerifyError::DeadlineExceeded(m) => (true, format!("verification did not finish in time: {m}")),
-        VerifyError::InvalidReference(m) => (false, format!("the reference does not parse: {m}")),
-        VerifyError::UnknownPolicy(m) => (false, format!("unknown trust policy: {m}")),
-        VerifyError::NotFound(m) => (false, format!("not found in the registry: {m}")),
-        VerifyError::NoSignature(m) => (false, format!("no signature: {m}")),
-        VerifyError::BadSignature(m) => (false, format!("bad signature: {m}")),
-        VerifyError::IdentityMismatch(m) => (false, format!("identity mismatch: {m}")),
-        VerifyError::UntrustedCertificate(m) => (false, format!("untrusted certificate: {m}")),
-        VerifyError::TransparencyLog(m) => (false, format!("transparency log: {m}")),
-        VerifyError::DigestMismatch(m) => (false, format!("digest mismatch: {m}")),
-        VerifyError::ThresholdNotMet(m) => (false, format!("threshold not met: {m}")),
-        VerifyError::OfflineCacheMiss(m) => (false, format!("not in the offline cache: {m}")),
-        VerifyError::NotEnabled(m) => (false, format!("image verification is not enabled: {m}")),
-    }
-}
-
 palisade_sdk::export_rule!(ImageSignature);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_sdk::images::testing::{self, Answers, VerifiedImage};
+    use palisade_sdk::images::testing::{self, Answers, VerifiedImage, VerifyError};
     use std::collections::BTreeMap;
 
     fn answers(verdicts: &[(&str, Result<(), VerifyError>)], policies: &[(&str, &str)]) -> Answers {
@@ -187,6 +166,7 @@ mod tests {
                     (i.to_string(), v)
                 })
                 .collect::<BTreeMap<_, _>>(),
+            ..Default::default()
         }
     }
 

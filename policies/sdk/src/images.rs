@@ -1,12 +1,14 @@
-//! Asking the host what it verified about an image (signatures under the
-//! user's trust policies).
+//! Asking the host what it verified about an image (signatures and
+//! attestations under the user's trust policies).
 //!
 //! Inside a component the answers come from the host's `image-verification`
 //! import. Natively (unit tests) they come from [`testing::set`], so a rule
-//! that asks is tested with `cargo test` like any other.
+//! that asks is tested with `cargo test` like any other. What an attestation
+//! must say is the business of [`crate::attest`].
 
 pub use crate::bindings::palisade::policy::image_verification::{
-    PolicyMatch, VerificationStatus as Status, VerifiedImage, VerifiedSignature, VerifyError,
+    AttestationSet, AttestationSource, PolicyMatch, RejectedAttestation, VerificationStatus as Status, VerifiedImage,
+    VerifiedSignature, VerifiedStatement, VerifyError,
 };
 
 /// Whether the host verifies images in this run.
@@ -45,6 +47,68 @@ pub fn verify(image: &str, policy: &str) -> Result<VerifiedImage, VerifyError> {
     }
 }
 
+/// The names of the configured trust policies (also when verification was not requested).
+pub fn trust_policies() -> Vec<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::bindings::palisade::policy::image_verification::trust_policies()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        testing::trust_policies()
+    }
+}
+
+/// The attestation requirements of the trust policy `policy`, as the JSON array
+/// the user wrote (`imageVerification.policies[].attestations`; `[]` when none);
+/// `None` when no trust policy has this name. [`crate::attest::Requirements::parse`] reads it.
+pub fn attestation_requirements(policy: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::bindings::palisade::policy::image_verification::attestation_requirements(policy)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        testing::attestation_requirements(policy)
+    }
+}
+
+/// The verified (and the rejected) attestations of `image` under the trust
+/// policy `policy`, of the given predicate types (every type when empty).
+/// An error only when nothing could be fetched.
+pub fn attestations(image: &str, policy: &str, predicate_types: &[String]) -> Result<AttestationSet, VerifyError> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::bindings::palisade::policy::image_verification::attestations(image, policy, predicate_types)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        testing::attestations(image, policy, predicate_types)
+    }
+}
+
+/// Whether a verification error says nothing about the image (the registry or
+/// the deadline failed, so a rule is undecided rather than violated), and the
+/// reason for a person.
+pub fn describe(e: &VerifyError) -> (bool, String) {
+    match e {
+        VerifyError::Unreachable(m) => (true, format!("registry unreachable: {m}")),
+        VerifyError::DeadlineExceeded(m) => (true, format!("verification did not finish in time: {m}")),
+        VerifyError::InvalidReference(m) => (false, format!("the reference does not parse: {m}")),
+        VerifyError::UnknownPolicy(m) => (false, format!("unknown trust policy: {m}")),
+        VerifyError::NotFound(m) => (false, format!("not found in the registry: {m}")),
+        VerifyError::NoSignature(m) => (false, format!("no signature: {m}")),
+        VerifyError::BadSignature(m) => (false, format!("bad signature: {m}")),
+        VerifyError::IdentityMismatch(m) => (false, format!("identity mismatch: {m}")),
+        VerifyError::UntrustedCertificate(m) => (false, format!("untrusted certificate: {m}")),
+        VerifyError::TransparencyLog(m) => (false, format!("transparency log: {m}")),
+        VerifyError::DigestMismatch(m) => (false, format!("digest mismatch: {m}")),
+        VerifyError::ThresholdNotMet(m) => (false, format!("threshold not met: {m}")),
+        VerifyError::OfflineCacheMiss(m) => (false, format!("not in the offline cache: {m}")),
+        VerifyError::NotEnabled(m) => (false, format!("image verification is not enabled: {m}")),
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing {
     //! A stand-in for the host's image verifier in native unit tests: the
@@ -52,9 +116,13 @@ pub mod testing {
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
-    pub use super::{PolicyMatch, Status, VerifiedImage, VerifiedSignature, VerifyError};
+    pub use super::{
+        AttestationSet, AttestationSource, PolicyMatch, RejectedAttestation, Status, VerifiedImage, VerifiedSignature,
+        VerifiedStatement, VerifyError,
+    };
 
-    /// What the stand-in answers.
+    /// What the stand-in answers. `Answers { status: Status::Enabled, ..Default::default() }`
+    /// starts from no policies, no verdicts and no attestations.
     #[derive(Debug, Clone)]
     pub struct Answers {
         pub status: Status,
@@ -63,6 +131,26 @@ pub mod testing {
         pub unmatched_allowed: bool,
         /// Verdict by image.
         pub verdicts: BTreeMap<String, Result<VerifiedImage, VerifyError>>,
+        /// Attestation requirements (the JSON array) by trust policy. The trust
+        /// policies are the names here and in `policies`; one named only in
+        /// `policies` declares `[]`.
+        pub requirements: BTreeMap<String, String>,
+        /// Attestations by image, before the predicate-type filter the host applies
+        /// (exact types; every type when the rule asks for none).
+        pub attestations: BTreeMap<String, Result<AttestationSet, VerifyError>>,
+    }
+
+    impl Default for Answers {
+        fn default() -> Self {
+            Answers {
+                status: Status::NotConfigured,
+                policies: BTreeMap::new(),
+                unmatched_allowed: false,
+                verdicts: BTreeMap::new(),
+                requirements: BTreeMap::new(),
+                attestations: BTreeMap::new(),
+            }
+        }
     }
 
     thread_local! {
@@ -96,6 +184,43 @@ pub mod testing {
                 .as_ref()
                 .and_then(|a| a.verdicts.get(image).cloned())
                 .unwrap_or_else(|| Err(VerifyError::UnknownPolicy(format!("no answer for {image} under {policy}"))))
+        })
+    }
+
+    pub(super) fn trust_policies() -> Vec<String> {
+        ANSWERS.with(|a| {
+            let a = a.borrow();
+            let Some(a) = a.as_ref() else { return Vec::new() };
+            let names: std::collections::BTreeSet<&String> = a.requirements.keys().chain(a.policies.values()).collect();
+            names.into_iter().cloned().collect()
+        })
+    }
+
+    pub(super) fn attestation_requirements(policy: &str) -> Option<String> {
+        ANSWERS.with(|a| {
+            let a = a.borrow();
+            let a = a.as_ref()?;
+            match a.requirements.get(policy) {
+                Some(r) => Some(r.clone()),
+                None => a.policies.values().any(|p| p == policy).then(|| "[]".to_string()),
+            }
+        })
+    }
+
+    pub(super) fn attestations(
+        image: &str,
+        policy: &str,
+        predicate_types: &[String],
+    ) -> Result<AttestationSet, VerifyError> {
+        let wanted =
+            |t: Option<&str>| predicate_types.is_empty() || t.is_none_or(|t| predicate_types.iter().any(|p| p == t));
+        ANSWERS.with(|a| {
+            let answer = a.borrow().as_ref().and_then(|a| a.attestations.get(image).cloned());
+            let mut set = answer
+                .unwrap_or_else(|| Err(VerifyError::UnknownPolicy(format!("no answer for {image} under {policy}"))))?;
+            set.statements.retain(|s| wanted(Some(&s.predicate_type)));
+            set.rejected.retain(|r| wanted(r.predicate_type.as_deref()));
+            Ok(set)
         })
     }
 }

@@ -23,6 +23,7 @@ pub use wit_bindgen as __wit_bindgen;
 // The generated bindings name this crate by its external name.
 extern crate self as palisade_sdk;
 
+pub mod attest;
 pub mod image;
 pub mod images;
 pub mod inventory;
