@@ -213,3 +213,48 @@ fn kyverno_policy_validates_and_its_jmespath_reads_the_server() {
         }
     }
 }
+
+/// With `--config`, the server in the cluster runs with that configuration:
+/// a ConfigMap carries the file and every file it names, mounted so the same
+/// relative paths resolve, and `serve` is given `--config`. A path outside the
+/// configuration's directory cannot be carried, and says so.
+#[test]
+fn webhook_carries_the_configuration_into_the_cluster() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    let key = "-----BEGIN PUBLIC KEY-----\nnot checked by export\n-----END PUBLIC KEY-----\n";
+    std::fs::write(dir.path().join("keys/release.pub"), key).unwrap();
+    let config = "imageVerification:\n  policies:\n    - name: prod\n      images: [\"ghcr.io/acme/**\"]\n      keys: [keys/release.pub]\n";
+    let path = dir.path().join("palisade.yaml");
+    std::fs::write(&path, config).unwrap();
+    let docs = export(&["webhook", "--image", IMAGE, "--config", path.to_str().unwrap()], &pki.path("ca.pem"));
+    let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let map = of("ConfigMap");
+    assert_eq!(map["data"]["palisade.yaml"], config);
+    assert_eq!(map["data"]["file-0"], key);
+    let pod = &of("Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(volume["configMap"]["name"], map["metadata"]["name"]);
+    assert_eq!(
+        volume["configMap"]["items"],
+        json!([{"key": "palisade.yaml", "path": "palisade.yaml"}, {"key": "file-0", "path": "keys/release.pub"}])
+    );
+    let args: Vec<&str> =
+        pod["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.windows(2).any(|w| w == ["--config", "/config/palisade.yaml"]), "{args:?}");
+    // Trust policies: the server reaches registries, and pins what verified.
+    assert!(!of("NetworkPolicy")["spec"]["egress"].as_array().unwrap().is_empty());
+    assert_eq!(of("MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["service"]["path"], "/mutate");
+
+    let outside = config.replace("keys/release.pub", "../release.pub");
+    std::fs::write(&path, outside).unwrap();
+    let out = run(palisade()
+        .args(["export", "webhook", "--image", IMAGE, "--config"])
+        .arg(&path)
+        .arg("--ca-bundle")
+        .arg(pki.path("ca.pem")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("../release.pub") && err.contains("below the configuration"), "{err}");
+}

@@ -89,7 +89,21 @@ pub struct Webhook {
     pub verifies_images: bool,
     /// Pin verified images to their digests (`/mutate`, a MutatingWebhookConfiguration).
     pub mutate_digest: bool,
+    /// The configuration file the server runs with, and the files it names.
+    pub config: Option<ConfigFiles>,
 }
+
+/// A configuration file and the files it names (keys, trusted roots), by their
+/// paths relative to it: carried into the cluster in a ConfigMap, mounted so
+/// that the same relative paths resolve.
+#[derive(Debug, Clone)]
+pub struct ConfigFiles {
+    pub config: String,
+    pub files: Vec<(String, String)>,
+}
+
+/// Where the configuration is mounted in the server's container.
+const CONFIG_DIR: &str = "/config";
 
 /// The pod-bearing kinds, whose container images `/mutate` pins.
 const POD_BEARING: &[&str] = &[
@@ -124,11 +138,48 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
     let Target { name, namespace, .. } = &w.target;
     let labels = json!({"app.kubernetes.io/name": "palisade", "app.kubernetes.io/instance": name});
     let selector = json!({"matchLabels": labels});
+    let mut args = vec![
+        "serve".to_string(),
+        "--addr".into(),
+        "0.0.0.0:8443".into(),
+        "--tls-cert".into(),
+        "/tls/tls.crt".into(),
+        "--tls-key".into(),
+        "/tls/tls.key".into(),
+        "--request-timeout-ms".into(),
+        ((w.timeout_seconds.max(2) - 1) * 1000).to_string(),
+    ];
+    let config_map_name = format!("{name}-config");
+    let mut config_map = None;
+    let mut volumes = vec![
+        json!({"name": "tls", "secret": {"secretName": w.tls_secret}}),
+        json!({"name": "cache", "emptyDir": {"sizeLimit": "256Mi"}}),
+    ];
+    let mut mounts = vec![
+        json!({"name": "tls", "mountPath": "/tls", "readOnly": true}),
+        json!({"name": "cache", "mountPath": "/cache"}),
+    ];
+    if let Some(c) = &w.config {
+        // ConfigMap keys cannot hold `/`: each file gets a key, and the volume's
+        // items put it back at its relative path.
+        let mut data = serde_json::Map::new();
+        let mut items = vec![json!({"key": "palisade.yaml", "path": "palisade.yaml"})];
+        data.insert("palisade.yaml".into(), json!(c.config));
+        for (i, (path, content)) in c.files.iter().enumerate() {
+            let key = format!("file-{i}");
+            data.insert(key.clone(), json!(content));
+            items.push(json!({"key": key, "path": path}));
+        }
+        config_map = Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": config_map_name, "namespace": namespace, "labels": labels}, "data": data}));
+        volumes.push(json!({"name": "config", "configMap": {"name": config_map_name, "items": items}}));
+        mounts.push(json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}));
+        args.extend(["--config".to_string(), format!("{CONFIG_DIR}/palisade.yaml")]);
+    }
     let container = json!({
         "name": "palisade",
         "image": w.image,
-        "args": ["serve", "--addr", "0.0.0.0:8443", "--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key",
-                 "--request-timeout-ms", ((w.timeout_seconds.max(2) - 1) * 1000).to_string()],
+        "args": args,
         "env": [{"name": "PALISADE_CACHE_DIR", "value": "/cache"}],
         "ports": [{"name": "https", "containerPort": 8443}],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
@@ -142,7 +193,7 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": true}, {"name": "cache", "mountPath": "/cache"}],
+        "volumeMounts": mounts,
     });
     let rules = webhook_rules(admitted_kinds(policies));
     let client_for = |path: &str| {
@@ -190,10 +241,7 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
                         "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": selector},
                     }]}},
                     "containers": [container],
-                    "volumes": [
-                        {"name": "tls", "secret": {"secretName": w.tls_secret}},
-                        {"name": "cache", "emptyDir": {"sizeLimit": "256Mi"}},
-                    ],
+                    "volumes": volumes,
                 },
             },
         }}),
@@ -217,6 +265,9 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
             "rules": rules,
         }]}),
     ];
+    if let Some(config_map) = config_map {
+        objects.insert(2, config_map);
+    }
     if w.verifies_images && w.mutate_digest {
         // Mutating webhooks all run before validating ones, so /validate
         // judges the pinned object. IfNeeded: called again when a later

@@ -521,6 +521,37 @@ fn write_pinned(
     Ok(())
 }
 
+/// The configuration file and the files it names (trusted roots, keys), for
+/// the server in the cluster: paths must be relative to the configuration file.
+fn config_files(path: &std::path::Path, config: &Config) -> anyhow::Result<palisade::export::ConfigFiles> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut named: Vec<&std::path::Path> = config.verify.keys.iter().map(PathBuf::as_path).collect();
+    if let Some(iv) = &config.image_verification {
+        named.extend(iv.trusted_root.iter().map(PathBuf::as_path));
+        named.extend(iv.policies.iter().flat_map(|p| p.keys.iter().map(PathBuf::as_path)));
+    }
+    let mut files: Vec<(String, String)> = Vec::new();
+    for file in named {
+        let normal = file.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !normal {
+            bail!(
+                "{}: {} must be a path below the configuration file's directory to be carried into the cluster",
+                path.display(),
+                file.display()
+            );
+        }
+        let relative = file.to_string_lossy().into_owned();
+        if files.iter().any(|(p, _)| *p == relative) {
+            continue;
+        }
+        let full = config.base_dir.join(file);
+        let content = std::fs::read_to_string(&full)
+            .with_context(|| format!("{}: cannot read {}", path.display(), full.display()))?;
+        files.push((relative, content));
+    }
+    Ok(palisade::export::ConfigFiles { config: text, files })
+}
+
 fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
     use palisade::export;
     let config = match &common.config {
@@ -573,6 +604,10 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
                 eprintln!("palisade: warning: --image {image} is not pinned by digest (image-digest will report it)");
             }
             let trust = config.image_verification.as_ref().filter(|c| !c.policies.is_empty());
+            let config_files = match &common.config {
+                Some(path) => Some(config_files(path, &config)?),
+                None => None,
+            };
             let webhook = export::Webhook {
                 target,
                 image,
@@ -581,6 +616,7 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
                 tls_secret,
                 verifies_images: trust.is_some(),
                 mutate_digest: trust.is_some_and(|c| c.mutate_digest.unwrap_or(true)),
+                config: config_files,
             };
             export::webhook(&webhook, &policies)
         }
