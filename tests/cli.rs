@@ -87,11 +87,11 @@ fn json_report_carries_every_documented_field() {
     assert_eq!(f["source"]["line"], 2);
     let s = &report["summary"];
     assert_eq!(s["resources"], 1);
-    // The default `hardened` profile: 18 PSS rules and 23 more; 33 apply to a Deployment.
+    // The default `hardened` profile: 18 PSS rules and 24 more; 34 apply to a Deployment.
     assert_eq!(s["policies"], 42);
-    assert_eq!(s["evaluations"], 33);
+    assert_eq!(s["evaluations"], 34);
     assert_eq!(s["findings"].as_u64().unwrap() as usize, report["findings"].as_array().unwrap().len());
-    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 33);
+    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 34);
     assert!(errors(&report).is_empty());
 }
 

@@ -107,8 +107,8 @@ struct CheckArgs {
     offline: bool,
     /// With --verify-images: write the manifests back with every image that
     /// verified pinned to the digest that verified (`name:tag@sha256:…`), every
-    /// other byte unchanged; to standard output (the report then goes to standard
-    /// error), or under --output.
+    /// other byte unchanged; to standard output as one YAML stream (`---` between
+    /// inputs; the report then goes to standard error), or under --output.
     #[arg(long, requires = "verify_images")]
     pin: bool,
     /// With --pin: write the pinned manifests under DIR, at their input paths
@@ -489,8 +489,32 @@ fn write_pinned(
 ) -> anyhow::Result<()> {
     use palisade::input::InputSource;
     use palisade::pin::SkipReason;
+    // Under --output each input keeps its path: two that would land on one
+    // file are refused before anything is written.
+    let target = |source: &InputSource| -> Option<PathBuf> {
+        let dir = output?;
+        Some(dir.join(match source {
+            InputSource::Stdin => PathBuf::from("stdin.yaml"),
+            InputSource::File(path) => {
+                path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect()
+            }
+        }))
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for (source, _) in texts {
+        if let Some(t) = target(source)
+            && let Some(earlier) = seen.insert(t.clone(), source.display_name())
+        {
+            bail!(
+                "--output: {} and {} would both be written to {}; run them separately",
+                earlier,
+                source.display_name(),
+                t.display()
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
-    for (source, text) in texts {
+    for (n, (source, text)) in texts.iter().enumerate() {
         let pinned = palisade::pin::pin_text(text, &mut |site, _document| {
             images.pin_digest(&site.image, site.namespace.as_deref(), None)
         });
@@ -500,16 +524,20 @@ fn write_pinned(
                 eprintln!("palisade: note: {name}:{}: {} not pinned: {}", s.line, s.pointer, s.reason);
             }
         }
-        match output {
-            None => stdout.write_all(pinned.text.as_bytes()).context("writing the pinned manifests")?,
-            Some(dir) => {
-                let relative: PathBuf = match source {
-                    InputSource::Stdin => PathBuf::from("stdin.yaml"),
-                    InputSource::File(path) => {
-                        path.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect()
-                    }
-                };
-                let target = dir.join(relative);
+        match target(source) {
+            None => {
+                // One YAML stream: the inputs as documents, each ending its last line.
+                let mut out = String::new();
+                if n > 0 {
+                    out.push_str("---\n");
+                }
+                out.push_str(&pinned.text);
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                stdout.write_all(out.as_bytes()).context("writing the pinned manifests")?;
+            }
+            Some(target) => {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }

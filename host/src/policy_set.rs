@@ -318,8 +318,15 @@ impl Catalog {
                 .inactive_reason(&mut instance)
                 .map_err(|e| format!("{id}: asking whether the rule is configured failed: {e}")),
             Ok(Err(e)) => {
-                let field = e.field.trim_start_matches('/').replace('/', ".");
-                let key = if field.is_empty() { format!("settings.{id}") } else { format!("settings.{id}.{field}") };
+                // A pointer names a setting of the rule; anything else, a key of
+                // the configuration file outside `settings` the rule reads
+                // through the host (a trust policy's `attestations`).
+                let key = if !e.field.is_empty() && !e.field.starts_with('/') {
+                    e.field.clone()
+                } else {
+                    let field = e.field.trim_start_matches('/').replace('/', ".");
+                    if field.is_empty() { format!("settings.{id}") } else { format!("settings.{id}.{field}") }
+                };
                 Err(format!("{key}: {}", e.message))
             }
             Err(e) => Err(format!("{id}: configuring the rule failed: {e}")),

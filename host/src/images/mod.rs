@@ -387,7 +387,14 @@ impl Verifier {
             Ok(m) => Entry {
                 at: Instant::now(),
                 verdict: verify_material(&m, p.policy, p.trust),
-                attestations: attestations.then(|| verify_attestations(&m, p.policy, p.trust)),
+                attestations: attestations.then(|| match &m.attestations {
+                    Some(_) => verify_attestations(&m, p.policy, p.trust),
+                    // Offline, from a run that did not fetch them: the signatures still count.
+                    None => Err(VerifyError::OfflineCacheMiss(format!(
+                        "the attestations of {image} were never fetched by an online run \
+                         (palisade check --verify-images without --offline, with attestation requirements)"
+                    ))),
+                }),
             },
         };
         let counter = if entry.verdict.is_ok() { &self.metrics.verified } else { &self.metrics.refused };
@@ -405,12 +412,6 @@ impl Verifier {
         use fetch::FetchError as F;
         match source {
             Source::Offline { store } => match store.load(image) {
-                Ok(Some(material)) if attestations && material.attestations.is_none() => {
-                    Err(VerifyError::OfflineCacheMiss(format!(
-                        "the attestations of {image} were never fetched by an online run \
-                         (palisade check --verify-images without --offline, with attestation requirements)"
-                    )))
-                }
                 Ok(Some(material)) => Ok(material),
                 Ok(None) => Err(VerifyError::OfflineCacheMiss(format!(
                     "{image} was never fetched by an online run (palisade check --verify-images without --offline)"
@@ -735,14 +736,17 @@ fn with_detail(error: VerifyError, detail: String) -> VerifyError {
     }
 }
 
+/// The verifier's error as the contract's: the class is the variant, so the
+/// message does not repeat it.
 fn classify(e: SigError) -> VerifyError {
-    let text = e.to_string();
     match e {
-        SigError::BadSignature(_) | SigError::Malformed { .. } => VerifyError::BadSignature(text),
-        SigError::UntrustedCertificate(_) => VerifyError::UntrustedCertificate(text),
-        SigError::IdentityMismatch(_) => VerifyError::IdentityMismatch(text),
-        SigError::TransparencyLog(_) | SigError::Timestamp(_) => VerifyError::TransparencyLog(text),
-        SigError::DigestMismatch(_) => VerifyError::DigestMismatch(text),
+        SigError::Malformed { .. } => VerifyError::BadSignature(e.to_string()),
+        SigError::Timestamp(_) => VerifyError::TransparencyLog(e.to_string()),
+        SigError::BadSignature(m) => VerifyError::BadSignature(m),
+        SigError::UntrustedCertificate(m) => VerifyError::UntrustedCertificate(m),
+        SigError::IdentityMismatch(m) => VerifyError::IdentityMismatch(m),
+        SigError::TransparencyLog(m) => VerifyError::TransparencyLog(m),
+        SigError::DigestMismatch(m) => VerifyError::DigestMismatch(m),
     }
 }
 
