@@ -906,3 +906,66 @@ fn serve_admits_attested_deployments_and_denies_the_others() {
     let causes = response["status"]["details"]["causes"].as_array().expect("causes");
     assert!(causes.iter().any(|c| c["field"] == "spec.template.spec.containers[0].image"), "{response:#}");
 }
+
+/// The corpus's `cosign save` layout (slsa-verifier's test data): a real image
+/// index with a keyless SLSA v0.2 attestation by slsa-github-generator's
+/// container builder, logged in the public-good Rekor. Offline, from the layout
+/// alone, against the public-good trusted root: the provenance from that
+/// builder and repository is accepted; a policy naming another repository or
+/// another builder identity is not. The layout holds no signature, so
+/// `image-signature` says so.
+#[test]
+fn a_cosign_save_layout_verifies_offline() {
+    let data = common::corpus().join("sigstore/slsa-verifier/cli/slsa-verifier/testdata/gha_generic_container/v2.1.0");
+    let layout = data.join("container_workflow_dispatch");
+    let digest = std::fs::read_to_string(data.join("container_workflow_dispatch.digest")).unwrap();
+    let root = common::corpus()
+        .join("sigstore/sigstore-python/sigstore/_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = private_cache(dir.path());
+    let builder = format!("{BUILDER}@refs/tags/v2.1.0");
+    let manifest = dir.path().join("pod.yaml");
+    let image = format!("ghcr.io/slsa-framework/example-package@{}", digest.trim());
+    std::fs::write(&manifest, serde_json::to_string(&pod("saved", "prod", &image)).unwrap()).unwrap();
+    let run = |repository: &str, identity: &str| -> (i32, Value) {
+        let requirement = json!([{"predicateType": "slsaprovenance",
+            "provenance": {"builderId": builder, "sourceRepository": repository}}]);
+        let policy = json!({"name": "slsa", "images": ["ghcr.io/slsa-framework/**"],
+            "keyless": [{"issuer": "https://token.actions.githubusercontent.com", "subject": identity}],
+            "attestations": requirement});
+        let config = json!({"disable": disabled(), "imageVerification": {"trustedRoot": [root], "policies": [policy]}});
+        let path = dir.path().join("palisade.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let out = common::run(
+            common::palisade()
+                .env("PALISADE_CACHE_DIR", &cache)
+                .args(["check", "--verify-images", "--offline", "--format", "json", "--config"])
+                .arg(&path)
+                .arg("--image-layout")
+                .arg(&layout)
+                .arg(&manifest),
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap(), report)
+    };
+    let (code, report) = run("github.com/slsa-framework/example-package", &builder);
+    assert!(findings(&report, ATTEST, "saved").is_empty(), "{:#}", report["findings"]);
+    let unsigned = findings(&report, RULE, "saved");
+    assert_eq!(unsigned.len(), 1, "{:#}", report["findings"]);
+    assert!(unsigned[0]["message"].as_str().unwrap().contains("no cosign signature"), "{}", unsigned[0]);
+    assert_eq!(code, 1);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{:#}", report["errors"]);
+
+    let (_, report) = run("github.com/slsa-framework/example-packageA", &builder);
+    let wrong = findings(&report, ATTEST, "saved");
+    assert_eq!(wrong.len(), 1, "{:#}", report["findings"]);
+    let message = wrong[0]["message"].as_str().unwrap();
+    assert!(message.contains("example-packageA") && message.contains("slsaprovenance"), "{message}");
+
+    let (_, report) = run("github.com/slsa-framework/example-package", &format!("{BUILDER}@refs/tags/v9.9.9"));
+    let untrusted = findings(&report, ATTEST, "saved");
+    assert_eq!(untrusted.len(), 1, "{:#}", report["findings"]);
+    let message = untrusted[0]["message"].as_str().unwrap();
+    assert!(message.contains("rejected") && message.contains("identity"), "{message}");
+}

@@ -105,6 +105,11 @@ struct CheckArgs {
     /// the cache (air-gapped CI); an image never fetched is a finding, not a pass.
     #[arg(long, requires = "verify_images")]
     offline: bool,
+    /// With --offline: an image saved with `cosign save` (an OCI image layout,
+    /// directory or tar), with its signatures and attestations; images
+    /// referenced by that digest verify from it. Repeatable.
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    image_layout: Vec<PathBuf>,
     /// With --verify-images: write the manifests back with every image that
     /// verified pinned to the digest that verified (`name:tag@sha256:…`), every
     /// other byte unchanged; to standard output as one YAML stream (`---` between
@@ -374,6 +379,7 @@ fn image_verifier(
     args: &PolicyArgs,
     requested: bool,
     offline: bool,
+    layouts: &[PathBuf],
 ) -> anyhow::Result<Arc<palisade::images::Verifier>> {
     let registry = &args.source.registry;
     let mode = palisade::images::Mode {
@@ -384,6 +390,7 @@ fn image_verifier(
             ca_files: registry.registry_ca.clone(),
         },
         store_dir: default_cache_dir().map(|d| d.join("images")),
+        layouts: layouts.to_vec(),
     };
     let verifier = palisade::images::Verifier::new(config.image_verification.as_ref(), &config.base_dir, mode)
         .map_err(|e| {
@@ -416,7 +423,14 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
     let fail_on = args.fail_on.or(config.fail_on).unwrap_or(Severity::Low);
-    let images = image_verifier(&config, args.config.as_ref(), &args.policy, args.verify_images, args.offline)?;
+    let images = image_verifier(
+        &config,
+        args.config.as_ref(),
+        &args.policy,
+        args.verify_images,
+        args.offline,
+        &args.image_layout,
+    )?;
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let bundle = sources.bundle.clone();
     let catalog = catalog_from(&args.policy, sources)?;
@@ -686,7 +700,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
             max_body_buffer: args.max_body_buffer_mib.saturating_mul(1 << 20),
         },
     };
-    let images = image_verifier(&config, args.config.as_ref(), &args.policy, true, false)?;
+    let images = image_verifier(&config, args.config.as_ref(), &args.policy, true, false, &[])?;
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = selection(&config, args.profile.as_ref(), None);
@@ -794,7 +808,7 @@ fn run_policies(
     {
         bail!("unknown profile {name:?}");
     }
-    let images = image_verifier(&config, config_path.as_ref(), args, false, false)?;
+    let images = image_verifier(&config, config_path.as_ref(), args, false, false, &[])?;
     let catalog = catalog(args, &config.verify.keys)?;
     catalog.runtime.set_images(images);
     // Configure every listed rule as a run would, to learn which are inactive.

@@ -15,6 +15,7 @@
 //! and name the digest are handed to the rules, which judge their predicates.
 
 pub mod fetch;
+pub mod layout;
 pub mod policy;
 pub mod store;
 
@@ -164,8 +165,8 @@ impl VerifyError {
 enum Source {
     /// From registries; what is fetched is also kept in the store, when there is one.
     Online { options: registry::Options, store: Option<store::Store> },
-    /// From the store only (`--offline`).
-    Offline { store: store::Store },
+    /// From `cosign save` layouts (by digest) and the store only (`--offline`).
+    Offline { store: store::Store, layouts: Vec<fetch::Material> },
 }
 
 type Verdict = Result<VerifiedImage, VerifyError>;
@@ -212,6 +213,8 @@ pub struct Mode {
     pub registry: registry::Options,
     /// Where fetched signatures are kept for offline runs (`<cache>/images`).
     pub store_dir: Option<std::path::PathBuf>,
+    /// Offline: images saved with `cosign save` ([`layout`]).
+    pub layouts: Vec<std::path::PathBuf>,
 }
 
 impl Verifier {
@@ -241,10 +244,14 @@ impl Verifier {
         if mode.offline && mode.store_dir.is_none() {
             return Err("--offline needs a cache directory (PALISADE_CACHE_DIR, XDG_CACHE_HOME or HOME)".into());
         }
+        if !mode.layouts.is_empty() && !(mode.requested && mode.offline) {
+            return Err("--image-layout is read by offline runs only (--verify-images --offline)".into());
+        }
+        let layouts = mode.layouts.iter().map(|p| layout::read(p)).collect::<Result<Vec<_>, _>>()?;
         let store = mode.store_dir.map(store::Store::new);
         let (status, source) = match (mode.requested, mode.offline, store) {
             (false, _, _) => (Status::NotRequested, None),
-            (true, true, Some(store)) => (Status::Enabled, Some(Source::Offline { store })),
+            (true, true, Some(store)) => (Status::Enabled, Some(Source::Offline { store, layouts })),
             (true, _, store) => (Status::Enabled, Some(Source::Online { options: mode.registry, store })),
         };
         Ok(Verifier {
@@ -411,13 +418,16 @@ impl Verifier {
     ) -> Result<fetch::Material, VerifyError> {
         use fetch::FetchError as F;
         match source {
-            Source::Offline { store } => match store.load(image) {
-                Ok(Some(material)) => Ok(material),
-                Ok(None) => Err(VerifyError::OfflineCacheMiss(format!(
-                    "{image} was never fetched by an online run (palisade check --verify-images without --offline)"
-                ))),
-                Err(e) => Err(VerifyError::OfflineCacheMiss(format!("{image}: the cached entry is unusable: {e}"))),
-            },
+            Source::Offline { store, layouts } => {
+                match saved_image(layouts, image).map(Ok).unwrap_or_else(|| store.load(image)) {
+                    Ok(Some(material)) => Ok(material),
+                    Ok(None) => Err(VerifyError::OfflineCacheMiss(format!(
+                        "{image} was never fetched by an online run (palisade check --verify-images without --offline), \
+                     and no --image-layout holds its digest"
+                    ))),
+                    Err(e) => Err(VerifyError::OfflineCacheMiss(format!("{image}: the cached entry is unusable: {e}"))),
+                }
+            }
             Source::Online { options, store } => {
                 let material = fetch::fetch(image, options, deadline, attestations).map_err(|e| match e {
                     F::InvalidReference(m) => VerifyError::InvalidReference(m),
@@ -484,6 +494,15 @@ impl Verifier {
             cache.insert(key, entry.clone());
         }
     }
+}
+
+/// The material of a `cosign save` layout for `image`, when it names that
+/// image's digest (a layout names no repository), under the image's name.
+fn saved_image(layouts: &[fetch::Material], image: &str) -> Option<Option<fetch::Material>> {
+    let reference = fetch::parse(image).ok()?;
+    let digest = reference.digest()?;
+    let m = layouts.iter().find(|m| m.digest == digest)?;
+    Some(Some(fetch::Material { reference: reference.whole(), ..m.clone() }))
 }
 
 /// A request's policy and cache key.
