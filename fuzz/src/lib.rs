@@ -3,6 +3,8 @@
 
 #[path = "../../host/src/documents.rs"]
 pub mod documents;
+#[path = "../../host/src/pin.rs"]
+pub mod pin;
 #[path = "../../host/src/resources.rs"]
 pub mod resources;
 #[path = "../../host/src/serve/wire.rs"]
@@ -52,6 +54,26 @@ pub fn read(data: &[u8]) {
     }
     for e in &errors {
         assert!(e.source.document >= 1, "{e:?}");
+    }
+    pin_in_place(text);
+}
+
+/// `check --pin` edits text in place: whatever the input, it only ever inserts
+/// `@<digest>` (so taking the insertions out gives the input back), and names
+/// a line of the input for everything it pinned or skipped.
+fn pin_in_place(text: &str) {
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let pinned = pin::pin_text(text, &mut |_, _| Some(digest.clone()));
+    let inserted = format!("@{digest}");
+    assert_eq!(pinned.text.len(), text.len() + pinned.pinned.len() * inserted.len(), "only insertions");
+    assert_eq!(pinned.text.replace(&inserted, ""), text.replace(&inserted, ""), "nothing but insertions");
+    let lines = text.split(['\n', '\r', '\u{85}']).count().max(1);
+    for p in &pinned.pinned {
+        assert!(p.line >= 1 && p.line <= lines, "pinned at line {} of {lines}", p.line);
+        assert_eq!(p.to, format!("{}{inserted}", p.from));
+    }
+    for s in &pinned.skipped {
+        assert!(s.line <= lines, "skipped at line {} of {lines}", s.line);
     }
 }
 

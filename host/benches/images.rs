@@ -145,6 +145,7 @@ fn main() {
         offline: false,
         registry: palisade::bundle::registry::Options { insecure: true, ca_files: Vec::new() },
         store_dir: None,
+        layouts: Vec::new(),
     };
     let fresh = || Verifier::new(Some(&config), fx.dir.path(), mode.clone()).unwrap();
     let cases = [

@@ -253,7 +253,8 @@ fn err(mark: &Marker, message: impl Into<String>) -> ReadError {
     ReadError { line: mark.line(), column: mark.col() + 1, message: message.into() }
 }
 
-fn count_nodes(v: &Value) -> usize {
+/// Nodes of a value (each scalar, sequence and mapping counts one).
+pub(crate) fn count_nodes(v: &Value) -> usize {
     let mut n = 0;
     let mut todo = vec![v];
     while let Some(v) = todo.pop() {

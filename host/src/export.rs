@@ -105,19 +105,6 @@ pub struct ConfigFiles {
 /// Where the configuration is mounted in the server's container.
 const CONFIG_DIR: &str = "/config";
 
-/// The pod-bearing kinds, whose container images `/mutate` pins.
-const POD_BEARING: &[&str] = &[
-    "Pod",
-    "PodTemplate",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "DaemonSet",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-];
-
 /// Webhook rules for `kinds`, CREATE and UPDATE; pods with their
 /// `ephemeralcontainers` subresource (`kubectl debug` adds containers there).
 fn webhook_rules<'a>(
@@ -272,7 +259,7 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
         // Mutating webhooks all run before validating ones, so /validate
         // judges the pinned object. IfNeeded: called again when a later
         // mutator adds a container (a pinned image is left alone).
-        let kinds = RESOURCES.iter().filter(|(k, ..)| POD_BEARING.contains(k));
+        let kinds = RESOURCES.iter().filter(|(k, ..)| crate::pin::pod_spec_pointer(k).is_some());
         objects.push(json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": meta,
         "webhooks": [{

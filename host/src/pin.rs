@@ -613,7 +613,7 @@ impl Builder {
 
     fn finish(&mut self, value: Value, anchor: usize, line: usize) -> Result<(), ReadError> {
         if anchor > 0 {
-            let size = count_nodes(&value);
+            let size = crate::documents::count_nodes(&value);
             self.anchors.insert(anchor, (value.clone(), size));
         }
         self.place(value, line)
@@ -674,20 +674,6 @@ impl Builder {
         }
         self.finish(Value::Object(map), anchor, line)
     }
-}
-
-fn count_nodes(v: &Value) -> usize {
-    let mut n = 0;
-    let mut todo = vec![v];
-    while let Some(v) = todo.pop() {
-        n += 1;
-        match v {
-            Value::Array(a) => todo.extend(a.iter()),
-            Value::Object(o) => todo.extend(o.values()),
-            _ => {}
-        }
-    }
-    n
 }
 
 fn tag_name(tag: &Tag) -> String {

@@ -244,7 +244,8 @@ impl Verifier {
         if mode.offline && mode.store_dir.is_none() {
             return Err("--offline needs a cache directory (PALISADE_CACHE_DIR, XDG_CACHE_HOME or HOME)".into());
         }
-        if !mode.layouts.is_empty() && !(mode.requested && mode.offline) {
+        let offline_run = mode.requested && mode.offline;
+        if !offline_run && !mode.layouts.is_empty() {
             return Err("--image-layout is read by offline runs only (--verify-images --offline)".into());
         }
         let layouts = mode.layouts.iter().map(|p| layout::read(p)).collect::<Result<Vec<_>, _>>()?;

@@ -65,28 +65,44 @@ fn label(object: &Value) -> String {
     }
 }
 
-/// `POST /validate`: an AdmissionReview in, the same with a response out.
-pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
-    let review = wire::admission_review(body)?;
-    let uid = review.uid.clone();
-    let mut logged = Logged {
-        uid: uid.clone(),
+/// What is logged of a review before it is judged.
+fn logged_for(review: &wire::Review) -> Logged {
+    Logged {
+        uid: review.uid.clone(),
         kind: review.kind.clone(),
         namespace: review.namespace.clone(),
         name: review.name.clone(),
         operation: review.operation.as_str().to_string(),
         ..Logged::default()
-    };
-    let respond =
-        |response: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
-    // DELETE and CONNECT carry no new object to judge; exempt namespaces and users pass.
-    if !review.operation.judges_object() {
-        logged.decision = "allowed (not evaluated)";
-        return Ok((respond(json!({"uid": uid, "allowed": true})), logged));
     }
+}
+
+/// An AdmissionReview carrying `response`.
+fn review_response(response: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+}
+
+/// Whether the review is let through unjudged: DELETE and CONNECT carry no
+/// new object; exempt namespaces and users pass.
+fn unjudged(engine: &Engine, review: &wire::Review) -> Option<&'static str> {
     let exemptions = &engine.admission.exemptions;
-    if exemptions.namespaces.contains(&review.namespace) || exemptions.usernames.contains(&review.username) {
-        logged.decision = "allowed (exempt)";
+    if !review.operation.judges_object() {
+        Some("allowed (not evaluated)")
+    } else if exemptions.namespaces.contains(&review.namespace) || exemptions.usernames.contains(&review.username) {
+        Some("allowed (exempt)")
+    } else {
+        None
+    }
+}
+
+/// `POST /validate`: an AdmissionReview in, the same with a response out.
+pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value, Logged), Refusal> {
+    let review = wire::admission_review(body)?;
+    let uid = review.uid.clone();
+    let mut logged = logged_for(&review);
+    let respond = review_response;
+    if let Some(decision) = unjudged(engine, &review) {
+        logged.decision = decision;
         return Ok((respond(json!({"uid": uid, "allowed": true})), logged));
     }
     let context = wit::AdmissionContext {
@@ -120,26 +136,11 @@ pub fn mutate(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value,
     use crate::images::Status;
     let review = wire::admission_review(body)?;
     let uid = review.uid.clone();
-    let mut logged = Logged {
-        uid: uid.clone(),
-        kind: review.kind.clone(),
-        namespace: review.namespace.clone(),
-        name: review.name.clone(),
-        operation: review.operation.as_str().to_string(),
-        decision: "unchanged",
-        ..Logged::default()
-    };
-    let respond =
-        |response: Value| json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    let mut logged = Logged { decision: "unchanged", ..logged_for(&review) };
+    let respond = review_response;
     let unchanged = json!({"uid": uid, "allowed": true});
     let images = engine.runtime().images();
-    let exemptions = &engine.admission.exemptions;
-    if !review.operation.judges_object()
-        || exemptions.namespaces.contains(&review.namespace)
-        || exemptions.usernames.contains(&review.username)
-        || images.status() != Status::Enabled
-        || !images.mutate_digest()
-    {
+    if unjudged(engine, &review).is_some() || images.status() != Status::Enabled || !images.mutate_digest() {
         return Ok((respond(unchanged), logged));
     }
     let object = &review.object;

@@ -128,8 +128,7 @@ impl Rule for ImageAttestation {
             return Ok(Vec::new());
         };
         let namespace = workload.namespace().map(str::to_string).or_else(|| context.namespace.clone());
-        let mut violations = Vec::new();
-        let mut undecided = Vec::new();
+        let mut findings = images::Findings::default();
         for c in workload.containers() {
             let image = c.container.image.as_str();
             // Unmatched and unparsable references are image-signature's findings.
@@ -143,48 +142,29 @@ impl Rule for ImageAttestation {
             let set = match images::attestations(image, &policy, &requirements.predicate_types()) {
                 Ok(set) => set,
                 Err(e) => {
-                    let (transient, reason) = images::describe(&e);
-                    let v =
-                        Violation::new(format!("{at}: its attestations cannot be read: {reason}"), c.field("image"));
-                    if transient {
-                        undecided.push(v);
-                    } else {
-                        violations.push(v);
-                    }
+                    findings.error(&e, c.field("image"), |reason| {
+                        format!("{at}: its attestations cannot be read: {reason}")
+                    });
                     continue;
                 }
             };
             for r in requirements.iter() {
                 if let Err(unmet) = r.check(&set.statements, set.checked_at) {
-                    violations.push(Violation::new(unmet_message(&at, r, &unmet, &set), c.field("image")));
+                    findings.push(Violation::new(unmet_message(&at, r, &unmet, &set), c.field("image")));
                 }
             }
         }
-        if violations.is_empty() && !undecided.is_empty() {
-            let messages: Vec<String> = undecided.into_iter().map(|v| v.message).collect();
-            return Err(messages.join("; "));
-        }
-        violations.extend(undecided);
-        Ok(violations)
+        findings.finish()
     }
 
     fn inactive_reason(&self) -> Option<String> {
-        match images::status() {
-            Status::Enabled if self.requirements.is_empty() => Some(
+        images::inactive_reason("image-attestation").or_else(|| {
+            self.requirements.is_empty().then(|| {
                 "no trust policy declares attestations (imageVerification.policies[].attestations; \
                  see `palisade explain image-attestation`)"
-                    .into(),
-            ),
-            Status::Enabled => None,
-            Status::NotConfigured => Some(
-                "no trust policy is configured (imageVerification.policies in the configuration file; \
-                 see `palisade explain image-attestation`)"
-                    .into(),
-            ),
-            Status::NotRequested => {
-                Some("image verification was not requested: run `palisade check --verify-images`".into())
-            }
-        }
+                    .into()
+            })
+        })
     }
 }
 

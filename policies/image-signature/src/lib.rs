@@ -81,8 +81,7 @@ impl Rule for ImageSignature {
             return Ok(Vec::new());
         };
         let namespace = workload.namespace().map(str::to_string).or_else(|| context.namespace.clone());
-        let mut violations = Vec::new();
-        let mut undecided = Vec::new();
+        let mut findings = images::Findings::default();
         for c in workload.containers() {
             let image = c.container.image.as_str();
             let at = format!("container {:?}: image {image:?}", c.name());
@@ -90,12 +89,11 @@ impl Rule for ImageSignature {
                 PolicyMatch::Matched(policy) => policy,
                 PolicyMatch::UnmatchedAllowed => continue,
                 PolicyMatch::InvalidReference(m) => {
-                    violations
-                        .push(Violation::new(format!("{at}: the reference does not parse: {m}"), c.field("image")));
+                    findings.push(Violation::new(format!("{at}: the reference does not parse: {m}"), c.field("image")));
                     continue;
                 }
                 PolicyMatch::UnmatchedDenied => {
-                    violations.push(Violation::new(
+                    findings.push(Violation::new(
                         format!(
                             "{at} does not match any trust policy (imageVerification.policies; \
                              `unmatched: allow` admits such images unverified)"
@@ -105,39 +103,15 @@ impl Rule for ImageSignature {
                     continue;
                 }
             };
-            match images::verify(image, &policy) {
-                Ok(_) => {}
-                Err(e) => {
-                    let (transient, reason) = images::describe(&e);
-                    let message = format!("{at} (trust policy {policy:?}): {reason}");
-                    if transient {
-                        undecided.push(Violation::new(message, c.field("image")));
-                    } else {
-                        violations.push(Violation::new(message, c.field("image")));
-                    }
-                }
+            if let Err(e) = images::verify(image, &policy) {
+                findings.error(&e, c.field("image"), |reason| format!("{at} (trust policy {policy:?}): {reason}"));
             }
         }
-        if violations.is_empty() && !undecided.is_empty() {
-            let messages: Vec<String> = undecided.into_iter().map(|v| v.message).collect();
-            return Err(messages.join("; "));
-        }
-        violations.extend(undecided);
-        Ok(violations)
+        findings.finish()
     }
 
     fn inactive_reason(&self) -> Option<String> {
-        match images::status() {
-            Status::Enabled => None,
-            Status::NotConfigured => Some(
-                "no trust policy is configured (imageVerification.policies in the configuration file; \
-                 see `palisade explain image-signature`)"
-                    .into(),
-            ),
-            Status::NotRequested => {
-                Some("image verification was not requested: run `palisade check --verify-images`".into())
-            }
-        }
+        images::inactive_reason("image-signature")
     }
 }
 

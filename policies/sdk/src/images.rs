@@ -109,6 +109,53 @@ pub fn describe(e: &VerifyError) -> (bool, String) {
     }
 }
 
+/// The findings of a rule about images. A container whose verification
+/// could not finish (the registry, the deadline) makes the rule undecided,
+/// unless another container has a definite finding: then both are reported.
+#[derive(Debug, Default)]
+pub struct Findings {
+    violations: Vec<crate::Violation>,
+    undecided: Vec<crate::Violation>,
+}
+
+impl Findings {
+    pub fn push(&mut self, violation: crate::Violation) {
+        self.violations.push(violation);
+    }
+
+    /// A verification error at `path`, reported as `message(reason)`.
+    pub fn error(&mut self, e: &VerifyError, path: String, message: impl FnOnce(&str) -> String) {
+        let (transient, reason) = describe(e);
+        let violation = crate::Violation::new(message(&reason), path);
+        if transient { self.undecided.push(violation) } else { self.violations.push(violation) }
+    }
+
+    /// The violations, or the rule's error when all it has is undecided.
+    pub fn finish(mut self) -> Result<Vec<crate::Violation>, String> {
+        if self.violations.is_empty() && !self.undecided.is_empty() {
+            let messages: Vec<String> = self.undecided.into_iter().map(|v| v.message).collect();
+            return Err(messages.join("; "));
+        }
+        self.violations.append(&mut self.undecided);
+        Ok(self.violations)
+    }
+}
+
+/// Why a rule about images reports nothing in this run (`rule`: its id, for
+/// `palisade explain`); `None` when verification is on.
+pub fn inactive_reason(rule: &str) -> Option<String> {
+    match status() {
+        Status::Enabled => None,
+        Status::NotConfigured => Some(format!(
+            "no trust policy is configured (imageVerification.policies in the configuration file; \
+             see `palisade explain {rule}`)"
+        )),
+        Status::NotRequested => {
+            Some("image verification was not requested: run `palisade check --verify-images`".into())
+        }
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing {
     //! A stand-in for the host's image verifier in native unit tests: the
