@@ -21,8 +21,8 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use palisade_sigstore::{Error as SigError, Signer};
@@ -101,12 +101,21 @@ pub struct AttestationSet {
 
 impl AttestationSet {
     /// Only the statements (and rejections) of these predicate types; all when `types` is empty.
-    fn of_types(mut self, types: &[String]) -> AttestationSet {
-        if !types.is_empty() {
-            self.statements.retain(|s| types.contains(&s.predicate_type));
-            self.rejected.retain(|r| r.predicate_type.as_ref().is_none_or(|t| types.contains(t)));
+    fn of_types(&self, types: &[String]) -> AttestationSet {
+        let wanted = |t: &String| types.is_empty() || types.contains(t);
+        AttestationSet {
+            reference: self.reference.clone(),
+            digest: self.digest.clone(),
+            policy: self.policy.clone(),
+            checked_at: self.checked_at,
+            statements: self.statements.iter().filter(|s| wanted(&s.predicate_type)).cloned().collect(),
+            rejected: self.rejected.iter().filter(|r| r.predicate_type.as_ref().is_none_or(wanted)).cloned().collect(),
         }
-        self
+    }
+
+    /// Bytes of the statements it holds.
+    fn weight(&self) -> usize {
+        self.statements.iter().map(|s| s.statement.len()).sum()
     }
 }
 
@@ -178,8 +187,52 @@ struct Entry {
     at: Instant,
     verdict: Verdict,
     /// `None` when the attestations were not fetched.
-    attestations: Option<Attestations>,
+    attestations: Option<Arc<Attestations>>,
 }
+
+impl Entry {
+    fn weight(&self) -> usize {
+        self.attestations.as_deref().map_or(0, |a| a.as_ref().map_or(0, AttestationSet::weight))
+    }
+}
+
+/// The verdicts kept, and the bytes of attestations they hold.
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<(String, String), Entry>,
+    bytes: usize,
+}
+
+impl Cache {
+    /// Keep `entry` under `key`, making room: first the expired entries go,
+    /// then the oldest, until at most `max_entries` remain and their
+    /// attestations hold at most [`MAX_CACHED_ATTESTATION_BYTES`].
+    fn insert(&mut self, key: (String, String), entry: Entry, max_entries: usize, ttl: Duration) {
+        let weight = entry.weight();
+        let full = |c: &Cache| c.entries.len() >= max_entries || c.bytes + weight > MAX_CACHED_ATTESTATION_BYTES;
+        if let Some(old) = self.entries.remove(&key) {
+            self.bytes -= old.weight();
+        }
+        if full(self) {
+            self.entries.retain(|_, e| e.at.elapsed() < ttl);
+            self.bytes = self.entries.values().map(Entry::weight).sum();
+        }
+        while full(self) {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            if let Some(old) = self.entries.remove(&oldest) {
+                self.bytes -= old.weight();
+            }
+        }
+        self.bytes += weight;
+        self.entries.insert(key, entry);
+    }
+}
+
+/// The most bytes of attestation statements the verdict cache holds (an
+/// SBOM may take megabytes): past it the oldest verdicts go first.
+pub const MAX_CACHED_ATTESTATION_BYTES: usize = 256 << 20;
 
 /// The longest one image's fetch may take, when the request has no earlier deadline.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -197,7 +250,7 @@ pub struct Verifier {
     status: Status,
     trust: Option<TrustConfig>,
     source: Option<Source>,
-    cache: Mutex<HashMap<(String, String), Entry>>,
+    cache: Mutex<Cache>,
     ttl: Duration,
     max_entries: usize,
     pub metrics: Metrics,
@@ -224,7 +277,7 @@ impl Verifier {
             status: Status::NotConfigured,
             trust: None,
             source: None,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
             ttl: Duration::ZERO,
             max_entries: 0,
             metrics: Metrics::default(),
@@ -261,7 +314,7 @@ impl Verifier {
             max_entries: trust.cache.max_entries,
             trust: Some(trust),
             source,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
             metrics: Metrics::default(),
         })
     }
@@ -378,8 +431,9 @@ impl Verifier {
                 entry
             }
         };
-        match entry.attestations {
-            Some(found) => found.map(|set| set.of_types(types)),
+        match entry.attestations.as_deref() {
+            Some(Ok(set)) => Ok(set.of_types(types)),
+            Some(Err(e)) => Err(e.clone()),
             None => Err(VerifyError::NotEnabled("attestations were not fetched".into())),
         }
     }
@@ -389,19 +443,23 @@ impl Verifier {
         let bound = Instant::now() + FETCH_TIMEOUT;
         let deadline = Some(deadline.map_or(bound, |d| d.min(bound)));
         let entry = match self.fetch(p.source, image, deadline, attestations) {
-            Err(e) => {
-                Entry { at: Instant::now(), verdict: Err(e.clone()), attestations: attestations.then_some(Err(e)) }
-            }
+            Err(e) => Entry {
+                at: Instant::now(),
+                verdict: Err(e.clone()),
+                attestations: attestations.then(|| Arc::new(Err(e))),
+            },
             Ok(m) => Entry {
                 at: Instant::now(),
                 verdict: verify_material(&m, p.policy, p.trust),
-                attestations: attestations.then(|| match &m.attestations {
-                    Some(_) => verify_attestations(&m, p.policy, p.trust),
-                    // Offline, from a run that did not fetch them: the signatures still count.
-                    None => Err(VerifyError::OfflineCacheMiss(format!(
-                        "the attestations of {image} were never fetched by an online run \
-                         (palisade check --verify-images without --offline, with attestation requirements)"
-                    ))),
+                attestations: attestations.then(|| {
+                    Arc::new(match &m.attestations {
+                        Some(_) => verify_attestations(&m, p.policy, p.trust),
+                        // Offline, from a run that did not fetch them: the signatures still count.
+                        None => Err(VerifyError::OfflineCacheMiss(format!(
+                            "the attestations of {image} were never fetched by an online run \
+                             (palisade check --verify-images without --offline, with attestation requirements)"
+                        ))),
+                    })
                 }),
             },
         };
@@ -460,7 +518,7 @@ impl Verifier {
 
     fn cached(&self, key: &(String, String)) -> Option<Entry> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(key).filter(|e| e.at.elapsed() < self.ttl).cloned()
+        cache.entries.get(key).filter(|e| e.at.elapsed() < self.ttl).cloned()
     }
 
     /// Keep what was established, unless it says nothing about the image (the
@@ -470,7 +528,12 @@ impl Verifier {
         fn transient<T>(r: &Result<T, VerifyError>) -> bool {
             r.as_ref().is_err_and(VerifyError::is_transient)
         }
-        if self.ttl.is_zero() || transient(&entry.verdict) || entry.attestations.as_ref().is_some_and(transient) {
+        let weight = entry.weight();
+        if self.ttl.is_zero()
+            || transient(&entry.verdict)
+            || entry.attestations.as_deref().is_some_and(transient)
+            || weight > MAX_CACHED_ATTESTATION_BYTES / 2
+        {
             return;
         }
         let mut keys = vec![p.key.clone()];
@@ -482,17 +545,7 @@ impl Verifier {
         }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for key in keys {
-            if cache.len() >= self.max_entries {
-                let ttl = self.ttl;
-                cache.retain(|_, e| e.at.elapsed() < ttl);
-            }
-            if cache.len() >= self.max_entries {
-                // Still full of live verdicts: drop the oldest.
-                if let Some(oldest) = cache.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) {
-                    cache.remove(&oldest);
-                }
-            }
-            cache.insert(key, entry.clone());
+            cache.insert(key, entry.clone(), self.max_entries, self.ttl);
         }
     }
 }
@@ -838,6 +891,52 @@ mod tests {
         // Authority 0 verifies 0 and 1, authority 1 only 0: both counted, by augmenting.
         let m = match_signatures(&[verified(2), verified(1)]);
         assert_eq!(m, [Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn the_cache_bounds_entries_and_attestation_bytes() {
+        let entry = |bytes: usize| {
+            let statement = VerifiedStatement {
+                predicate_type: "t".into(),
+                statement: "x".repeat(bytes),
+                signer: VerifiedSignature { key_id: None, issuer: None, subject: None, signed_at: None },
+                source: AttestationSource::Referrer,
+            };
+            let set = AttestationSet {
+                reference: String::new(),
+                digest: String::new(),
+                policy: String::new(),
+                checked_at: 0,
+                statements: vec![statement],
+                rejected: Vec::new(),
+            };
+            Entry {
+                at: Instant::now(),
+                verdict: Err(VerifyError::NotFound(String::new())),
+                attestations: Some(Arc::new(Ok(set))),
+            }
+        };
+        let key = |n: usize| (format!("image{n}"), "p".to_string());
+        let ttl = Duration::from_secs(60);
+        let mut cache = Cache::default();
+        let big = MAX_CACHED_ATTESTATION_BYTES / 3;
+        for n in 0..3 {
+            cache.insert(key(n), entry(big), 10, ttl);
+        }
+        // The third fits (3 × a third); a fourth pushes the oldest out.
+        assert_eq!(cache.entries.len(), 3);
+        cache.insert(key(3), entry(big), 10, ttl);
+        assert_eq!(cache.entries.len(), 3);
+        assert!(!cache.entries.contains_key(&key(0)) && cache.entries.contains_key(&key(3)));
+        assert_eq!(cache.bytes, 3 * big);
+        // Replacing an entry does not count it twice; the entry bound holds too.
+        cache.insert(key(3), entry(1), 10, ttl);
+        assert_eq!(cache.bytes, 2 * big + 1);
+        for n in 10..20 {
+            cache.insert(key(n), entry(0), 4, ttl);
+        }
+        assert_eq!(cache.entries.len(), 4);
+        assert_eq!(cache.bytes, cache.entries.values().map(Entry::weight).sum::<usize>());
     }
 
     #[test]
