@@ -72,7 +72,7 @@ fn sarif_is_valid_sarif_2_1_0() {
 
     let run = &sarif["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 42, "one rule entry per policy");
+    assert_eq!(rules.len(), 51, "one rule entry per policy");
     for r in rules {
         assert!(r["help"]["text"].as_str().unwrap().contains("Fix:"), "{r}");
         assert!(r["helpUri"].as_str().unwrap().starts_with("https://"), "{r}");
@@ -83,7 +83,9 @@ fn sarif_is_valid_sarif_2_1_0() {
     let node_port = results.iter().find(|r| r["ruleId"] == "service-type").unwrap();
     let loc = &node_port["locations"][0]["physicalLocation"];
     assert!(loc["artifactLocation"]["uri"].as_str().unwrap().ends_with("mixed.yaml"));
-    assert_eq!(loc["region"]["startLine"], 15);
+    // The field's own line and column: `type` inside `spec: {type: NodePort, ...}`.
+    assert_eq!(loc["region"]["startLine"], 18);
+    assert_eq!(loc["region"]["startColumn"], 8);
     assert_eq!(rules[node_port["ruleIndex"].as_u64().unwrap() as usize]["id"], "service-type");
     assert_eq!(run["invocations"][0]["executionSuccessful"], false);
     assert!(!run["invocations"][0]["toolExecutionNotifications"].as_array().unwrap().is_empty());

@@ -32,10 +32,27 @@ pub fn load(paths: &[String], limits: &Limits) -> Loaded {
 /// `check --pin`, which edits the text after the run; standard input can be
 /// read only once).
 pub fn load_keeping(paths: &[String], limits: &Limits, keep: &mut dyn FnMut(&input::InputSource, &str)) -> Loaded {
+    load_all(paths, Vec::new(), limits, keep)
+}
+
+/// [`load_keeping`], with texts that are not files first: (name, text, or why
+/// there is none), as `check --helm` renders them.
+pub fn load_all(
+    paths: &[String],
+    rendered: Vec<(String, Result<String, String>)>,
+    limits: &Limits,
+    keep: &mut dyn FnMut(&input::InputSource, &str),
+) -> Loaded {
     let (sources, missing) = input::expand(paths);
-    let mut loaded = Loaded { files: sources.len(), ..Loaded::default() };
+    let mut loaded = Loaded { files: sources.len() + rendered.len(), ..Loaded::default() };
     for e in missing {
         loaded.errors.push(input_error(&e.path, 0, 0, e.message));
+    }
+    for (name, text) in rendered {
+        match text {
+            Ok(text) => read_text(&name, &text, limits, &mut loaded),
+            Err(message) => loaded.errors.push(input_error(&name, 0, 0, message)),
+        }
     }
     for source in &sources {
         let name = source.display_name();
@@ -47,19 +64,17 @@ pub fn load_keeping(paths: &[String], limits: &Limits, keep: &mut dyn FnMut(&inp
             }
         };
         keep(source, &text);
-        let mut errors = Vec::new();
-        resources::from_documents(&name, read_documents(&text, limits), &mut loaded.resources, &mut errors);
-        loaded.errors.extend(errors.into_iter().map(|e| RunError {
-            kind: ErrorKind::Input,
-            rule: None,
-            resource: None,
-            source: e.source,
-            message: e.message,
-        }));
+        read_text(&name, &text, limits, &mut loaded);
     }
     // An empty render (a failed `helm template`, a wrong directory) must not pass as clean.
     if loaded.resources.is_empty() && loaded.errors.is_empty() {
-        let what = if paths.is_empty() { "<none>".to_string() } else { paths.join(", ") };
+        let what = if paths.is_empty() && loaded.files > 0 {
+            "the rendered chart".to_string()
+        } else if paths.is_empty() {
+            "<none>".to_string()
+        } else {
+            paths.join(", ")
+        };
         loaded.errors.push(input_error(
             &what,
             0,
@@ -70,14 +85,21 @@ pub fn load_keeping(paths: &[String], limits: &Limits, keep: &mut dyn FnMut(&inp
     loaded
 }
 
-fn input_error(file: &str, document: usize, line: usize, message: String) -> RunError {
-    RunError {
+/// One input's text → its resources, and errors for what is not one.
+fn read_text(name: &str, text: &str, limits: &Limits, loaded: &mut Loaded) {
+    let mut errors = Vec::new();
+    resources::from_documents(name, read_documents(text, limits), &mut loaded.resources, &mut errors);
+    loaded.errors.extend(errors.into_iter().map(|e| RunError {
         kind: ErrorKind::Input,
         rule: None,
         resource: None,
-        source: Source { file: file.to_string(), document, line },
-        message,
-    }
+        source: e.source,
+        message: e.message,
+    }));
+}
+
+fn input_error(file: &str, document: usize, line: usize, message: String) -> RunError {
+    RunError { kind: ErrorKind::Input, rule: None, resource: None, source: Source::new(file, document, line), message }
 }
 
 /// Counts for the end of a report.

@@ -52,6 +52,12 @@ pub struct Document {
     /// 1-based line the document starts on.
     pub line: usize,
     pub content: Result<Parsed, ReadError>,
+    /// The template it was rendered from: the last `# Source: CHART/templates/FILE`
+    /// comment before its content, as `helm template` writes it.
+    pub template: Option<String>,
+    /// Its text (line breaks normalised), from its first line: where [`locate`]
+    /// finds the line of a field.
+    pub text: std::sync::Arc<str>,
 }
 
 /// A document's value, with the lines of the items of a top-level `items` list.
@@ -59,6 +65,8 @@ pub struct Document {
 pub struct Parsed {
     pub value: Value,
     pub item_lines: Vec<usize>,
+    /// The line of the file the document's text starts on.
+    pub first_line: usize,
 }
 
 /// Why a document could not be read, and where.
@@ -76,11 +84,19 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
     let mut out = Vec::new();
     for chunk in split(&text) {
         let first_line = chunk.first_line;
+        let template = helm_source(chunk.text);
+        let shared: std::sync::Arc<str> = std::sync::Arc::from(chunk.text);
+        let document = |line: usize, content: Result<Parsed, ReadError>| Document {
+            index: chunk.index,
+            line,
+            content,
+            template: template.clone(),
+            text: shared.clone(),
+        };
         if chunk.text.len() > limits.max_document_bytes {
-            out.push(Document {
-                index: chunk.index,
-                line: first_line,
-                content: Err(ReadError {
+            out.push(document(
+                first_line,
+                Err(ReadError {
                     line: first_line,
                     column: 1,
                     message: format!(
@@ -89,30 +105,26 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
                         limits.max_document_bytes
                     ),
                 }),
-            });
+            ));
             continue;
         }
         if let Some(e) = unicode_break(chunk.text) {
-            out.push(Document {
-                index: chunk.index,
-                line: first_line,
-                content: Err(ReadError { line: first_line + e.line - 1, ..e }),
-            });
+            out.push(document(first_line, Err(ReadError { line: first_line + e.line - 1, ..e })));
             continue;
         }
         match parse_chunk(chunk.text, limits) {
-            Ok(Some((parsed, start))) => out.push(Document {
-                index: chunk.index,
-                line: first_line + start.saturating_sub(1),
-                content: Ok(Parsed {
+            Ok(Some((parsed, start))) => out.push(document(
+                first_line + start.saturating_sub(1),
+                Ok(Parsed {
                     value: parsed.value,
                     item_lines: parsed.item_lines.into_iter().map(|l| first_line + l - 1).collect(),
+                    first_line,
                 }),
-            }),
+            )),
             Ok(None) => {}
             Err(mut e) => {
                 e.line = first_line + e.line.saturating_sub(1);
-                out.push(Document { index: chunk.index, line: first_line, content: Err(e) });
+                out.push(document(first_line, Err(e)));
             }
         }
     }
@@ -159,6 +171,141 @@ fn unicode_break(text: &str) -> Option<ReadError> {
              write a newline, or the escape \\u{code:04X} inside a double-quoted string"
         ),
     })
+}
+
+/// `helm template` names the template each document comes from in a
+/// `# Source: CHART/templates/FILE` comment before it: the last such comment
+/// before the first line of content.
+fn helm_source(chunk: &str) -> Option<String> {
+    let mut found = None;
+    for line in chunk.lines() {
+        if is_separator(line) {
+            continue;
+        }
+        if !is_blank_or_comment(line) {
+            break;
+        }
+        if let Some(path) = line.trim().strip_prefix("# Source:") {
+            let path = path.trim();
+            if !path.is_empty() {
+                found = Some(path.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Where the node a JSON pointer names is written in a document's `text`: the
+/// 1-based line and column of its key, for a field of a mapping; of the item
+/// itself, for an item of a sequence; of the document's first node, for the
+/// empty pointer. A node that is not written there (a missing field, one a
+/// merge key brings in) is placed at the deepest ancestor that is. `None`
+/// when the text does not parse.
+pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    let target: Vec<String> = pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    /// The key a mapping's next value is under: `None` while a key is
+    /// expected, `Some(None)` for a key that is not a plain scalar.
+    type PendingKey = Option<Option<String>>;
+    /// A collection being read, and how much of the target its path matches.
+    struct Open {
+        /// Mapping: the key of the value being read (`Some(None)`: a key that is
+        /// not a plain scalar), `None` while a key is expected; and where the key is.
+        map: Option<(PendingKey, (usize, usize))>,
+        /// Sequence: the index of the next item.
+        next: usize,
+        /// Target segments its own path matches, when it is on the target's path.
+        depth: Option<usize>,
+        /// A collection used as a mapping key: nothing inside it counts.
+        in_key: bool,
+    }
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Open> = Vec::new();
+    let mut best: Option<(usize, usize)> = None;
+    // The parser places a block mapping after its first key: such a mapping
+    // is placed at that key instead, when it arrives.
+    let mut at_first_key = false;
+    let lines: Vec<&str> = text.lines().collect();
+    let is_flow = |(line, column): (usize, usize)| {
+        lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
+    };
+    loop {
+        let (event, mark) = parser.next_token().ok()?;
+        let here = (mark.line(), mark.col() + 1);
+        let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        match event {
+            Event::StreamEnd => break,
+            Event::SequenceEnd | Event::MappingEnd => {
+                let closed = stack.pop()?;
+                if let Some(parent) = stack.last_mut()
+                    && let Some((key, _)) = &mut parent.map
+                {
+                    // The collection was a key (its value follows), or a value (a key follows).
+                    *key = if closed.in_key { Some(None) } else { None };
+                }
+            }
+            Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                // A key of a mapping?
+                if let Some(parent) = stack.last_mut()
+                    && let Some((key, at)) = &mut parent.map
+                    && key.is_none()
+                {
+                    if collection {
+                        stack.push(Open { map: None, next: 0, depth: None, in_key: true });
+                        if let Event::MappingStart(..) = event {
+                            stack.last_mut()?.map = Some((None, here));
+                        }
+                    } else {
+                        let name = match event {
+                            Event::Scalar(text, ..) => Some(text),
+                            _ => None,
+                        };
+                        *key = Some(name);
+                        *at = here;
+                    }
+                    if std::mem::take(&mut at_first_key) {
+                        best = Some(here);
+                    }
+                    continue;
+                }
+                // A value: of the root, of a mapping's key, or a sequence's next item.
+                let (depth, in_key) = match stack.last_mut() {
+                    None => {
+                        if best.is_none() {
+                            best = Some(here);
+                            at_first_key = matches!(event, Event::MappingStart(..)) && !is_flow(here);
+                        }
+                        (Some(0), false)
+                    }
+                    Some(parent) => {
+                        let (segment, at) = match &mut parent.map {
+                            Some((key, at)) => (key.take().flatten(), *at),
+                            None => {
+                                parent.next += 1;
+                                (Some((parent.next - 1).to_string()), here)
+                            }
+                        };
+                        let depth = parent.depth.and_then(|d| {
+                            (target.get(d).is_some() && segment.as_deref() == target.get(d).map(String::as_str))
+                                .then_some(d + 1)
+                        });
+                        if depth.is_some() && !parent.in_key {
+                            best = Some(at);
+                            // A mapping item of a sequence: at its first key.
+                            at_first_key =
+                                parent.map.is_none() && matches!(event, Event::MappingStart(..)) && !is_flow(here);
+                        }
+                        (depth, parent.in_key)
+                    }
+                };
+                if collection {
+                    let map = matches!(event, Event::MappingStart(..)).then_some((None, here));
+                    stack.push(Open { map, next: 0, depth, in_key });
+                }
+            }
+            _ => {}
+        }
+    }
+    best
 }
 
 struct Chunk<'a> {

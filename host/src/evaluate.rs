@@ -161,13 +161,14 @@ pub fn evaluate(
         match outcome {
             Outcome::Violations(violations) => {
                 for v in violations {
+                    let source = resource.source_of(&v.path);
                     out.findings.push(Finding {
                         rule: policy.id().to_string(),
                         severity: policy.severity,
                         message: v.message,
                         path: v.path,
                         resource: ResourceRef::of(resource),
-                        source: resource.source.clone(),
+                        source,
                         exemption: None,
                         resource_index: r,
                     });

@@ -73,8 +73,9 @@ mod tests {
             kind: kind.into(),
             namespace: namespace.map(str::to_string),
             name: name.into(),
-            source: Source { file: "f".into(), document: 1, line: 1 },
+            source: Source::new("f", 1, 1),
             json: format!(r#"{{"kind":"{kind}","metadata":{{"name":"{name}"}}}}"#).into(),
+            written: None,
         }
     }
 

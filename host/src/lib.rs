@@ -25,6 +25,7 @@ pub mod evaluate;
 pub mod exceptions;
 pub mod export;
 pub mod findings;
+pub mod helm;
 pub mod images;
 pub mod input;
 pub mod inventory;

@@ -69,8 +69,24 @@ struct PolicyArgs {
 #[derive(clap::Args)]
 struct CheckArgs {
     /// Files or directories of manifests (.yaml, .yml, .json); `-` reads standard input.
-    #[arg(value_name = "PATH", required_unless_present = "explain_config")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["explain_config", "helm"])]
     paths: Vec<String>,
+    /// Render this Helm chart with `helm template` (the `helm` on PATH) and check
+    /// the output; every finding names its template.
+    #[arg(long, value_name = "CHART", conflicts_with = "pin")]
+    helm: Option<String>,
+    /// With --helm: a values file (repeatable, as helm's -f).
+    #[arg(long = "values", value_name = "FILE", requires = "helm")]
+    helm_values: Vec<PathBuf>,
+    /// With --helm: set a value (repeatable, as helm's --set).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "helm")]
+    helm_set: Vec<String>,
+    /// With --helm: the release name.
+    #[arg(long, value_name = "NAME", requires = "helm", default_value = "release")]
+    release: String,
+    /// With --helm: the namespace to render into.
+    #[arg(long, value_name = "NAMESPACE", requires = "helm")]
+    namespace: Option<String>,
     /// Print the effective configuration (rules, severities, settings, exceptions) and exit.
     #[arg(long)]
     explain_config: bool,
@@ -450,7 +466,22 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let mut texts = Vec::new();
-    let loaded = check::load_keeping(&args.paths, &Limits::default(), &mut |source, text| {
+    let rendered = match &args.helm {
+        Some(chart) => {
+            let chart = palisade::helm::Chart {
+                chart: chart.clone(),
+                release: args.release.clone(),
+                namespace: args.namespace.clone(),
+                values: args.helm_values.clone(),
+                set: args.helm_set.clone(),
+            };
+            // Helm's own errors stop the run: nothing was checked.
+            let text = palisade::helm::render(&chart).map_err(|e| anyhow::anyhow!("{}: {e}", chart.chart))?;
+            vec![(format!("helm template {}", chart.chart), Ok(text))]
+        }
+        None => Vec::new(),
+    };
+    let loaded = check::load_all(&args.paths, rendered, &Limits::default(), &mut |source, text| {
         if args.pin {
             texts.push((source.clone(), text.to_string()));
         }

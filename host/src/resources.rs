@@ -15,6 +15,28 @@ pub struct Source {
     pub document: usize,
     /// 1-based line.
     pub line: usize,
+    /// 1-based column, when the position is a field's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// The Helm template the document was rendered from (`# Source:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+impl Source {
+    pub fn new(file: &str, document: usize, line: usize) -> Source {
+        Source { file: file.to_string(), document, line, column: None, template: None }
+    }
+}
+
+/// Where an object is written: its document's text, and the pointer of the
+/// object within the document (`/items/3` for an item of a List).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub text: Arc<str>,
+    /// The line of the file the text starts on.
+    pub first_line: usize,
+    pub prefix: String,
 }
 
 /// One Kubernetes object to evaluate.
@@ -27,6 +49,25 @@ pub struct Resource {
     pub source: Source,
     /// The object as JSON, shared with the inventory.
     pub json: Arc<str>,
+    /// Where it is written, to place a finding on the line of its field.
+    pub written: Option<Written>,
+}
+
+impl Resource {
+    /// Where the field `path` (a JSON pointer into the object) is written: the
+    /// source with the line and column of that field, or of its deepest
+    /// ancestor that is written (see [`crate::documents::locate`]).
+    pub fn source_of(&self, path: &str) -> Source {
+        let Some(w) = &self.written else {
+            return self.source.clone();
+        };
+        match crate::documents::locate(&w.text, &format!("{}{path}", w.prefix)) {
+            Some((line, column)) => {
+                Source { line: w.first_line + line - 1, column: Some(column), ..self.source.clone() }
+            }
+            None => self.source.clone(),
+        }
+    }
 }
 
 /// A document or list item that is not a usable Kubernetes object.
@@ -39,13 +80,16 @@ pub struct ResourceError {
 /// Turn the documents of one file into resources.
 pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resource>, errors: &mut Vec<ResourceError>) {
     for doc in documents {
-        let source = Source { file: file.to_string(), document: doc.index, line: doc.line };
+        let source = Source { template: doc.template, ..Source::new(file, doc.index, doc.line) };
         match doc.content {
             Err(e) => errors.push(ResourceError {
                 source: Source { line: e.line, ..source },
                 message: format!("{} (column {})", e.message, e.column),
             }),
-            Ok(parsed) => from_value(parsed, source, out, errors),
+            Ok(parsed) => {
+                let written = Written { text: doc.text, first_line: parsed.first_line, prefix: String::new() };
+                from_value(parsed, source, written, out, errors)
+            }
         }
     }
 }
@@ -54,16 +98,22 @@ fn is_list(value: &Value) -> bool {
     value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && value.get("items").is_some()
 }
 
-fn from_value(parsed: Parsed, source: Source, out: &mut Vec<Resource>, errors: &mut Vec<ResourceError>) {
-    let Parsed { value, item_lines } = parsed;
+fn from_value(
+    parsed: Parsed,
+    source: Source,
+    written: Written,
+    out: &mut Vec<Resource>,
+    errors: &mut Vec<ResourceError>,
+) {
+    let Parsed { value, item_lines, .. } = parsed;
     if !is_list(&value) {
-        match resource(value, source.clone()) {
+        match resource(value, source.clone(), written) {
             Ok(r) => out.push(r),
             Err(message) => errors.push(ResourceError { source, message }),
         }
         return;
     }
-    expand_list(value, &item_lines, &source, "", out, errors);
+    expand_list(value, &item_lines, &source, &written, "", out, errors);
 }
 
 /// The items of a `List` (or `*List`), and of the lists among them, as
@@ -74,6 +124,7 @@ fn expand_list(
     value: Value,
     item_lines: &[usize],
     source: &Source,
+    written: &Written,
     within: &str,
     out: &mut Vec<Resource>,
     errors: &mut Vec<ResourceError>,
@@ -96,11 +147,12 @@ fn expand_list(
     for (i, item) in items.into_iter().enumerate() {
         let item_source = Source { line: if lines_match { item_lines[i] } else { source.line }, ..source.clone() };
         let label = format!("{within}item {} of the List: ", i + 1);
+        let item_written = Written { prefix: format!("{}/items/{i}", written.prefix), ..written.clone() };
         if is_list(&item) {
-            expand_list(item, &[], &item_source, &label, out, errors);
+            expand_list(item, &[], &item_source, &item_written, &label, out, errors);
             continue;
         }
-        match resource(item, item_source.clone()) {
+        match resource(item, item_source.clone(), item_written) {
             Ok(r) => out.push(r),
             Err(message) => errors.push(ResourceError { source: item_source, message: format!("{label}{message}") }),
         }
@@ -126,7 +178,7 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn resource(value: Value, source: Source) -> Result<Resource, String> {
+fn resource(value: Value, source: Source, written: Written) -> Result<Resource, String> {
     if !value.is_object() {
         return Err(format!("not a Kubernetes object: the document is {}", type_name(&value)));
     }
@@ -153,7 +205,7 @@ fn resource(value: Value, source: Source) -> Result<Resource, String> {
         }
     };
     let json: Arc<str> = serde_json::to_string(&value).map_err(|e| format!("cannot serialise the object: {e}"))?.into();
-    Ok(Resource { api_version, kind, namespace, name, source, json })
+    Ok(Resource { api_version, kind, namespace, name, source, json, written: Some(written) })
 }
 
 /// One DNS label's characters: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.

@@ -67,9 +67,9 @@ pub fn junit(report: &Report) -> String {
     }
     for f in &report.findings {
         let text = format!("[{}] {} at {} ({}:{})", f.severity, f.message, f.path, f.source.file, f.source.line);
-        if let Some(c) =
-            case(&mut suites, &index, (f.source.file.clone(), f.source.line, f.resource.label(), f.rule.clone()))
-        {
+        // Cases are the resources': a finding's own line is its field's.
+        let line = report.resources.get(f.resource_index).map_or(f.source.line, |r| r.source.line);
+        if let Some(c) = case(&mut suites, &index, (f.source.file.clone(), line, f.resource.label(), f.rule.clone())) {
             match &f.exemption {
                 None => c.failures.push(text),
                 Some(x) => c.exempted.push(format!("{text}; exempted: {}", x.reason)),

@@ -61,18 +61,23 @@ impl Paint {
 pub fn text(report: &Report, colour: bool) -> String {
     let paint = Paint(colour);
     let mut out = String::new();
-    let mut current: Option<(&crate::resources::Source, &crate::findings::ResourceRef)> = None;
+    let mut current: Option<(&str, usize, &crate::findings::ResourceRef)> = None;
     for f in &report.findings {
-        let key = (&f.source, &f.resource);
+        // One heading a resource, at its own line (and its Helm template);
+        // each finding then names the line of its field.
+        let line = report.resources.get(f.resource_index).map_or(f.source.line, |r| r.source.line);
+        let key = (f.source.file.as_str(), line, &f.resource);
         if current != Some(key) {
             if current.is_some() {
                 out.push('\n');
             }
+            let template = f.source.template.as_ref().map(|t| format!("  ({t})")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{}  {}",
-                paint.bold(&format!("{}:{}", f.source.file, f.source.line)),
-                f.resource.label()
+                "{}  {}{}",
+                paint.bold(&format!("{}:{line}", f.source.file)),
+                f.resource.label(),
+                paint.dim(&template)
             );
             current = Some(key);
         }
@@ -85,7 +90,7 @@ pub fn text(report: &Report, colour: bool) -> String {
             }
         }
         if !f.path.is_empty() {
-            let _ = writeln!(out, "            {}", paint.dim(&format!("at {}", f.path)));
+            let _ = writeln!(out, "            {}", paint.dim(&format!("at {} (line {})", f.path, f.source.line)));
         }
         if let Some(x) = &f.exemption {
             let until = x.expires.as_ref().map(|d| format!(", until {d}")).unwrap_or_default();

@@ -51,7 +51,9 @@ pub fn openreports(report: &Report) -> String {
     let mut groups: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
     let mut with_findings: std::collections::HashSet<(String, usize, String)> = Default::default();
     for f in &report.findings {
-        with_findings.insert((f.source.file.clone(), f.source.line, f.rule.clone()));
+        // Keyed by the resource's line: a finding's own line is its field's.
+        let line = report.resources.get(f.resource_index).map_or(f.source.line, |r| r.source.line);
+        with_findings.insert((f.source.file.clone(), line, f.rule.clone()));
         let mut v = match &f.exemption {
             None => result(&f.rule, &f.resource, "fail", Some(&f.message), Some(f.severity.as_str())),
             Some(x) => {

@@ -35,6 +35,15 @@ fn uri(file: &str) -> String {
     out
 }
 
+/// A finding's region: its field's line and column.
+fn region(source: &crate::resources::Source) -> Value {
+    let mut region = json!({"startLine": source.line.max(1)});
+    if let Some(column) = source.column {
+        region["startColumn"] = json!(column);
+    }
+    region
+}
+
 pub fn sarif(report: &Report, policies: &[ActivePolicy]) -> String {
     let rules: Vec<Value> = policies
         .iter()
@@ -72,14 +81,23 @@ pub fn sarif(report: &Report, policies: &[ActivePolicy]) -> String {
                 "message": {"text": format!("{} {}: {}", r.kind, r.name, f.message)},
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&f.source.file)},
-                        "region": {"startLine": f.source.line.max(1)},
+                        "artifactLocation": {"uri": uri(f.source.template.as_deref().unwrap_or(&f.source.file))},
+                        "region": region(&f.source),
                     },
                     "logicalLocations": [{"fullyQualifiedName": format!("{logical}{}", f.path), "kind": "object"}],
                 }],
                 "partialFingerprints": {"palisade/v1": format!("{}|{}|{}", f.rule, logical, f.path)},
                 "properties": {"severity": f.severity, "path": f.path, "document": f.source.document},
             });
+            if f.source.template.is_some() {
+                // The location is the chart's template; the line is the rendered
+                // output's, which is not the template's: kept as a property.
+                if let Some(location) = result["locations"][0]["physicalLocation"].as_object_mut() {
+                    location.remove("region");
+                }
+                result["properties"]["renderedFile"] = json!(f.source.file);
+                result["properties"]["renderedLine"] = json!(f.source.line);
+            }
             if let Some(i) = index(&f.rule) {
                 result["ruleIndex"] = json!(i);
             }
