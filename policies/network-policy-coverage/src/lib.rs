@@ -1,5 +1,7 @@
-//! Every workload is selected by a NetworkPolicy that covers ingress and one
-//! that covers egress, in its namespace.
+//! Every workload is selected, in its namespace, by a network policy that
+//! isolates it for ingress and by one that isolates it for egress: a
+//! Kubernetes NetworkPolicy, a CiliumNetworkPolicy or a
+//! CiliumClusterwideNetworkPolicy.
 //!
 //! Source: `NetworkPolicySpec` of `k8s.io/api/networking/v1`: `podSelector` is
 //! a required struct, so an absent or empty one selects every pod of the
@@ -10,70 +12,58 @@
 //! kube-score `pod-networkpolicy`. A policy that lists a direction in
 //! `policyTypes` without rules for it denies that traffic: the strictest
 //! isolation, which Palisade counts as coverage (Polaris does not).
+//!
+//! Cilium (`pkg/policy/api` `rule.go`, `selector.go`; the agent's translation in
+//! `pkg/k8s/apis/cilium.io/utils`; <https://docs.cilium.io/en/stable/security/policy/intro/>):
+//! a rule (`spec` or each of `specs`) isolates the pods its `endpointSelector`
+//! selects for a direction when it has rules of that direction (allow or deny)
+//! and does not set `enableDefaultDeny` to `false` for it. Selector keys may
+//! carry a source prefix (`k8s:`, `any:`); `io.kubernetes.pod.namespace`
+//! selects the namespace, `io.cilium.k8s.namespace.labels.*` its labels (from
+//! the Namespace object of the checked set), `io.cilium.k8s.policy.serviceaccount`
+//! the service account. A CiliumNetworkPolicy applies in its own namespace, a
+//! clusterwide one in every namespace. The reading lives in `palisade_sdk::cilium`.
 
-use palisade_sdk::inventory;
-use palisade_sdk::selector::LabelSelector;
+use palisade_sdk::cilium::{Direction, Endpoint, NamespaceInfo, PolicySet, READ_KINDS, WORKLOAD_KINDS};
 use palisade_sdk::{
     Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
 };
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
-#[derive(Deserialize, Default)]
-pub struct NetworkPolicy {
-    #[serde(default)]
-    metadata: palisade_sdk::pod::ObjectMeta,
-    #[serde(default)]
-    spec: Option<Spec>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Spec {
-    pod_selector: Option<LabelSelector>,
-    policy_types: Option<Vec<String>>,
-    egress: Option<Vec<IgnoredAny>>,
-}
-
-impl NetworkPolicy {
-    fn covers(&self, direction: &str) -> bool {
-        let spec = self.spec.as_ref();
-        match spec.and_then(|s| s.policy_types.as_ref()) {
-            Some(types) => types.iter().any(|t| t == direction),
-            None => direction == "Ingress" || spec.and_then(|s| s.egress.as_ref()).is_some_and(|e| !e.is_empty()),
-        }
-    }
-
-    fn selects(&self, w: &Workload) -> Result<bool, String> {
-        let selector = self.spec.as_ref().and_then(|s| s.pod_selector.clone()).unwrap_or_default();
-        selector.matches(&w.pod_meta.labels).map_err(|e| format!("NetworkPolicy {:?}: {e}", self.metadata.name))
-    }
-}
-
-pub const KINDS: [&str; 8] =
-    ["Pod", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
+pub const KINDS: [&str; 8] = WORKLOAD_KINDS;
 
 pub struct NetworkPolicyCoverage;
 
 impl NetworkPolicyCoverage {
-    pub fn check_with(w: &Workload, policies: &[NetworkPolicy]) -> Result<Vec<Violation>, String> {
-        let mut out = Vec::new();
-        for direction in ["Ingress", "Egress"] {
-            let mut covered = false;
-            for p in policies.iter().filter(|p| p.covers(direction)) {
-                if p.selects(w)? {
-                    covered = true;
-                    break;
+    /// Whether a policy of `policies` isolates the pods of `w` for `d`.
+    fn covered(d: Direction, w: &Workload, endpoint: &Endpoint, policies: &PolicySet) -> Result<bool, String> {
+        for p in policies.network_policies.iter().filter(|p| p.affects(d)) {
+            if p.selects(&w.pod_meta.labels)? {
+                return Ok(true);
+            }
+        }
+        for p in &policies.cilium {
+            for (_, rule) in p.rules() {
+                if rule.default_deny(d) && p.selects(rule, endpoint)? {
+                    return Ok(true);
                 }
             }
-            if !covered {
+        }
+        Ok(false)
+    }
+
+    pub fn check_with(w: &Workload, namespace: &NamespaceInfo, policies: &PolicySet) -> Result<Vec<Violation>, String> {
+        let endpoint = Endpoint::of(w, namespace);
+        let mut out = Vec::new();
+        for d in Direction::BOTH {
+            if !Self::covered(d, w, &endpoint, policies)? {
                 out.push(Violation::new(
                     format!(
-                        "no NetworkPolicy in namespace {} selects the pods of {} {:?} for {}",
-                        w.namespace().unwrap_or("(unset)"),
+                        "no NetworkPolicy or CiliumNetworkPolicy in namespace {}, nor CiliumClusterwideNetworkPolicy, \
+                         selects the pods of {} {:?} for {}",
+                        namespace.display(),
                         w.kind,
                         w.name(),
-                        direction.to_lowercase()
+                        d.field()
                     ),
                     format!("{}/labels", w.meta_path),
                 ));
@@ -89,22 +79,28 @@ impl PodRule for NetworkPolicyCoverage {
     fn metadata() -> Metadata {
         Metadata {
             id: "network-policy-coverage",
-            title: "Workloads must be isolated by NetworkPolicies for ingress and egress",
-            description: "Fails a workload whose pods no NetworkPolicy of the same namespace (in the \
-                          checked set) selects for ingress, or none for egress.",
+            title: "Workloads must be isolated by network policies for ingress and egress",
+            description: "Fails a workload whose pods no network policy of the checked set isolates for ingress, \
+                          or none for egress: a NetworkPolicy of the same namespace that selects them and affects \
+                          the direction, or a CiliumNetworkPolicy of the same namespace or \
+                          CiliumClusterwideNetworkPolicy whose endpointSelector selects them and that has rules \
+                          of the direction without enableDefaultDeny false for it.",
             rationale: "Pods accept traffic from, and send it to, anything in the cluster until a \
-                        NetworkPolicy selects them. Without isolation one compromised pod can reach \
+                        network policy selects them. Without isolation one compromised pod can reach \
                         every database and the cloud metadata service.",
             remediation: "Add a default-deny NetworkPolicy (podSelector: {}, policyTypes: [Ingress, \
-                          Egress]) to the namespace and policies that allow the flows each workload needs.",
+                          Egress]) to the namespace and policies that allow the flows each workload needs \
+                          (or the Cilium equivalents: endpointSelector: {} with ingress: [{}] and egress: [{}]).",
             severity: Severity::High,
             category: "Network",
             applies_to: &KINDS,
-            reads_kinds: &["NetworkPolicy"],
+            reads_kinds: &READ_KINDS,
             settings_schema: NO_SETTINGS_SCHEMA,
             references: &[
                 "https://kubernetes.io/docs/concepts/services-networking/network-policies/",
                 "https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/",
+                "https://docs.cilium.io/en/stable/security/policy/intro/",
+                "https://docs.cilium.io/en/stable/security/policy/language/",
             ],
             profiles: HARDENED,
         }
@@ -118,9 +114,10 @@ impl PodRule for NetworkPolicyCoverage {
         if w.kind == "PodTemplate" {
             return Vec::new();
         }
-        let objects = inventory::same_namespace("NetworkPolicy", w.namespace());
-        let result = inventory::parse_all::<NetworkPolicy>("NetworkPolicy", &objects)
-            .and_then(|policies| Self::check_with(w, &policies));
+        let result = NamespaceInfo::read(w.namespace()).and_then(|namespace| {
+            let policies = PolicySet::read(w.namespace())?;
+            Self::check_with(w, &namespace, &policies)
+        });
         result.unwrap_or_else(|e| {
             vec![Violation::new(format!("cannot decide coverage: {e}"), format!("{}/labels", w.meta_path))]
         })
@@ -174,5 +171,89 @@ mod tests {
         assert_eq!(directions(&[miss]).len(), 2);
         let not_in = r#"{"kind":"NetworkPolicy","metadata":{"name":"x","namespace":"shop"},"spec":{"podSelector":{"matchExpressions":[{"key":"app","operator":"NotIn","values":["web"]}]},"policyTypes":["Ingress"]}}"#;
         assert_eq!(directions(&[not_in]).len(), 2);
+    }
+
+    fn cnp(namespace: &str, spec: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"cilium.io/v2","kind":"CiliumNetworkPolicy","metadata":{{"name":"web","namespace":"{namespace}"}},"spec":{spec}}}"#
+        )
+    }
+
+    fn ccnp(spec: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy","metadata":{{"name":"c"}},"spec":{spec}}}"#
+        )
+    }
+
+    #[test]
+    fn cilium_network_policies_of_the_namespace() {
+        let both = cnp(
+            "shop",
+            r#"{"endpointSelector":{"matchLabels":{"app":"web"}},"ingress":[{"fromEndpoints":[{"matchLabels":{"app":"lb"}}]}],"egress":[{}]}"#,
+        );
+        assert!(directions(&[&both]).is_empty());
+        let prefixed = cnp(
+            "shop",
+            r#"{"endpointSelector":{"matchLabels":{"k8s:app":"web","any:tier":"front"}},"ingress":[{}],"egress":[{}]}"#,
+        );
+        assert!(directions(&[&prefixed]).is_empty());
+        let every_pod = cnp("shop", r#"{"endpointSelector":{},"ingressDeny":[{"fromEntities":["world"]}]}"#);
+        assert_eq!(directions(&[&every_pod]), ["egress"], "a deny rule puts the pods into default deny too");
+        let elsewhere = cnp("other", r#"{"endpointSelector":{},"ingress":[{}],"egress":[{}]}"#);
+        assert_eq!(directions(&[&elsewhere]).len(), 2);
+        let opted_out = cnp(
+            "shop",
+            r#"{"endpointSelector":{},"ingress":[{"fromEntities":["cluster"]}],"egress":[{"toEntities":["cluster"]}],"enableDefaultDeny":{"ingress":false,"egress":false}}"#,
+        );
+        assert_eq!(directions(&[&opted_out]).len(), 2, "enableDefaultDeny: false isolates nothing");
+        let other_pods =
+            cnp("shop", r#"{"endpointSelector":{"matchLabels":{"app":"db"}},"ingress":[{}],"egress":[{}]}"#);
+        assert_eq!(directions(&[&other_pods]).len(), 2);
+        let no_rules = cnp("shop", r#"{"endpointSelector":{},"enableDefaultDeny":{"ingress":true,"egress":true}}"#);
+        assert_eq!(directions(&[&no_rules]).len(), 2, "a rule without ingress or egress has no effect");
+        let specs = r#"{"apiVersion":"cilium.io/v2","kind":"CiliumNetworkPolicy","metadata":{"name":"s","namespace":"shop"},
+            "specs":[{"endpointSelector":{"matchLabels":{"app":"web"}},"egress":[{}]},
+                     {"endpointSelector":{"matchLabels":{"io.cilium.k8s.policy.serviceaccount":"default"}},"ingress":[{}]}]}"#;
+        assert!(directions(&[specs]).is_empty(), "specs and the default service account");
+    }
+
+    #[test]
+    fn cilium_clusterwide_policies() {
+        let here = ccnp(
+            r#"{"endpointSelector":{"matchLabels":{"k8s:io.kubernetes.pod.namespace":"shop","app":"web"}},"ingress":[{}],"egress":[{}]}"#,
+        );
+        assert!(directions(&[&here]).is_empty());
+        let there = ccnp(
+            r#"{"endpointSelector":{"matchLabels":{"io.kubernetes.pod.namespace":"other"}},"ingress":[{}],"egress":[{}]}"#,
+        );
+        assert_eq!(directions(&[&there]).len(), 2);
+        let everywhere = ccnp(
+            r#"{"endpointSelector":{"matchExpressions":[{"key":"io.kubernetes.pod.namespace","operator":"NotIn","values":["kube-system"]}]},"egress":[{}]}"#,
+        );
+        assert_eq!(directions(&[&everywhere]), ["ingress"]);
+        let by_team = ccnp(
+            r#"{"endpointSelector":{"matchLabels":{"io.cilium.k8s.namespace.labels.team":"payments"}},"ingress":[{}],"egress":[{}]}"#,
+        );
+        assert_eq!(directions(&[&by_team]).len(), 2, "no Namespace object, no namespace labels");
+        let shop = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"team":"payments"}}}"#;
+        assert!(directions(&[&by_team, shop]).is_empty());
+        let hosts = ccnp(r#"{"nodeSelector":{},"ingress":[{}],"egress":[{}]}"#);
+        assert_eq!(directions(&[&hosts]).len(), 2);
+    }
+
+    #[test]
+    fn unreadable_cilium_policies_are_reported() {
+        let bad = cnp(
+            "shop",
+            r#"{"endpointSelector":{"matchExpressions":[{"key":"app","operator":"Equals","values":["web"]}]},"ingress":[{}]}"#,
+        );
+        testing::set(&[&bad]);
+        let v = check_pod(NetworkPolicyCoverage, DEPLOY).unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.starts_with("cannot decide coverage: CiliumNetworkPolicy \"web\": unknown selector operator"),
+            "{}",
+            v[0].message
+        );
     }
 }

@@ -24,13 +24,17 @@ pub use wit_bindgen as __wit_bindgen;
 extern crate self as palisade_sdk;
 
 pub mod attest;
+pub mod cilium;
+pub mod credentials;
 pub mod image;
 pub mod images;
 pub mod inventory;
+pub mod istio;
 pub mod json_path;
 pub mod objects;
 pub mod pod;
 pub mod pss;
+pub mod rbac;
 mod rule;
 pub mod selector;
 pub mod workload;
