@@ -7,6 +7,12 @@
 //! (RFC 6125 section 6.4.3: the wildcard stands for one whole left-most label).
 //! A rule without a host matches every host name and names none to certify;
 //! it needs only `spec.tls` to exist (as Polaris' `tlsSettingsMissing` reads it).
+//!
+//! A TLS entry without `hosts` covers every host: the `IngressTLS.hosts` API
+//! documentation says the list "Defaults to the wildcard host setting for the
+//! loadbalancer controller fulfilling this Ingress, if left unspecified". An
+//! empty list counts as unspecified: the field is `omitempty`, so the API
+//! server stores `hosts: []` as absent.
 
 use palisade_sdk::inventory::Header;
 use palisade_sdk::{
@@ -29,6 +35,16 @@ struct Spec {
 #[derive(Deserialize, Default)]
 struct Tls {
     hosts: Option<Vec<String>>,
+}
+
+impl Tls {
+    /// Whether this entry covers `host`: every host when it lists none.
+    fn covers(&self, host: &str) -> bool {
+        match self.hosts.as_deref() {
+            None | Some([]) => true,
+            Some(hosts) => hosts.iter().any(|p| covers(p, host)),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -57,7 +73,8 @@ impl Rule for IngressTls {
             id: "ingress-tls",
             title: "Ingresses must terminate TLS for every host",
             description: "Fails an Ingress without spec.tls, and every host of spec.rules that no \
-                          spec.tls[].hosts entry covers (exact name or a single-label wildcard).",
+                          spec.tls[].hosts entry covers (exact name or a single-label wildcard). A \
+                          spec.tls entry without hosts covers every host.",
             rationale: "Traffic to a host without TLS crosses the network in clear text: credentials, \
                         session cookies and personal data can be read and altered in transit, which \
                         regulated environments forbid outright.",
@@ -97,7 +114,7 @@ impl Rule for IngressTls {
         let mut out = Vec::new();
         for (i, rule) in spec.rules.unwrap_or_default().iter().enumerate() {
             let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) else { continue };
-            if !tls.iter().any(|t| t.hosts.iter().flatten().any(|p| covers(p, host))) {
+            if !tls.iter().any(|t| t.covers(host)) {
                 out.push(Violation::new(
                     format!("host {host:?} is not covered by any spec.tls entry"),
                     format!("/spec/rules/{i}/host"),
@@ -140,5 +157,22 @@ mod tests {
         );
         assert!(eval(r#"{"tls":[{"secretName":"default"}],"rules":[{}]}"#).is_empty());
         assert!(eval(r#"{"tls":[{"hosts":["example.com"]}],"rules":[{"http":{}}]}"#).is_empty());
+    }
+
+    #[test]
+    fn a_tls_entry_without_hosts_covers_every_host() {
+        let rules = r#""rules":[{"host":"a.example.com"},{"host":"b.other.org"},{}]"#;
+        assert!(eval(&format!(r#"{{"tls":[{{"secretName":"wildcard"}}],{rules}}}"#)).is_empty());
+        assert!(eval(&format!(r#"{{"tls":[{{"hosts":null,"secretName":"wildcard"}}],{rules}}}"#)).is_empty());
+        assert!(eval(&format!(r#"{{"tls":[{{"hosts":[],"secretName":"wildcard"}}],{rules}}}"#)).is_empty());
+        assert!(
+            eval(&format!(r#"{{"tls":[{{"hosts":["a.example.com"]}},{{"secretName":"default"}}],{rules}}}"#))
+                .is_empty()
+        );
+        assert_eq!(
+            eval(&format!(r#"{{"tls":[{{"hosts":["a.example.com"],"secretName":"a"}}],{rules}}}"#)),
+            ["/spec/rules/1/host"],
+            "an entry that lists hosts covers only those"
+        );
     }
 }

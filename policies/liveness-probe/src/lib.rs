@@ -5,7 +5,9 @@
 //! (<https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/>);
 //! kube-score `pod-probes` (which also reports identical liveness and
 //! readiness probes), Polaris `livenessProbeMissing`. Jobs, CronJobs and pods
-//! that run to completion are exempt.
+//! that run to completion are exempt. Ephemeral containers are never
+//! reported: the API forbids probes on them ("Probes are not allowed for
+//! ephemeral containers", `EphemeralContainerCommon` in `k8s.io/api/core/v1`).
 
 use palisade_sdk::{
     ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
@@ -94,5 +96,16 @@ mod tests {
         );
         let pod = r#"{"kind":"Pod","spec":{"restartPolicy":"OnFailure","containers":[{"name":"x"}]}}"#;
         assert!(check_pod(LivenessProbe, pod).unwrap().is_empty(), "a run-to-completion pod is exempt");
+    }
+
+    #[test]
+    fn ephemeral_containers_are_not_reported() {
+        let v = check_pod(
+            LivenessProbe,
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","livenessProbe":{"tcpSocket":{"port":80}}}],
+               "ephemeralContainers":[{"name":"debug","targetContainerName":"a"}]}}"#,
+        )
+        .unwrap();
+        assert!(v.is_empty(), "{v:?}");
     }
 }

@@ -78,4 +78,16 @@ mod tests {
         assert!(check_json::<AllowPrivilegeEscalation>(&win, "v1.25", Level::Restricted).is_empty());
         assert_eq!(check_json::<AllowPrivilegeEscalation>(&win, "v1.24", Level::Restricted).len(), 1);
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<AllowPrivilegeEscalation>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","securityContext":{"allowPrivilegeEscalation":false}}],
+               "ephemeralContainers":[{"name":"debug"}]}}"#,
+            "latest",
+            Level::Restricted,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/allowPrivilegeEscalation"]);
+    }
 }

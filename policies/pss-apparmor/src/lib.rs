@@ -113,4 +113,16 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<AppArmor>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"appArmorProfile":{"type":"Unconfined"}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/appArmorProfile/type"]);
+    }
 }

@@ -104,4 +104,16 @@ mod tests {
         assert!(check_json::<CapabilitiesBaseline>(POD, "v1.22", Level::Restricted).is_empty());
         assert_eq!(check_json::<CapabilitiesBaseline>(POD, "v1.21", Level::Restricted).len(), 2);
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<CapabilitiesBaseline>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"capabilities":{"add":["SYS_PTRACE"]}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/capabilities/add/0"]);
+    }
 }

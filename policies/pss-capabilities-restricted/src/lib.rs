@@ -99,4 +99,16 @@ mod tests {
         assert_eq!(check_json::<CapabilitiesRestricted>(pod, "v1.24", Level::Restricted).len(), 1);
         assert!(check_json::<CapabilitiesRestricted>(pod, "v1.25", Level::Restricted).is_empty());
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<CapabilitiesRestricted>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","securityContext":{"capabilities":{"drop":["ALL"]}}}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"capabilities":{"drop":["ALL"],"add":["SYS_PTRACE"]}}}]}}"#,
+            "latest",
+            Level::Restricted,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/capabilities/add/0"]);
+    }
 }

@@ -61,4 +61,16 @@ mod tests {
         assert_eq!(v[0].path, "/spec/containers/0/ports/1/hostPort");
         assert_eq!(v[0].message, "hostPort (container \"a\" uses hostPort 8081)");
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<HostPorts>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","ports":[{"containerPort":80,"hostPort":80}]}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/ports/0/hostPort"]);
+    }
 }

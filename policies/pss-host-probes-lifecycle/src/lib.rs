@@ -91,4 +91,16 @@ mod tests {
         );
         assert!(check_json::<HostProbesLifecycle>(POD, "v1.33", Level::Baseline).is_empty());
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<HostProbesLifecycle>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","lifecycle":{"postStart":{"httpGet":{"host":"169.254.169.254","port":80}}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/lifecycle/postStart/httpGet/host"]);
+    }
 }

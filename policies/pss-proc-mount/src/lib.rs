@@ -2,9 +2,10 @@
 //!
 //! Source of truth: `k8s.io/pod-security-admission/policy/check_procMount_baseline.go`
 //! and `check_procMount_restricted.go`: `securityContext.procMount` of every
-//! container must be unset or `Default`. From v1.35 the baseline level allows
-//! any value in a pod that runs in a user namespace (`spec.hostUsers: false`);
-//! the restricted level does not (upstream's `procMount_restricted`, v1.35).
+//! init, regular and ephemeral container must be unset or `Default`. From
+//! v1.35 the baseline level allows any value in a pod that runs in a user
+//! namespace (`spec.hostUsers: false`, `procMount1_35baseline`); the
+//! restricted level does not (upstream's `procMount_restricted`, v1.35).
 //! Evaluated with `level: restricted` (as the restricted profile does) this rule
 //! therefore never applies the user-namespace relaxation.
 
@@ -35,8 +36,7 @@ impl Control for ProcMount {
     }
 
     fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
-        let user_namespace = w.spec.host_users == Some(false);
-        if settings.level == Level::Baseline && settings.version.at_least(35) && user_namespace {
+        if settings.level == Level::Baseline && settings.relaxes_user_namespace(w) {
             return Vec::new();
         }
         w.containers()
@@ -75,5 +75,17 @@ mod tests {
         let v = check_json::<ProcMount>(&host, "latest", Level::Baseline);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/0/securityContext/procMount");
+    }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<ProcMount>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"procMount":"Unmasked"}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/procMount"]);
     }
 }

@@ -1,13 +1,16 @@
 //! Pod Security Standards, restricted: run as non-root.
 //!
 //! Source of truth: `k8s.io/pod-security-admission/policy/check_runAsNonRoot.go`
-//! (version 1.0): the pod or every container must set
+//! (versions 1.0 and 1.35): the pod or every container must set
 //! `securityContext.runAsNonRoot: true`, and none may set it to false. A
-//! container inherits the pod's `true` unless it sets its own value.
+//! container inherits the pod's `true` unless it sets its own value. Upstream
+//! visits init, regular and ephemeral containers alike (`visitContainers`).
 //!
-//! Upstream relaxes this check for user-namespaced pods only when the
-//! administrator opts in (`RelaxPolicyForUserNamespacePods`, off by default);
-//! Palisade evaluates the default, unrelaxed policy.
+//! From version 1.35 a pod in a user namespace (`spec.hostUsers: false`) is
+//! allowed whatever it sets (`runAsNonRoot1_35`, KEP-127): its root is not
+//! the node's. Before 1.35 that relaxation needed the alpha, off-by-default
+//! `UserNamespacesPodSecurityStandards` feature gate, removed in Kubernetes
+//! 1.35, so earlier versions are evaluated without it (`runAsNonRoot_1_0`).
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
 use palisade_sdk::{Metadata, Severity, Violation, Workload};
@@ -20,11 +23,13 @@ impl Control for RunAsNonRoot {
             "pss-run-as-non-root",
             "Containers must run as non-root",
             "Fails a pod that sets securityContext.runAsNonRoot: false on the pod or a container, \
-             or where a container runs without runAsNonRoot: true from itself or the pod.",
+             or where a container runs without runAsNonRoot: true from itself or the pod. From \
+             v1.35 a pod with spec.hostUsers: false (a user namespace) passes.",
             "A process running as root in a container is root on the node once it escapes, and \
              can modify the container's own file system and tools.",
             "Set spec.securityContext.runAsNonRoot: true (and a non-zero runAsUser, or an image \
-             whose USER is numeric and non-zero).",
+             whose USER is numeric and non-zero), or run the pod in a user namespace with \
+             spec.hostUsers: false.",
             Severity::High,
             Level::Restricted,
             &[
@@ -34,7 +39,10 @@ impl Control for RunAsNonRoot {
         )
     }
 
-    fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
+    fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
+        if settings.relaxes_user_namespace(w) {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         let pod = w.spec.security_context.as_ref().and_then(|s| s.run_as_non_root);
         if pod == Some(false) {
@@ -91,5 +99,30 @@ mod tests {
         );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/0/securityContext/runAsNonRoot");
+    }
+
+    #[test]
+    fn user_namespace_pods_pass_from_1_35() {
+        let pod = r#"{"kind":"Pod","spec":{"hostUsers":false,"securityContext":{"runAsNonRoot":false},"containers":[{"name":"a"}]}}"#;
+        assert!(check_json::<RunAsNonRoot>(pod, "v1.35", Level::Restricted).is_empty());
+        assert!(check_json::<RunAsNonRoot>(pod, "latest", Level::Restricted).is_empty());
+        assert_eq!(check_json::<RunAsNonRoot>(pod, "v1.34", Level::Restricted).len(), 2);
+        let host = pod.replace(r#""hostUsers":false"#, r#""hostUsers":true"#);
+        assert_eq!(check_json::<RunAsNonRoot>(&host, "latest", Level::Restricted).len(), 2);
+        let unset = pod.replace(r#""hostUsers":false,"#, "");
+        assert_eq!(check_json::<RunAsNonRoot>(&unset, "latest", Level::Restricted).len(), 2);
+    }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<RunAsNonRoot>(
+            r#"{"kind":"Pod","spec":{"securityContext":{"runAsNonRoot":true},"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"runAsNonRoot":false}}]}}"#,
+            "latest",
+            Level::Restricted,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/runAsNonRoot"]);
+        assert!(v[0].message.contains("container \"debug\""), "{}", v[0].message);
     }
 }

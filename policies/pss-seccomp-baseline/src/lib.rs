@@ -102,4 +102,16 @@ mod tests {
         assert!(check_json::<SeccompBaseline>(FIELD, "latest", Level::Restricted).is_empty());
         assert_eq!(check_json::<SeccompBaseline>(ANNOTATED, "v1.18", Level::Restricted).len(), 1);
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<SeccompBaseline>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"seccompProfile":{"type":"Unconfined"}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/seccompProfile/type"]);
+    }
 }

@@ -103,4 +103,16 @@ mod tests {
         assert_eq!(check_json::<SeccompRestricted>(pod, "v1.24", Level::Restricted).len(), 1);
         assert!(check_json::<SeccompRestricted>(pod, "v1.18", Level::Restricted).is_empty());
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<SeccompRestricted>(
+            r#"{"kind":"Pod","spec":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"seccompProfile":{"type":"Unconfined"}}}]}}"#,
+            "latest",
+            Level::Restricted,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/seccompProfile/type"]);
+    }
 }

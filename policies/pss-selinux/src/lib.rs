@@ -106,4 +106,16 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].message.contains("user may not be set; role may not be set"), "{}", v[0].message);
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<SeLinux>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"seLinuxOptions":{"type":"spc_t"}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/seLinuxOptions"]);
+    }
 }

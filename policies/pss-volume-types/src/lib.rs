@@ -2,7 +2,12 @@
 //!
 //! Source of truth: `k8s.io/pod-security-admission/policy/check_restrictedVolumes.go`
 //! (version 1.0): every volume must be one of configMap, csi, downwardAPI,
-//! emptyDir, ephemeral, persistentVolumeClaim, projected or secret.
+//! emptyDir, ephemeral, image, persistentVolumeClaim, projected or secret.
+//!
+//! `image` (an OCI image or artifact mounted read-only, `ImageVolumeSource`)
+//! was added to the allowed list in Kubernetes 1.33 inside the version 1.0
+//! check, not as a new version: upstream allows it at every policy version,
+//! and so does this rule. The upstream fixtures do not exercise it.
 //!
 //! A volume that sets no source at all is allowed: the API server defaults it
 //! to `emptyDir` before admission (`SetDefaults_Volume` in `k8s.io/kubernetes/pkg/apis/core/v1`),
@@ -13,8 +18,17 @@
 use palisade_sdk::pss::{self, Control, Level, Settings};
 use palisade_sdk::{Metadata, Severity, Violation, Workload};
 
-const ALLOWED: [&str; 8] =
-    ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+const ALLOWED: [&str; 9] = [
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
 
 pub struct VolumeTypes;
 
@@ -24,7 +38,7 @@ impl Control for VolumeTypes {
             "pss-volume-types",
             "Only core volume types may be used",
             "Fails a pod with a volume that is not a configMap, csi, downwardAPI, emptyDir, \
-             ephemeral, persistentVolumeClaim, projected or secret volume.",
+             ephemeral, image, persistentVolumeClaim, projected or secret volume.",
             "Other volume types (hostPath, nfs, iscsi, cephfs, gitRepo, in-tree cloud disks...) \
              reach the node or external storage directly, bypassing the storage policies a \
              PersistentVolumeClaim is subject to.",
@@ -79,5 +93,13 @@ mod tests {
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/spec/volumes/2/nfs", "/spec/volumes/4/gitRepo"]);
         assert_eq!(v[0].message, "restricted volume types (volume \"c\" uses restricted volume type \"nfs\")");
+    }
+
+    #[test]
+    fn image_volumes_are_allowed_at_every_version() {
+        let pod = r#"{"kind":"Pod","spec":{"volumes":[{"name":"models","image":{"reference":"registry.example/models:v1","pullPolicy":"IfNotPresent"}}]}}"#;
+        for version in ["v1.0", "v1.32", "v1.33", "latest"] {
+            assert!(check_json::<VolumeTypes>(pod, version, Level::Restricted).is_empty(), "{version}");
+        }
     }
 }

@@ -84,4 +84,16 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let v = check_json::<WindowsHostProcess>(
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a"}],
+               "ephemeralContainers":[{"name":"debug","securityContext":{"windowsOptions":{"hostProcess":true}}}]}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/windowsOptions/hostProcess"]);
+    }
 }

@@ -2,13 +2,14 @@
 //!
 //! Source: the Kubernetes API field `SecurityContext.readOnlyRootFilesystem`
 //! (`k8s.io/api/core/v1`); kube-score `container-security-context-readonlyrootfilesystem`,
-//! Polaris `readOnlyRootFilesystem`, Kyverno `require-ro-rootfs`. Init and
-//! regular containers are checked; ephemeral containers are debugging tools
-//! added at run time, not part of a manifest's hardening.
+//! Polaris `readOnlyRootFilesystem`, Kyverno `require-ro-rootfs`. Init,
+//! regular and ephemeral containers are checked: the API lets an ephemeral
+//! container set its own `securityContext` (`EphemeralContainerCommon`), and a
+//! debugging container with a writable root is as good a place to stage tools
+//! as any other.
 
 use palisade_sdk::{
-    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
-    Violation, Workload,
+    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
 };
 
 pub struct ReadOnlyRootFilesystem;
@@ -20,7 +21,7 @@ impl PodRule for ReadOnlyRootFilesystem {
         Metadata {
             id: "read-only-root-filesystem",
             title: "Containers must use a read-only root file system",
-            description: "Fails a pod with an init or regular container that does not set \
+            description: "Fails a pod with an init, regular or ephemeral container that does not set \
                           securityContext.readOnlyRootFilesystem to true.",
             rationale: "A writable root file system lets an intruder drop tools and binaries, alter \
                         the application and persist across process restarts. Read-only roots make \
@@ -46,7 +47,6 @@ impl PodRule for ReadOnlyRootFilesystem {
 
     fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
         w.containers()
-            .filter(|c| c.kind != ContainerKind::Ephemeral)
             .filter(|c| c.container.security_context.as_ref().and_then(|s| s.read_only_root_filesystem) != Some(true))
             .map(|c| {
                 Violation::new(
@@ -80,8 +80,24 @@ mod tests {
             paths,
             [
                 "/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem",
-                "/spec/template/spec/containers/1/securityContext/readOnlyRootFilesystem"
+                "/spec/template/spec/containers/1/securityContext/readOnlyRootFilesystem",
+                "/spec/template/spec/ephemeralContainers/0/securityContext/readOnlyRootFilesystem"
             ]
         );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_checked() {
+        let pod = |ro: &str| {
+            format!(
+                r#"{{"kind":"Pod","spec":{{"containers":[{{"name":"a","securityContext":{{"readOnlyRootFilesystem":true}}}}],
+                   "ephemeralContainers":[{{"name":"debug","targetContainerName":"a","securityContext":{{{ro}}}}}]}}}}"#
+            )
+        };
+        let v = check_pod(ReadOnlyRootFilesystem, &pod("")).unwrap();
+        let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/readOnlyRootFilesystem"]);
+        assert_eq!(v[0].message, "container \"debug\" does not set securityContext.readOnlyRootFilesystem=true");
+        assert!(check_pod(ReadOnlyRootFilesystem, &pod(r#""readOnlyRootFilesystem":true"#)).unwrap().is_empty());
     }
 }

@@ -3,9 +3,11 @@
 //! Source: `Container.readinessProbe` in `k8s.io/api/core/v1`; without one a
 //! container is considered ready as soon as it starts
 //! (<https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/>).
-//! kube-score `pod-probes`, Polaris `readinessProbeMissing`. Init and ephemeral
-//! containers cannot have one; Jobs, CronJobs and pods that run to completion
-//! are exempt.
+//! kube-score `pod-probes`, Polaris `readinessProbeMissing`. Only regular
+//! containers are checked: ephemeral containers cannot have one ("Probes are
+//! not allowed for ephemeral containers", `EphemeralContainerCommon` in
+//! `k8s.io/api/core/v1`), nor can init containers other than sidecars; Jobs,
+//! CronJobs and pods that run to completion are exempt.
 //!
 //! Deliberate differences (see `tests/peer_suites.rs`): kube-score grades
 //! probes only for pods a Service targets; Kyverno's `require-probes` accepts
@@ -80,5 +82,16 @@ mod tests {
         let cron =
             format!(r#"{{"kind":"CronJob","spec":{{"jobTemplate":{{"spec":{{"template":{{"spec":{spec}}}}}}}}}}}"#);
         assert!(check_pod(ReadinessProbe, &cron).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ephemeral_containers_are_not_reported() {
+        let v = check_pod(
+            ReadinessProbe,
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","readinessProbe":{"tcpSocket":{"port":80}}}],
+               "ephemeralContainers":[{"name":"debug","targetContainerName":"a"}]}}"#,
+        )
+        .unwrap();
+        assert!(v.is_empty(), "{v:?}");
     }
 }

@@ -4,7 +4,10 @@
 //! Source: `ResourceRequirements.limits` in `k8s.io/api/core/v1`
 //! (<https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>);
 //! kube-score `container-resources`, Polaris `cpuLimitsMissing` and
-//! `memoryLimitsMissing`. Init and regular containers.
+//! `memoryLimitsMissing`. Init and regular containers: ephemeral containers
+//! may not set `resources` ("Resources are not allowed for ephemeral
+//! containers", `EphemeralContainerCommon` in `k8s.io/api/core/v1`), so they
+//! are never reported.
 
 use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;
@@ -95,5 +98,17 @@ mod tests {
         let rule = configure_pod::<ResourceLimits>(r#"{"requireCpuLimit":false}"#).unwrap();
         assert!(check_pod(rule, POD).unwrap().is_empty());
         assert!(configure_pod::<ResourceLimits>(r#"{"requireCpuLimit":"no"}"#).is_err());
+    }
+
+    #[test]
+    fn ephemeral_containers_are_not_reported() {
+        let rule = configure_pod::<ResourceLimits>("{}").unwrap();
+        let v = check_pod(
+            rule,
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","resources":{"limits":{"cpu":"1","memory":"64Mi"}}}],
+               "ephemeralContainers":[{"name":"debug","targetContainerName":"a"}]}}"#,
+        )
+        .unwrap();
+        assert!(v.is_empty(), "{v:?}");
     }
 }

@@ -4,8 +4,11 @@
 //! scheduler places pods by their requests
 //! (<https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/>).
 //! kube-score `container-resources`, Polaris `cpuRequestsMissing` and
-//! `memoryRequestsMissing`. Init and regular containers (ephemeral containers
-//! may not set resources).
+//! `memoryRequestsMissing`. Init and regular containers: ephemeral containers
+//! may not set `resources` ("Resources are not allowed for ephemeral
+//! containers. Ephemeral containers use spare resources already allocated to
+//! the pod.", `EphemeralContainerCommon` in `k8s.io/api/core/v1`), so they are
+//! never reported.
 
 use palisade_sdk::{
     ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
@@ -85,5 +88,16 @@ mod tests {
                 "/spec/containers/2/resources/requests/memory"
             ]
         );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_not_reported() {
+        let v = check_pod(
+            ResourceRequests,
+            r#"{"kind":"Pod","spec":{"containers":[{"name":"a","resources":{"requests":{"cpu":"100m","memory":"64Mi"}}}],
+               "ephemeralContainers":[{"name":"debug","targetContainerName":"a"}]}}"#,
+        )
+        .unwrap();
+        assert!(v.is_empty(), "{v:?}");
     }
 }

@@ -5,6 +5,12 @@
 //! `policy/helpers.go`, `api/helpers.go`). A check has versions, each with a
 //! minimum policy version; evaluating at version V runs the newest check
 //! version whose minimum is at most V. `latest` is the newest of all.
+//!
+//! Container-level controls visit init, regular and ephemeral containers, as
+//! upstream's `visitContainers` (`policy/visitor.go`) does, through
+//! [`crate::Workload::containers`]; fields the API forbids on ephemeral
+//! containers (ports, probes, lifecycle) are still read there, as upstream
+//! reads them.
 
 use serde::Deserialize;
 
@@ -42,6 +48,23 @@ impl Version {
     }
 }
 
+/// The policy version from which upstream relaxes checks for pods in a user
+/// namespace: `runAsNonRoot` and `runAsUser` (restricted) and the baseline
+/// `procMount` check each gained a 1.35 version that allows such a pod
+/// (`policy/check_runAsNonRoot.go`, `check_runAsUser.go`,
+/// `check_procMount_baseline.go`). Before 1.35 the relaxation hung on the
+/// alpha, off-by-default `UserNamespacesPodSecurityStandards` feature gate,
+/// which Kubernetes 1.35 removed: earlier policy versions are evaluated
+/// without it, as that gate's default left them.
+pub const USER_NAMESPACE_RELAXATION: u32 = 35;
+
+/// Upstream's `relaxPolicyForUserNamespacePod` (`policy/helpers.go`): the pod
+/// sets `spec.hostUsers: false`, so it runs in a user namespace. Unset means
+/// the host's user namespace.
+pub fn in_user_namespace(w: &crate::Workload) -> bool {
+    w.spec.host_users == Some(false)
+}
+
 /// The Pod Security Standards level a rule is evaluated at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +92,14 @@ fn latest() -> String {
 pub struct Settings {
     pub version: Version,
     pub level: Level,
+}
+
+impl Settings {
+    /// Whether upstream's user-namespace relaxation applies to `w` at this
+    /// version: from policy version 1.35, a pod with `spec.hostUsers: false`.
+    pub fn relaxes_user_namespace(&self, w: &crate::Workload) -> bool {
+        self.version.at_least(USER_NAMESPACE_RELAXATION) && in_user_namespace(w)
+    }
 }
 
 impl<'de> Deserialize<'de> for Settings {
@@ -238,6 +269,24 @@ mod tests {
         let e = parse(r#"{"level":"privileged"}"#).unwrap_err();
         assert!(e.message.contains("privileged"), "{e:?}");
         assert!(parse("[]").is_err());
+    }
+
+    #[test]
+    fn user_namespace_relaxation_needs_host_users_false_and_1_35() {
+        let pod = |host_users: &str| {
+            let json = format!(r#"{{"kind":"Pod","spec":{{{host_users}"containers":[{{"name":"a"}}]}}}}"#);
+            crate::Workload::from_json(&json).unwrap().unwrap()
+        };
+        let at = |version: &str| Settings { version: Version::parse(version).unwrap(), level: Level::Restricted };
+        let userns = pod(r#""hostUsers":false,"#);
+        assert!(in_user_namespace(&userns));
+        assert!(at("v1.35").relaxes_user_namespace(&userns));
+        assert!(at("latest").relaxes_user_namespace(&userns));
+        assert!(!at("v1.34").relaxes_user_namespace(&userns));
+        for other in [pod(r#""hostUsers":true,"#), pod(""), pod(r#""hostUsers":null,"#)] {
+            assert!(!in_user_namespace(&other));
+            assert!(!at("latest").relaxes_user_namespace(&other));
+        }
     }
 
     #[test]
