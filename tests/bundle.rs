@@ -171,7 +171,7 @@ fn default_bundle_round_trip_gives_the_builtin_findings() {
     assert_eq!(inspect["annotations"]["io.palisade.bundle.name"], "hardened");
     assert_eq!(inspect["annotations"]["io.palisade.contract"], "palisade:policy@0.3.1");
     let policies = inspect["policies"].as_array().unwrap();
-    assert_eq!(policies.len(), 42);
+    assert_eq!(policies.len(), 51);
     for p in policies {
         assert_eq!(p["version"], "1.0.0");
         assert!(p["exports"].as_array().unwrap().iter().any(|e| e == "palisade:policy/policy@0.3.1"), "{p}");

@@ -111,7 +111,7 @@ fn small_bundle(output: &Path) -> String {
     ok(&mut cmd)
 }
 
-/// The default bundle (the 42 built-in policies) as a `.tar`.
+/// The default bundle (the 51 built-in policies) as a `.tar`.
 fn default_bundle(output: &Path) -> String {
     ok(palisade().args(["bundle", "build", "--name", "hardened", "--version", "1.0.0", "--output"]).arg(output))
 }

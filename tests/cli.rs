@@ -84,14 +84,16 @@ fn json_report_carries_every_documented_field() {
     assert_eq!(f["resource"]["name"], "web");
     assert!(f["source"]["file"].as_str().unwrap().ends_with("insecure-deployment.yaml"));
     assert_eq!(f["source"]["document"], 1);
-    assert_eq!(f["source"]["line"], 2);
+    // The line and column of the field itself (`hostPort:`), not of the document.
+    assert_eq!(f["source"]["line"], 21);
+    assert_eq!(f["source"]["column"], 15);
     let s = &report["summary"];
     assert_eq!(s["resources"], 1);
-    // The default `hardened` profile: 18 PSS rules and 24 more; 34 apply to a Deployment.
-    assert_eq!(s["policies"], 42);
-    assert_eq!(s["evaluations"], 34);
+    // The default `hardened` profile: 18 PSS rules and 33 more; 37 apply to a Deployment.
+    assert_eq!(s["policies"], 51);
+    assert_eq!(s["evaluations"], 37);
     assert_eq!(s["findings"].as_u64().unwrap() as usize, report["findings"].as_array().unwrap().len());
-    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 34);
+    assert_eq!(report["resources"][0]["rules"].as_array().unwrap().len(), 37);
     assert!(errors(&report).is_empty());
 }
 
@@ -282,7 +284,7 @@ fn policies_lists_the_rules_and_explain_documents_one() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("pss-privileged") && text.contains("critical"), "{text}");
-    assert!(text.ends_with("42 rules\n"), "{text}");
+    assert!(text.ends_with("51 rules\n"), "{text}");
     assert!(text.contains("(unconfigured: no `allowed` registries set)"), "{text}");
     let config = write_config("settings:\n  image-registry: {allowed: [registry.example.com]}\n");
     let out = run(palisade().args(["policies", "--config"]).arg(config.path()));

@@ -28,7 +28,7 @@ fn components_import_only_the_palisade_interfaces() {
     config.wasm_component_model(true);
     let engine = Engine::new(&config).unwrap();
     let files = component_files();
-    assert_eq!(files.len(), 42 + 2, "42 built-in rules and the two test policies: {files:?}");
+    assert_eq!(files.len(), 51 + 2, "51 built-in rules and the two test policies: {files:?}");
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         let component = Component::from_file(&engine, &file).unwrap();

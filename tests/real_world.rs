@@ -103,6 +103,11 @@ fn every_real_world_document_is_checked_or_reported() {
     }
     assert!(missing.is_empty(), "documents neither checked nor reported:\n{}", missing.join("\n"));
 
+    // The Cilium and Istio manifests are read whole: no error names them.
+    for e in errors(&report) {
+        let file = e["source"]["file"].as_str().unwrap();
+        assert!(!file.contains("/cilium/") && !file.contains("/istio"), "{e}");
+    }
     // Most of the corpus is valid; the errors are the known-bad files only.
     let resources = report["resources"].as_array().unwrap().len();
     assert!(resources > 700, "only {resources} resources read");
@@ -138,4 +143,59 @@ fn broken_examples_are_reported_with_their_position() {
     assert!(dup["message"].as_str().unwrap().contains("duplicate key \"selector\""), "{dup}");
     assert!(dup["source"]["line"].as_u64().unwrap() > 6, "{dup}");
     assert!(!report["resources"].as_array().unwrap().is_empty(), "the other files are still read");
+}
+
+/// The Cilium connectivity test's workloads, with the labels cilium-cli gives
+/// them (`kind: client`, `kind: echo`, `other: client`), under its own
+/// CiliumNetworkPolicies: covered where a policy selects them in a direction
+/// (and enables Cilium's default deny there), reported where none does.
+#[test]
+fn cilium_connectivity_workloads_are_covered_by_their_cilium_policies() {
+    let manifests = corpus().join("real-world/cilium/cilium-cli/connectivity/builder/manifests");
+    let dir = tempfile::tempdir().unwrap();
+    let workloads = dir.path().join("workloads.yaml");
+    let deployment = |name: &str, labels: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {{name: {name}}}}}\n  \
+             template:\n    metadata: {{labels: {{name: {name}, {labels}}}}}\n    spec: {{containers: [{{name: app, image: quay.io/cilium/json-mock:v1.3.8}}]}}\n"
+        )
+    };
+    let text = [
+        deployment("client", "kind: client"),
+        deployment("client2", "kind: client, other: client"),
+        deployment("echo-same-node", "kind: echo"),
+    ]
+    .concat();
+    std::fs::write(&workloads, text).unwrap();
+    let coverage = |policies: &[&str]| -> Vec<(String, String)> {
+        let mut cmd = palisade();
+        cmd.args(["check", "--format", "json", "--exit-zero"]).arg(&workloads);
+        for p in policies {
+            cmd.arg(manifests.join(p));
+        }
+        let report = json_report(&mut cmd).1;
+        assert!(errors(&report).is_empty(), "{report}");
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "network-policy-coverage")
+            .map(|f| (f["resource"]["name"].as_str().unwrap().to_string(), f["message"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    // Egress of the clients, ingress of the clients and of echo: echo's egress is open.
+    let found = coverage(&[
+        "client-egress-to-echo.yaml",
+        "client-ingress-from-client2.yaml",
+        "echo-ingress-from-other-client.yaml",
+    ]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, "echo-same-node");
+    assert!(found[0].1.to_lowercase().contains("egress"), "{found:#?}");
+    // With the test's deny-all policies every workload is covered both ways.
+    let found = coverage(&["client-egress-to-echo.yaml", "deny-all-egress.yaml", "deny-all-ingress.yaml"]);
+    assert!(found.is_empty(), "{found:#?}");
+    // No policy: every workload, both ways.
+    let found = coverage(&[]);
+    assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<BTreeSet<_>>().len(), 3, "{found:#?}");
 }

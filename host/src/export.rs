@@ -236,6 +236,10 @@ pub fn webhook(w: &Webhook, policies: &[ActivePolicy]) -> Vec<Value> {
             "spec": {"type": "ClusterIP", "selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": "https"}]}}),
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"maxUnavailable": 1, "selector": selector}}),
+        // Nothing in the namespace talks or is talked to unless allowed below.
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": format!("{name}-default-deny"), "namespace": namespace, "labels": labels},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"podSelector": selector, "policyTypes": ["Ingress", "Egress"],
                      "ingress": [{"ports": [{"protocol": "TCP", "port": 8443}]}], "egress": egress}}),
