@@ -821,7 +821,9 @@ pub fn verify_with(
     }
 }
 
-fn verify_dsse_bundle(
+/// [`verify_dsse_with`] on a bundle already parsed (one parse, whatever the
+/// number of authorities tried).
+pub fn verify_dsse_bundle(
     bundle: &Bundle,
     root: &TrustedRoot,
     authority: &Authority,

@@ -478,7 +478,11 @@ impl Verifier {
         use fetch::FetchError as F;
         match source {
             Source::Offline { store, layouts } => {
-                match saved_image(layouts, image).map(Ok).unwrap_or_else(|| store.load(image)) {
+                let saved = match saved_image(layouts, image) {
+                    Some(material) => Ok(Some(material)),
+                    None => store.load(image),
+                };
+                match saved {
                     Ok(Some(material)) => Ok(material),
                     Ok(None) => Err(VerifyError::OfflineCacheMiss(format!(
                         "{image} was never fetched by an online run (palisade check --verify-images without --offline), \
@@ -552,11 +556,11 @@ impl Verifier {
 
 /// The material of a `cosign save` layout for `image`, when it names that
 /// image's digest (a layout names no repository), under the image's name.
-fn saved_image(layouts: &[fetch::Material], image: &str) -> Option<Option<fetch::Material>> {
+fn saved_image(layouts: &[fetch::Material], image: &str) -> Option<fetch::Material> {
     let reference = fetch::parse(image).ok()?;
     let digest = reference.digest()?;
     let m = layouts.iter().find(|m| m.digest == digest)?;
-    Some(Some(fetch::Material { reference: reference.whole(), ..m.clone() }))
+    Some(fetch::Material { reference: reference.whole(), ..m.clone() })
 }
 
 /// A request's policy and cache key.
@@ -678,13 +682,15 @@ fn verify_attestations(m: &fetch::Material, policy: &policy::TrustPolicy, trust:
     }
     for raw in &m.bundles {
         // Unauthenticated, only to sort bundles: what verifies below is what counts.
-        let envelope = match bundle::Bundle::from_json(raw).map(|b| b.content) {
-            Ok(bundle::Content::Dsse(envelope)) => envelope,
-            Ok(bundle::Content::MessageSignature { .. }) => continue,
+        let parsed = match bundle::Bundle::from_json(raw) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 rejected.push(RejectedAttestation { predicate_type: None, reason: classify(e) });
                 continue;
             }
+        };
+        let bundle::Content::Dsse(envelope) = &parsed.content else {
+            continue;
         };
         let claimed = envelope.statement().ok().map(|s| s.predicate_type);
         if claimed.as_deref() == Some(bundle::COSIGN_SIGN_PREDICATE_TYPE) {
@@ -699,7 +705,8 @@ fn verify_attestations(m: &fetch::Material, policy: &policy::TrustPolicy, trust:
             });
             continue;
         };
-        let verified = first_authority(policy, |authority| bundle::verify_dsse(raw, root, authority)).and_then(
+        let options = bundle::Options::default();
+        let verified = first_authority(policy, |a| bundle::verify_dsse_bundle(&parsed, root, a, &options)).and_then(
             |(v, statement)| {
                 let (alg, hex) = m.digest.split_once(':').unwrap_or(("sha256", &m.digest));
                 if !statement.has_subject_digest(alg, hex) {

@@ -30,8 +30,7 @@
 use palisade_sdk::istio::{self, AuthorizationPolicy, MESH_SETTINGS_SCHEMA, Mesh, MeshSettings};
 use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 
-pub const KINDS: [&str; 8] =
-    ["Pod", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
+pub const KINDS: [&str; 8] = palisade_sdk::WORKLOAD_KINDS;
 
 /// The Istio kinds (to learn whether Istio is in the set; AuthorizationPolicy is among them).
 const READS: [&str; 12] = istio::KINDS;

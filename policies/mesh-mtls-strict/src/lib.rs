@@ -57,40 +57,14 @@ use palisade_sdk::istio::{
 };
 use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation, Workload};
 
-/// The workload kinds evaluated (a bare PodTemplate runs nothing).
-pub const WORKLOAD_KINDS: [&str; 8] =
-    ["Pod", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
-
-const APPLIES_TO: [&str; 10] = [
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "DaemonSet",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "PeerAuthentication",
-    "DestinationRule",
-];
+/// The workload kinds evaluated (a bare PodTemplate runs nothing), and the
+/// policies whose own settings can weaken mTLS.
+const APPLIES_TO: [&str; 10] =
+    palisade_sdk::join_kinds(palisade_sdk::WORKLOAD_KINDS, ["PeerAuthentication", "DestinationRule"]);
 
 /// The Istio kinds (to learn whether Istio is in the set, and the policies
 /// themselves) and Services (which pods a DestinationRule's host reaches).
-const READS: [&str; 13] = [
-    "PeerAuthentication",
-    "AuthorizationPolicy",
-    "DestinationRule",
-    "VirtualService",
-    "Gateway",
-    "ServiceEntry",
-    "RequestAuthentication",
-    "Sidecar",
-    "EnvoyFilter",
-    "WorkloadEntry",
-    "WorkloadGroup",
-    "ProxyConfig",
-    "Service",
-];
+const READS: [&str; 13] = palisade_sdk::join_kinds(istio::KINDS, ["Service"]);
 
 pub struct MeshMtlsStrict {
     mesh: Mesh,

@@ -57,23 +57,8 @@ use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, V
 use serde::Deserialize;
 
 /// Namespaces, then the workload kinds in the order that picks a namespace's first workload.
-const APPLIES_TO: [&str; 9] = join(["Namespace"], WORKLOAD_KINDS);
-const READS: [&str; 12] = join(READ_KINDS, WORKLOAD_KINDS);
-
-/// `a` then `b`; `C` must be their total length (checked when compiling).
-const fn join<const A: usize, const B: usize, const C: usize>(
-    a: [&'static str; A],
-    b: [&'static str; B],
-) -> [&'static str; C] {
-    assert!(A + B == C);
-    let mut out = [""; C];
-    let mut i = 0;
-    while i < A + B {
-        out[i] = if i < A { a[i] } else { b[i - A] };
-        i += 1;
-    }
-    out
-}
+const APPLIES_TO: [&str; 9] = palisade_sdk::join_kinds(["Namespace"], WORKLOAD_KINDS);
+const READS: [&str; 12] = palisade_sdk::join_kinds(READ_KINDS, WORKLOAD_KINDS);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -60,10 +60,8 @@ pub const POLICY_KINDS: [&str; 3] = ["NetworkPolicy", "CiliumNetworkPolicy", "Ci
 /// a rule that calls them lists these in its `reads_kinds`.
 pub const READ_KINDS: [&str; 4] =
     ["NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "Namespace"];
-/// The kinds whose pods network policies isolate: every pod-bearing kind but
-/// PodTemplate, whose pods do not run.
-pub const WORKLOAD_KINDS: [&str; 8] =
-    ["Pod", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
+/// The kinds whose pods network policies isolate.
+pub use crate::workload::WORKLOAD_KINDS;
 /// The label Cilium gives every endpoint with its pod's namespace.
 pub const NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 /// The prefix of the labels Cilium copies from an endpoint's namespace.

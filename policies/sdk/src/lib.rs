@@ -40,4 +40,4 @@ pub mod selector;
 pub mod workload;
 
 pub use rule::*;
-pub use workload::{ContainerKind, ContainerRef, POD_KINDS, Workload};
+pub use workload::{ContainerKind, ContainerRef, POD_KINDS, WORKLOAD_KINDS, Workload, join_kinds};

@@ -24,6 +24,26 @@ pub const POD_KINDS: [&str; 9] = [
     "CronJob",
 ];
 
+/// The kinds whose pods run: every pod-bearing kind but PodTemplate.
+pub const WORKLOAD_KINDS: [&str; 8] =
+    ["Pod", "ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"];
+
+/// Two lists of kinds as one, for a rule's `applies_to` or `reads_kinds`:
+/// `a` then `b`; `C` must be their total length (checked when compiling).
+pub const fn join_kinds<const A: usize, const B: usize, const C: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; C] {
+    assert!(A + B == C);
+    let mut out = [""; C];
+    let mut i = 0;
+    while i < A + B {
+        out[i] = if i < A { a[i] } else { b[i - A] };
+        i += 1;
+    }
+    out
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(default, deserialize_with = "nullable")]
