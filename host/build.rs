@@ -10,7 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/tools.rs"]
+mod tools;
+
 fn main() {
+    tools::detect();
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
@@ -57,22 +61,27 @@ fn main() {
             cmd.env_remove(&key);
         }
     }
-    let status = cmd.status().expect("run cargo to build the policy components");
-    assert!(status.success(), "building the policy components failed");
+    match cmd.status() {
+        Ok(status) if status.success() => {}
+        Ok(_) => stop("building the policy components failed (cargo's errors are above)"),
+        Err(e) => stop(&format!("cannot run cargo to build the policy components: {e}")),
+    }
 
     let wasm_dir = target_dir.join("wasm32-unknown-unknown").join(&profile);
     let components_dir = workspace.join("target").join("components");
-    fs::create_dir_all(components_dir.join("testing")).expect("create target/components");
+    if let Err(e) = fs::create_dir_all(components_dir.join("testing")) {
+        stop(&format!("create {}: {e}", components_dir.display()));
+    }
 
     let mut table = String::from("/// Built-in policy components: (crate name, component bytes).\n");
     table.push_str("pub static BUILTIN: &[(&str, &[u8])] = &[\n");
     for name in &all {
         let module_path = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
-        let module = fs::read(&module_path).unwrap_or_else(|e| panic!("read {}: {e}", module_path.display()));
+        let module = fs::read(&module_path).unwrap_or_else(|e| stop(&format!("read {}: {e}", module_path.display())));
         let component = wit_component::ComponentEncoder::default()
             .module(&module)
             .and_then(|e| e.validate(true).encode())
-            .unwrap_or_else(|e| panic!("encode {name} as a component: {e:?}"));
+            .unwrap_or_else(|e| stop(&format!("encode {name} as a component: {e:#}")));
         let is_builtin = builtin.contains(name);
         let file = if is_builtin {
             components_dir.join(format!("{name}.wasm"))
@@ -111,11 +120,18 @@ fn ensure_wasm_target(workspace: &Path) {
         .args(["target", "add", "wasm32-unknown-unknown"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(
-        added,
-        "the wasm32-unknown-unknown target is missing and `rustup target add wasm32-unknown-unknown` failed: \
-         install it, then build again"
-    );
+    if !added {
+        stop(
+            "the wasm32-unknown-unknown target is missing and could not be added: \
+             run `rustup target add wasm32-unknown-unknown`, then build again",
+        );
+    }
+}
+
+/// Ends the build with one error line, as cargo prints it: no panic, no backtrace.
+fn stop(message: &str) -> ! {
+    println!("cargo::error={message}");
+    std::process::exit(0)
 }
 
 /// Names of the crates directly below `dir` (every folder with a Cargo.toml but the SDK).
@@ -136,7 +152,9 @@ fn crates_in(dir: &Path) -> Vec<String> {
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) {
-    if fs::read(path).ok().as_deref() != Some(bytes) {
-        fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    if fs::read(path).ok().as_deref() != Some(bytes)
+        && let Err(e) = fs::write(path, bytes)
+    {
+        stop(&format!("write {}: {e}", path.display()));
     }
 }

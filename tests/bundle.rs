@@ -131,8 +131,9 @@ fn inputs() -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn default_bundle_round_trip_gives_the_builtin_findings() {
-    let Some(registry) = Registry::start(Mode::Http) else { return };
+    let registry = Registry::start(Mode::Http);
     let (tarball, digest) = default_bundle();
     assert!(digest.starts_with("sha256:"), "{digest}");
 
@@ -183,8 +184,9 @@ fn default_bundle_round_trip_gives_the_builtin_findings() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn signatures_are_required_and_checked() {
-    let Some(mut registry) = Registry::start(Mode::Http) else { return };
+    let mut registry = Registry::start(Mode::Http);
     let dir = tempfile::tempdir().unwrap();
     let cache = private_cache(dir.path());
     let (key1, pub1) = keypair(dir.path(), "team");
@@ -314,8 +316,9 @@ fn signatures_are_required_and_checked() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn the_cache_works_offline_and_refuses_tampering() {
-    let Some(mut registry) = Registry::start(Mode::Http) else { return };
+    let mut registry = Registry::start(Mode::Http);
     let dir = tempfile::tempdir().unwrap();
     let cache = private_cache(dir.path());
     let (key, public) = keypair(dir.path(), "team");
@@ -476,9 +479,10 @@ fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn https_basic_auth_and_air_gapped_transfer() {
-    let Some(public_registry) = Registry::start(Mode::Https) else { return };
-    let Some(air_gapped) = Registry::start(Mode::HttpsWithBasicAuth) else { return };
+    let public_registry = Registry::start(Mode::Https);
+    let air_gapped = Registry::start(Mode::HttpsWithBasicAuth);
     let dir = tempfile::tempdir().unwrap();
     let cache = private_cache(dir.path());
     let (key, public) = keypair(dir.path(), "team");
@@ -562,11 +566,11 @@ fn https_basic_auth_and_air_gapped_transfer() {
 }
 
 /// The OCI image-spec schemas, from Debian's golang-github-opencontainers-image-spec-dev.
-fn oci_schema(name: &str) -> Option<jsonschema::Validator> {
+fn oci_schema(name: &str) -> jsonschema::Validator {
     let dir = tool(
         "the OCI image-spec schemas",
         &["/usr/share/gocode/src/github.com/opencontainers/image-spec/schema/image-manifest-schema.json"],
-    )?
+    )
     .parent()
     .unwrap()
     .to_path_buf();
@@ -584,7 +588,7 @@ fn oci_schema(name: &str) -> Option<jsonschema::Validator> {
     let schema =
         jsonschema::Retrieve::retrieve(&retriever, &jsonschema::Uri::parse(format!("file:///{name}")).unwrap())
             .unwrap();
-    Some(jsonschema::options().with_draft(jsonschema::Draft::Draft4).with_retriever(retriever).build(&schema).unwrap())
+    jsonschema::options().with_draft(jsonschema::Draft::Draft4).with_retriever(retriever).build(&schema).unwrap()
 }
 
 fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
@@ -593,16 +597,17 @@ fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str)
 }
 
 #[test]
+#[cfg_attr(
+    any(palisade_missing_registry, palisade_missing_skopeo, palisade_missing_image_spec),
+    ignore = "needs docker-registry, skopeo and the OCI image-spec schemas: \
+              apt-get install docker-registry skopeo golang-github-opencontainers-image-spec-dev"
+)]
 fn other_tools_read_the_artifacts() {
-    let Some(registry) = Registry::start(Mode::Http) else { return };
-    let Some(skopeo) = tool("skopeo", &["/usr/bin/skopeo"]) else { return };
-    let (Some(manifest_schema), Some(index_schema), Some(config_schema)) = (
-        oci_schema("image-manifest-schema.json"),
-        oci_schema("image-index-schema.json"),
-        oci_schema("config-schema.json"),
-    ) else {
-        return;
-    };
+    let registry = Registry::start(Mode::Http);
+    let skopeo = tool("skopeo", &["/usr/bin/skopeo"]);
+    let manifest_schema = oci_schema("image-manifest-schema.json");
+    let index_schema = oci_schema("image-index-schema.json");
+    let config_schema = oci_schema("config-schema.json");
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("small");
     let digest = small_bundle(&layout, "1.2.3", &SMALL);
@@ -711,8 +716,9 @@ fn other_tools_read_the_artifacts() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn serve_runs_a_signed_bundle_from_the_registry() {
-    let Some(registry) = Registry::start(Mode::Http) else { return };
+    let registry = Registry::start(Mode::Http);
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keypair(dir.path(), "team");
     let layout = dir.path().join("small");
@@ -810,8 +816,9 @@ fn signature_manifest(layout: &Path) -> (PathBuf, Value) {
 /// OpenSSL made over the same payload (the route cosign documents for
 /// signatures made outside cosign). Keys are OpenSSL's own SEC1 and PKCS#8 PEM.
 #[test]
+#[cfg_attr(palisade_missing_openssl, ignore = "openssl is not installed (/usr/bin/openssl): apt-get install openssl")]
 fn openssl_agrees_with_the_signatures() {
-    let Some(openssl) = tool("openssl", &["/usr/bin/openssl"]) else { return };
+    let openssl = tool("openssl", &["/usr/bin/openssl"]);
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     let sh = |args: &[&str]| {

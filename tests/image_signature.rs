@@ -36,8 +36,9 @@ fn assert_exit(code: i32, expected: i32, report: &Value, stderr: &str) {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn inactive_without_the_flag_or_without_trust_policies() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let unsigned = fx.push("signed/app", "v1");
@@ -82,8 +83,9 @@ fn inactive_without_the_flag_or_without_trust_policies() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn key_signed_images_verify_with_the_right_key_only() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let (right, wrong) = (Key::p256(), Key::p256());
     let right_pub = fx.key_file("right.pub", &right);
     let wrong_pub = fx.key_file("wrong.pub", &wrong);
@@ -116,8 +118,9 @@ fn key_signed_images_verify_with_the_right_key_only() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn p384_and_ed25519_keys_verify_too() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let keys = [("p256", Key::p256()), ("p384", Key::p384()), ("ed25519", Key::ed25519())];
     let mut pods = Vec::new();
     let mut images = Vec::new();
@@ -151,8 +154,9 @@ fn p384_and_ed25519_keys_verify_too() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn a_required_transparency_log_entry_for_key_signatures() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let logged = fx.push("signed/logged", "v1");
@@ -180,8 +184,9 @@ fn a_required_transparency_log_entry_for_key_signatures() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn keyless_signatures_match_issuer_and_subject_exactly_or_by_pattern() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let email = "release-bot@palisade.test";
     let by_workflow = fx.push("signed/workflow", "v1");
     let leaf = fx.sigstore.leaf(&Identity::new(ISSUER, WORKFLOW));
@@ -219,8 +224,9 @@ fn keyless_signatures_match_issuer_and_subject_exactly_or_by_pattern() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn keyless_signatures_are_refused_for_the_wrong_identity_time_ca_or_no_log_entry() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let t = now();
     let mut pods = Vec::new();
     let mut sign = |name: &str, leaf: &Leaf, integrated_time: Option<i64>| {
@@ -266,8 +272,9 @@ fn keyless_signatures_are_refused_for_the_wrong_identity_time_ca_or_no_log_entry
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn keyless_signatures_need_log_evidence_that_verifies() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let t = now();
     let identity = Identity::new(ISSUER, WORKFLOW);
     let policy = keyless_policy("release", &[SIGNED], json!([{"issuer": ISSUER, "subject": WORKFLOW}]));
@@ -313,9 +320,10 @@ fn keyless_signatures_need_log_evidence_that_verifies() {
 /// referrers tag schema), as cosign 3 signs images: a DSSE envelope of an
 /// in-toto statement naming the image digest.
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn cosign3_bundle_referrers_verify() {
     let content = COSIGN3_BUNDLE_CONTENT;
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let leaf = fx.sigstore.leaf(&Identity::new(ISSUER, WORKFLOW));
     let signed = fx.push("signed/bundled", "v1");
     attach_bundles(&signed, &[(fx.sigstore.bundle(&leaf, &signed, content, now() - 60), content)]);
@@ -355,8 +363,9 @@ fn cosign3_bundle_referrers_verify() {
 /// being an image signature, and is not taken as one (cosign 3 signs images
 /// with DSSE statements). Flip the expectation here if that choice changes.
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn message_signature_bundles_are_not_image_signatures() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let leaf = fx.sigstore.leaf(&Identity::new(ISSUER, WORKFLOW));
     let image = fx.push("signed/blob-signed", "v1");
     let content = BundleContent::MessageSignature;
@@ -369,8 +378,9 @@ fn message_signature_bundles_are_not_image_signatures() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn tampered_misplaced_and_missing_signatures_are_refused() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let a = fx.push("signed/app", "a");
@@ -407,8 +417,9 @@ fn tampered_misplaced_and_missing_signatures_are_refused() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn images_matching_no_policy_are_denied_unless_allowed() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let signed = fx.push("signed/app", "v1");
@@ -438,8 +449,9 @@ fn images_matching_no_policy_are_denied_unless_allowed() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn a_threshold_counts_distinct_authorities() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let (a, b) = (Key::p256(), Key::p256());
     let (a_pub, b_pub) = (fx.key_file("a.pub", &a), fx.key_file("b.pub", &b));
     let one = fx.push("signed/one", "v1");
@@ -483,8 +495,9 @@ fn a_threshold_counts_distinct_authorities() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn policies_apply_to_their_namespaces_only() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let (prod_key, dev_key) = (Key::p256(), Key::p256());
     let prod_pub = fx.key_file("prod.pub", &prod_key);
     let dev_pub = fx.key_file("dev.pub", &dev_key);
@@ -512,8 +525,9 @@ fn policies_apply_to_their_namespaces_only() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn the_most_specific_policy_wins() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let (team, special) = (Key::p256(), Key::p256());
     let team_pub = fx.key_file("team.pub", &team);
     let special_pub = fx.key_file("special.pub", &special);
@@ -554,8 +568,9 @@ fn the_most_specific_policy_wins() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn every_container_of_every_workload_kind_is_checked() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let signed = fx.push("signed/app", "v1");
@@ -637,8 +652,9 @@ fn every_container_of_every_workload_kind_is_checked() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn offline_runs_use_only_what_an_online_run_cached() {
-    let Some(mut fx) = Fixture::start() else { return };
+    let mut fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let fetched = fx.push("signed/fetched", "v1");
@@ -701,8 +717,9 @@ fn offline_runs_use_only_what_an_online_run_cached() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn malformed_trust_policies_are_configuration_errors() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     std::fs::write(fx.dir.path().join("garbage.json"), "this is not a trusted root").unwrap();
@@ -770,8 +787,9 @@ fn malformed_trust_policies_are_configuration_errors() {
 }
 
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn an_unparsable_image_reference_is_a_finding() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let key = Key::p256();
     let pubkey = fx.key_file("cosign.pub", &key);
     let signed = fx.push("signed/app", "v1");
@@ -792,8 +810,9 @@ fn an_unparsable_image_reference_is_a_finding() {
 /// answers each request after 400 ms; the rule still decides (here: the
 /// image is not found, a finding).
 #[test]
+#[cfg_attr(palisade_missing_registry, ignore = "docker-registry is not installed: apt-get install docker-registry")]
 fn a_slow_registry_does_not_count_against_the_policy_time_bound() {
-    let Some(fx) = Fixture::start() else { return };
+    let fx = Fixture::start();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let slow = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {

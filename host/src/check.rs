@@ -21,6 +21,8 @@ pub struct Loaded {
     pub files: usize,
     pub resources: Vec<Resource>,
     pub errors: Vec<RunError>,
+    /// Files not read as manifests, with why: a Helm values file beside a chart.
+    pub skipped: BTreeMap<String, String>,
 }
 
 /// Read every input into resources; unreadable parts become errors.
@@ -50,7 +52,7 @@ pub fn load_all(
     }
     for (name, text) in rendered {
         match text {
-            Ok(text) => read_text(&name, &text, limits, &mut loaded),
+            Ok(text) => read_text(&name, read_documents(&text, limits), &mut loaded),
             Err(message) => loaded.errors.push(input_error(&name, 0, 0, message)),
         }
     }
@@ -64,7 +66,18 @@ pub fn load_all(
             }
         };
         keep(source, &text);
-        read_text(&name, &text, limits, &mut loaded);
+        let documents = read_documents(&text, limits);
+        if let input::InputSource::File(path) = source
+            && holds_no_object(&documents)
+            && input::beside_chart(path)
+        {
+            loaded.skipped.insert(
+                name,
+                "a Helm values file beside a chart, not a manifest (no document has a `kind`)".to_string(),
+            );
+            continue;
+        }
+        read_text(&name, documents, &mut loaded);
     }
     // An empty render (a failed `helm template`, a wrong directory) must not pass as clean.
     if loaded.resources.is_empty() && loaded.errors.is_empty() {
@@ -85,10 +98,16 @@ pub fn load_all(
     loaded
 }
 
-/// One input's text → its resources, and errors for what is not one.
-fn read_text(name: &str, text: &str, limits: &Limits, loaded: &mut Loaded) {
+/// Whether every document reads as YAML and none is an object Kubernetes
+/// could take: no `kind` (a Helm values file, say).
+fn holds_no_object(documents: &[crate::documents::Document]) -> bool {
+    documents.iter().all(|d| d.content.as_ref().is_ok_and(|c| c.value.get("kind").is_none()))
+}
+
+/// One input's documents → its resources, and errors for what is not one.
+fn read_text(name: &str, documents: Vec<crate::documents::Document>, loaded: &mut Loaded) {
     let mut errors = Vec::new();
-    resources::from_documents(name, read_documents(text, limits), &mut loaded.resources, &mut errors);
+    resources::from_documents(name, documents, &mut loaded.resources, &mut errors);
     loaded.errors.extend(errors.into_iter().map(|e| RunError {
         kind: ErrorKind::Input,
         rule: None,
@@ -127,6 +146,9 @@ pub struct Summary {
     /// Rules that ran but can report nothing as configured, with the reason
     /// (`image-signature` without `--verify-images`, say): a pass of theirs proves nothing.
     pub inactive: BTreeMap<String, String>,
+    /// Files not read as manifests, with why (a Helm values file beside a chart).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, String>,
 }
 
 /// One resource read, and the rules that evaluated it: the evidence that an
@@ -215,9 +237,13 @@ pub fn run(
         *findings_by_severity.entry(f.severity).or_insert(0) += 1;
         *findings_by_rule.entry(f.rule.clone()).or_insert(0) += 1;
     }
-    let mut failing: Vec<(&Source, &ResourceRef)> =
-        findings.iter().filter(|f| f.is_active()).map(|f| (&f.source, &f.resource)).collect();
-    failing.dedup();
+    // A finding's source is the line of its field: the resource is its file,
+    // document and reference.
+    let failing: std::collections::BTreeSet<(&str, usize, &ResourceRef)> = findings
+        .iter()
+        .filter(|f| f.is_active())
+        .map(|f| (f.source.file.as_str(), f.source.document, &f.resource))
+        .collect();
     let summary = Summary {
         files: loaded.files,
         resources: loaded.resources.len(),
@@ -235,6 +261,7 @@ pub fn run(
             .iter()
             .filter_map(|p| p.inactive.as_ref().map(|why| (p.id().to_string(), why.clone())))
             .collect(),
+        skipped: loaded.skipped,
     };
     let resources = loaded
         .resources

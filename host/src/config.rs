@@ -86,6 +86,11 @@ pub struct Admission {
     /// The mode of every rule without its own.
     #[serde(default)]
     pub mode: Mode,
+    /// In enforce mode, findings of a lower severity warn instead of denying
+    /// (default `high`: what Pod Security's high and critical controls deny
+    /// is denied, the rest is a warning; `info` denies on every finding).
+    /// A rule's own `mode` is not affected.
+    pub enforce_from: Option<Severity>,
     /// Per rule: `mode` and `failurePolicy`.
     #[serde(default)]
     pub rules: BTreeMap<String, RuleAdmission>,
@@ -111,8 +116,19 @@ pub struct Exemptions {
 }
 
 impl Admission {
-    pub fn mode(&self, rule: &str) -> Mode {
-        self.rules.get(rule).and_then(|r| r.mode).unwrap_or(self.mode)
+    /// `enforceFrom`, `high` unless set.
+    pub fn enforce_from(&self) -> Severity {
+        self.enforce_from.unwrap_or(Severity::High)
+    }
+
+    /// What a finding of `rule`, at `severity`, does: the rule's own mode if
+    /// it has one; else `admission.mode`, where enforce warns below `enforceFrom`.
+    pub fn mode(&self, rule: &str, severity: Severity) -> Mode {
+        match self.rules.get(rule).and_then(|r| r.mode) {
+            Some(mode) => mode,
+            None if self.mode == Mode::Enforce && severity < self.enforce_from() => Mode::Warn,
+            None => self.mode,
+        }
     }
 
     pub fn failure_policy(&self, rule: &str) -> FailurePolicy {
@@ -147,7 +163,7 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(&parsed.value).map_err(|e| {
             let path = e.path().to_string();
             let at = if path.is_empty() || path == "." { String::new() } else { format!("{path}: ") };
-            format!("invalid configuration: {at}{}", e.inner())
+            format!("invalid configuration: {at}{}", crate::suggest::unknown_field(&e.inner().to_string()))
         })?;
         for (rule, settings) in &config.settings {
             if !settings.is_object() {
@@ -170,6 +186,33 @@ mod tests {
         assert!(e.contains("severe"), "{e}");
         let e = Config::parse("settings:\n  pss-sysctls: 3\n").unwrap_err();
         assert!(e.contains("settings.pss-sysctls"), "{e}");
+    }
+
+    #[test]
+    fn admission_enforces_from_a_severity() {
+        let a = Config::parse("admission: {}\n").unwrap().admission;
+        assert_eq!(a.enforce_from(), Severity::High);
+        assert_eq!(a.mode("image-digest", Severity::Low), Mode::Warn);
+        assert_eq!(a.mode("pss-host-ports", Severity::Medium), Mode::Warn);
+        assert_eq!(a.mode("pss-privileged", Severity::Critical), Mode::Enforce);
+        assert_eq!(a.mode("pss-run-as-non-root", Severity::High), Mode::Enforce);
+
+        let a = Config::parse("admission:\n  enforceFrom: info\n  rules:\n    pss-privileged: {mode: audit}\n")
+            .unwrap()
+            .admission;
+        assert_eq!(a.mode("image-digest", Severity::Info), Mode::Enforce);
+        // A rule's own mode stands, whatever its severity.
+        assert_eq!(a.mode("pss-privileged", Severity::Critical), Mode::Audit);
+        let a = Config::parse("admission:\n  rules:\n    image-digest: {mode: enforce}\n").unwrap().admission;
+        assert_eq!(a.mode("image-digest", Severity::Low), Mode::Enforce);
+        // Warn and audit are not made harsher or softer by the threshold.
+        let a = Config::parse("admission: {mode: audit, enforceFrom: low}\n").unwrap().admission;
+        assert_eq!(a.mode("image-digest", Severity::Low), Mode::Audit);
+        assert_eq!(a.mode("pss-privileged", Severity::Critical), Mode::Audit);
+
+        let e = Config::parse("admission:\n  enforceFrom: severe\n").unwrap_err();
+        assert!(e.contains("admission.enforceFrom") && e.contains("severe"), "{e}");
+        assert!(e.contains("info") && e.contains("critical"), "the error lists the severities: {e}");
     }
 
     #[test]

@@ -551,6 +551,24 @@ impl Builder<'_> {
 
 type Chunked = Option<(Built, usize)>;
 
+/// The column to report for a parse error at (`line`, `column`), 1-based. The
+/// parser stops at the `:` of a misindented or misplaced key ("mapping values
+/// are not allowed in this context", "did not find expected key"); what is
+/// wrong is the key, so its first character is the column that helps.
+fn key_column(text: &str, line: usize, column: usize) -> usize {
+    let Some(chars) = text.lines().nth(line.wrapping_sub(1)).map(|l| l.chars().collect::<Vec<_>>()) else {
+        return column;
+    };
+    if chars.get(column.wrapping_sub(1)) != Some(&':') {
+        return column;
+    }
+    let mut start = column - 1;
+    while start > 0 && !matches!(chars[start - 1], ' ' | '\t' | '{' | ',' | '[') {
+        start -= 1;
+    }
+    if start == column - 1 { column } else { start + 1 }
+}
+
 fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder =
@@ -566,7 +584,8 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
                 } else {
                     format!("invalid YAML: {}", e.info())
                 };
-                return Err(ReadError { line: e.marker().line(), column: e.marker().col() + 1, message });
+                let (line, column) = (e.marker().line(), e.marker().col() + 1);
+                return Err(ReadError { line, column: key_column(text, line, column), message });
             }
         };
         match event {
@@ -873,6 +892,22 @@ mod tests {
         }
         let e = values(&bomb).remove(0).unwrap_err();
         assert!(e.message.contains("alias bomb"), "{e:?}");
+    }
+
+    #[test]
+    fn a_misindented_key_is_reported_at_its_first_column() {
+        // The parser stops at the colon; the key is what the user must move.
+        let cases = [
+            ("kind: Pod\nspec:\n  containers:\n  - name: c\n     image: x\n", (5, 6)),
+            ("kind: Pod\nmetadata:\n  name: p\n labels: {}\n", (4, 2)),
+            ("kind: Pod\nmetadata:\n  name: p\n     my-labels: {}\n", (4, 6)),
+            // Not at a colon: the parser's own column.
+            ("a: [\n", (2, 1)),
+        ];
+        for (text, expected) in cases {
+            let e = values(text).remove(0).unwrap_err();
+            assert_eq!((e.line, e.column), expected, "{text:?}: {e:?}");
+        }
     }
 
     #[test]

@@ -128,7 +128,12 @@ fn any_glob(patterns: &[String], text: &str) -> bool {
 }
 
 /// Check the exceptions of a configuration: every error names its entry and key.
-pub fn validate(exceptions: &[Exception], known_rule: impl Fn(&str) -> bool) -> Vec<String> {
+/// `hint` is what to add to an unknown rule id ("did you mean").
+pub fn validate(
+    exceptions: &[Exception],
+    known_rule: impl Fn(&str) -> bool,
+    hint: impl Fn(&str) -> String,
+) -> Vec<String> {
     let mut errors = Vec::new();
     for (i, e) in exceptions.iter().enumerate() {
         let at = format!("exceptions[{i}]");
@@ -140,7 +145,7 @@ pub fn validate(exceptions: &[Exception], known_rule: impl Fn(&str) -> bool) -> 
         }
         for r in &e.rules {
             if r != "*" && !known_rule(r) {
-                errors.push(format!("{at}.rules: no rule with the id {r:?}"));
+                errors.push(format!("{at}.rules: no rule with the id {r:?}{}", hint(r)));
             }
         }
         if let Some(expires) = &e.expires

@@ -44,6 +44,10 @@ pub fn expand(paths: &[String]) -> (Vec<InputSource>, Vec<InputError>) {
             continue;
         }
         let path = PathBuf::from(p);
+        if let Some(chart) = chart_of(&path) {
+            errors.push(chart_error(&chart));
+            continue;
+        }
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => {
                 let mut found = Vec::new();
@@ -72,12 +76,56 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        if kind.is_dir() {
+        if kind.is_dir() && is_chart(&path) {
+            errors.push(chart_error(&path));
+        } else if kind.is_dir() {
             walk(&path, found, errors);
         } else if is_manifest(&path) && (kind.is_file() || path.is_file()) {
             found.push(path);
         }
     }
+}
+
+/// A directory holding `Chart.yaml` is a Helm chart: its templates are not
+/// manifests until helm renders them.
+fn is_chart(dir: &Path) -> bool {
+    dir.join("Chart.yaml").is_file()
+}
+
+/// The chart `path` is, or whose `templates` folder (or a template in it) it
+/// is: reading those as manifests would only give YAML errors.
+fn chart_of(path: &Path) -> Option<PathBuf> {
+    if path.is_dir() && is_chart(path) {
+        return Some(path.to_path_buf());
+    }
+    let templates = if path.is_dir() { Some(path) } else { path.parent() }?;
+    let chart = templates.parent().filter(|_| templates.file_name().is_some_and(|n| n == "templates"))?;
+    is_chart(chart).then(|| chart.to_path_buf())
+}
+
+fn chart_error(chart: &Path) -> InputError {
+    let dir = chart.display();
+    InputError {
+        path: dir.to_string(),
+        message: format!(
+            "a Helm chart (it has Chart.yaml): its templates are not manifests until rendered; check it with \
+             `palisade check --helm {dir}` (add --values, --set, --release as for `helm template`), \
+             or `helm template NAME {dir} | palisade check -`"
+        ),
+    }
+}
+
+/// Whether `file` sits beside a chart: in a chart's own folder (its
+/// `values.yaml`), or in a folder that holds a chart (a values file kept next
+/// to it). Such a file that holds no Kubernetes object is skipped with a note.
+pub fn beside_chart(file: &Path) -> bool {
+    let Some(dir) = file.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
+        return false;
+    };
+    is_chart(dir)
+        || std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_chart(&e.path())))
+            .unwrap_or(false)
 }
 
 /// Bytes one input may hold: far above any rendered chart (the API server

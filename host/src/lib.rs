@@ -36,3 +36,4 @@ pub mod resources;
 pub mod runtime;
 pub mod serve;
 pub mod severity;
+pub mod suggest;

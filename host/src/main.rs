@@ -16,7 +16,7 @@ use palisade::config::Config;
 use palisade::documents::Limits;
 use palisade::policy_set::{Catalog, Selection};
 use palisade::report;
-use palisade::runtime::{Runtime, SandboxLimits, default_cache_dir};
+use palisade::runtime::{CompileProgress, Runtime, SandboxLimits, default_cache_dir};
 use palisade::severity::Severity;
 
 #[derive(Parser)]
@@ -160,6 +160,9 @@ struct ServeArgs {
     /// Which rules to run: baseline, restricted or hardened (default: hardened).
     #[arg(long)]
     profile: Option<String>,
+    /// Pod Security Standards version: latest or vX.Y (default: latest).
+    #[arg(long, value_name = "VERSION")]
+    pss_version: Option<String>,
     /// Requests evaluated at once; more wait, up to the request deadline.
     #[arg(long, default_value_t = 64)]
     max_concurrency: usize,
@@ -269,10 +272,12 @@ enum Command {
         #[command(flatten)]
         policy: PolicyArgs,
     },
-    /// Print a rule's full documentation and settings schema.
+    /// Print rules' full documentation and settings schema.
     Explain {
-        /// Rule id, as `palisade policies` lists it.
-        rule: String,
+        /// Rule ids, as `palisade policies` lists them (the text report of
+        /// `check` ends with this command for the rules it reported).
+        #[arg(required = true)]
+        rules: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         #[command(flatten)]
@@ -317,7 +322,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => run_check(args),
         Command::Policies { profile, config, format, policy } => run_policies(profile, config, format, &policy),
-        Command::Explain { rule, format, policy } => run_explain(&rule, format, &policy),
+        Command::Explain { rules, format, policy } => run_explain(&rules, format, &policy),
         Command::Serve(args) => run_serve(args),
         Command::Export { what, common } => run_export(what, common),
         Command::Bench { paths, profile, rounds, threads, source } => {
@@ -335,12 +340,58 @@ fn main() -> ExitCode {
 }
 
 fn runtime(args: &PolicyArgs) -> anyhow::Result<Arc<Runtime>> {
+    runtime_reporting(args, compile_progress)
+}
+
+/// Makes the compile progress reporter for a cache directory.
+type Reporter = fn(Option<PathBuf>) -> Arc<dyn Fn(CompileProgress) + Send + Sync>;
+
+/// [`runtime`], compiling with the progress `progress` makes for the cache directory.
+fn runtime_reporting(args: &PolicyArgs, progress: Reporter) -> anyhow::Result<Arc<Runtime>> {
     let limits = SandboxLimits {
         memory_bytes: args.policy_memory_mib << 20,
         call_timeout: Duration::from_millis(args.policy_timeout_ms.max(1)),
     };
     let cache = if args.no_cache { None } else { default_cache_dir() };
-    Ok(Arc::new(Runtime::new(cache, limits)?))
+    Ok(Arc::new(Runtime::new(cache.clone(), limits)?.with_progress(progress(cache))))
+}
+
+/// The progress line of compiling components to native code: seconds of
+/// silence otherwise. On a terminal, one line that counts up; elsewhere (CI
+/// logs) a line when it starts and one when it ends.
+fn compile_progress(cache: Option<PathBuf>) -> Arc<dyn Fn(CompileProgress) + Send + Sync> {
+    let terminal = std::io::stderr().is_terminal();
+    let started = std::sync::Mutex::new(Instant::now());
+    let once = match &cache {
+        Some(dir) => format!("once; kept in {}", dir.display()),
+        None => "--no-cache: every run".to_string(),
+    };
+    Arc::new(move |event| {
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            CompileProgress::Started { total } => {
+                if let Ok(mut t) = started.lock() {
+                    *t = Instant::now();
+                }
+                let plural = if total == 1 { "" } else { "s" };
+                if terminal {
+                    write!(err, "palisade: compiling {total} policy component{plural} to native code ({once})…")
+                } else {
+                    writeln!(err, "palisade: compiling {total} policy component{plural} to native code ({once})")
+                }
+            }
+            CompileProgress::Compiled { done, total } if terminal => {
+                write!(err, "\r\x1b[2Kpalisade: compiling policy components to native code ({once}): {done}/{total}")
+            }
+            CompileProgress::Compiled { .. } => Ok(()),
+            CompileProgress::Finished { total } => {
+                let secs = started.lock().map_or(0.0, |t| t.elapsed().as_secs_f64());
+                let lead = if terminal { "\r\x1b[2K" } else { "" };
+                let plural = if total == 1 { "" } else { "s" };
+                writeln!(err, "{lead}palisade: compiled {total} policy component{plural} in {secs:.1} s ({once})")
+            }
+        };
+    })
 }
 
 /// The policies a run starts from: a bundle's (fetched, checked against its
@@ -455,7 +506,11 @@ fn run_check(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(policies) => (policies, Vec::new()),
         Err(errors) => (Vec::new(), errors),
     };
-    errors.extend(palisade::exceptions::validate(&config.exceptions, |id| catalog.get(id).is_some()));
+    errors.extend(palisade::exceptions::validate(
+        &config.exceptions,
+        |id| catalog.get(id).is_some(),
+        |id| catalog.did_you_mean(id),
+    ));
     if !errors.is_empty() {
         let origin = args.config.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default();
         bail!("invalid configuration:\n  {origin}{}", errors.join(&format!("\n  {origin}")));
@@ -711,7 +766,18 @@ fn run_export(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `palisade serve`: every line it writes is JSON, an error that stops it from starting too.
 fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
+    match serve(args) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            palisade::serve::log_fatal(&e);
+            Ok(2)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -734,8 +800,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
     let images = image_verifier(&config, args.config.as_ref(), &args.policy, true, false, &[])?;
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
-        let selection = selection(&config, args.profile.as_ref(), None);
-        let catalog = catalog_from(&args.policy, sources)?;
+        let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
+        // Compiling is logged as the server's other lines are: JSON.
+        let runtime = runtime_reporting(&args.policy, palisade::serve::log::compile_progress)?;
+        let catalog = Catalog::load_with(runtime, sources.builtin, sources.bundled, &args.policy.policies)?;
         catalog.runtime.set_images(images);
         let (policies, mut errors) = match catalog.select(&selection) {
             Ok(policies) => (policies, Vec::new()),
@@ -743,7 +811,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
         };
         for id in config.admission.rules.keys() {
             if catalog.get(id).is_none() {
-                errors.push(format!("admission.rules.{id}: no rule with this id"));
+                errors.push(format!("admission.rules.{id}: no rule with this id{}", catalog.did_you_mean(id)));
             }
         }
         if !errors.is_empty() {
@@ -751,8 +819,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
         }
         Ok(palisade::serve::engine::Engine::new(catalog.runtime.clone(), policies, config.admission.clone()))
     };
-    palisade::serve::run(options, load)?;
-    Ok(0)
+    palisade::serve::run(options, load)
 }
 
 /// The configuration a run would use, after profiles, files and flags.
@@ -891,19 +958,39 @@ fn run_policies(
     Ok(0)
 }
 
-fn run_explain(rule: &str, format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
+fn run_explain(rules: &[String], format: Format, args: &PolicyArgs) -> anyhow::Result<u8> {
     let catalog = catalog(args, &[])?;
-    let Some(p) = catalog.get(rule) else {
-        let ids: Vec<&str> = catalog.policies.iter().map(|p| p.meta.id.as_str()).collect();
-        bail!("no rule {rule:?}; the loaded rules are: {}", ids.join(", "));
-    };
-    let m = &p.meta;
+    let mut found = Vec::new();
+    for rule in rules {
+        let Some(p) = catalog.get(rule) else {
+            let ids: Vec<&str> = catalog.policies.iter().map(|p| p.meta.id.as_str()).collect();
+            bail!("no rule {rule:?}{}; the loaded rules are: {}", catalog.did_you_mean(rule), ids.join(", "));
+        };
+        found.push(p);
+    }
     let out = if format == Format::Json {
-        let mut v = serde_json::to_value(m)?;
-        v["origin"] = p.origin.clone().into();
-        v["digest"] = p.compiled.digest.clone().into();
-        serde_json::to_string_pretty(&v)? + "\n"
+        let mut docs = Vec::new();
+        for p in &found {
+            let mut v = serde_json::to_value(&p.meta)?;
+            v["origin"] = p.origin.clone().into();
+            v["digest"] = p.compiled.digest.clone().into();
+            docs.push(v);
+        }
+        // One rule: its object, as before; several: an array of them.
+        let value = if docs.len() == 1 { docs.remove(0) } else { serde_json::Value::Array(docs) };
+        serde_json::to_string_pretty(&value)? + "\n"
     } else {
+        let texts: Vec<String> = found.iter().map(|p| explain_text(p)).collect::<anyhow::Result<_>>()?;
+        texts.join(&format!("\n{}\n\n", "-".repeat(72)))
+    };
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+/// One rule's documentation, as `palisade explain` prints it.
+fn explain_text(p: &palisade::policy_set::LoadedPolicy) -> anyhow::Result<String> {
+    let m = &p.meta;
+    let out = {
         let mut s = String::new();
         s.push_str(&format!("{}: {}\n\n", m.id, m.title));
         s.push_str(&format!("Severity:   {}\n", m.severity));
@@ -943,8 +1030,7 @@ fn run_explain(rule: &str, format: Format, args: &PolicyArgs) -> anyhow::Result<
         }
         s
     };
-    std::io::stdout().write_all(out.as_bytes())?;
-    Ok(0)
+    Ok(out)
 }
 
 /// Peak resident memory of this process, from /proc (Linux), in KiB.
@@ -1016,7 +1102,7 @@ fn run_bench(
     let mut evaluations = 0;
     let mut findings = 0;
     for _ in 0..rounds.max(1) {
-        let round = check::Loaded { files: 0, resources: resources.clone(), errors: Vec::new() };
+        let round = check::Loaded { files: 0, resources: resources.clone(), errors: Vec::new(), ..Default::default() };
         let started = Instant::now();
         let report = check::run(&catalog.runtime, &policies, round, &[], threads);
         let took = started.elapsed();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::inventory::Inventory;
-use crate::runtime::{Compiled, Runtime, wit};
+use crate::runtime::{CompileProgress, Compiled, Runtime, wit};
 use crate::severity::Severity;
 
 /// A rule's metadata as the host keeps it (see `metadata` in `wit/policy.wit`).
@@ -124,7 +124,12 @@ fn meta_from_wit(m: wit::Metadata) -> Result<PolicyMeta, String> {
 
 /// Compile and describe one component.
 pub fn load_component(runtime: &Runtime, origin: &str, bytes: &[u8]) -> anyhow::Result<LoadedPolicy> {
-    let compiled = runtime.compile(bytes).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    load_hashed(runtime, origin, bytes, &crate::runtime::sha256_hex(bytes))
+}
+
+/// [`load_component`] when the SHA-256 (`hex`) of `bytes` is known already.
+fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str) -> anyhow::Result<LoadedPolicy> {
+    let compiled = runtime.compile_hashed(bytes, hex).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     let mut instance = runtime
         .instantiate(&compiled, Arc::new(Inventory::default()))
         .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
@@ -192,6 +197,12 @@ impl Catalog {
                 sources.push((file.display().to_string(), std::borrow::Cow::Owned(bytes), true));
             }
         }
+        let hashes: Vec<String> = sources.iter().map(|(_, bytes, _)| crate::runtime::sha256_hex(bytes)).collect();
+        let to_compile = hashes.iter().filter(|hex| !runtime.is_cached(hex)).count();
+        if to_compile > 0 {
+            runtime.report(CompileProgress::Started { total: to_compile });
+        }
+        let compiled = std::sync::atomic::AtomicUsize::new(0);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(sources.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Option<anyhow::Result<LoadedPolicy>>> = (0..sources.len()).map(|_| None).collect();
@@ -205,7 +216,11 @@ impl Catalog {
                         let Some((origin, bytes, _)) = sources.get(i) else {
                             break;
                         };
-                        let loaded = load_component(&runtime, origin, bytes);
+                        let loaded = load_hashed(&runtime, origin, bytes, &hashes[i]);
+                        if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
+                            let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
+                        }
                         if let Ok(mut slot) = slots[i].lock() {
                             **slot = Some(loaded);
                         }
@@ -214,6 +229,9 @@ impl Catalog {
             }
         });
         drop(slots);
+        if to_compile > 0 {
+            runtime.report(CompileProgress::Finished { total: to_compile });
+        }
         let mut policies: Vec<Arc<LoadedPolicy>> = Vec::new();
         let mut explicit = HashSet::new();
         for (result, (_, _, is_extra)) in results.into_iter().zip(&sources) {
@@ -243,27 +261,38 @@ impl Catalog {
         self.policies.iter().find(|p| p.meta.id == id)
     }
 
+    /// `" (did you mean \"rule\"?)"` for a mistyped rule id, else nothing.
+    pub fn did_you_mean(&self, id: &str) -> String {
+        crate::suggest::did_you_mean(id, self.policies.iter().map(|p| p.meta.id.as_str()))
+    }
+
     /// Choose and configure the policies of a run. Every problem is returned,
     /// each naming the rule and the key.
     pub fn select(&self, selection: &Selection) -> Result<Vec<ActivePolicy>, Vec<String>> {
         let mut errors = Vec::new();
         if !PROFILES.contains(&selection.profile.as_str()) {
-            errors.push(format!("unknown profile {:?} (expected one of {})", selection.profile, PROFILES.join(", ")));
+            errors.push(format!(
+                "unknown profile {:?}{} (expected one of {})",
+                selection.profile,
+                crate::suggest::did_you_mean(&selection.profile, PROFILES),
+                PROFILES.join(", ")
+            ));
         }
         let known = |id: &str| self.get(id).is_some();
+        let hint = |id: &str| self.did_you_mean(id);
         for id in &selection.disable {
             if !known(id) {
-                errors.push(format!("disable: no rule with the id {id:?}"));
+                errors.push(format!("disable: no rule with the id {id:?}{}", hint(id)));
             }
         }
         for id in selection.severity.keys() {
             if !known(id) {
-                errors.push(format!("severity.{id}: no rule with this id"));
+                errors.push(format!("severity.{id}: no rule with this id{}", hint(id)));
             }
         }
         for id in selection.settings.keys() {
             if !known(id) {
-                errors.push(format!("settings.{id}: no rule with this id"));
+                errors.push(format!("settings.{id}: no rule with this id{}", hint(id)));
             }
         }
         let mut active = Vec::new();
@@ -327,7 +356,7 @@ impl Catalog {
                     let field = e.field.trim_start_matches('/').replace('/', ".");
                     if field.is_empty() { format!("settings.{id}") } else { format!("settings.{id}.{field}") }
                 };
-                Err(format!("{key}: {}", e.message))
+                Err(format!("{key}: {}", crate::suggest::unknown_field(&e.message)))
             }
             Err(e) => Err(format!("{id}: configuring the rule failed: {e}")),
         }

@@ -239,6 +239,20 @@ pub struct Runtime {
     pub limits: SandboxLimits,
     /// What `image-verification` answers; off until [`Runtime::set_images`].
     images: RwLock<Arc<Verifier>>,
+    /// Told how compiling goes when components are not in the cache.
+    progress: Option<Arc<dyn Fn(CompileProgress) + Send + Sync>>,
+}
+
+/// How compiling the components of a run goes, for a progress line: compiling
+/// takes seconds, and happens only when a component is not in the cache yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileProgress {
+    /// `total` components are to be compiled (none of them was in the cache).
+    Started { total: usize },
+    /// `done` of `total` are compiled.
+    Compiled { done: usize, total: usize },
+    /// All compiled.
+    Finished { total: usize },
 }
 
 /// A component's exports, by the contract version it was built for.
@@ -331,13 +345,51 @@ impl Runtime {
             engine.precompile_compatibility_hash().hash(&mut h);
             base.join(format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish()))
         });
-        Ok(Runtime { engine, linker, cache_dir, limits, images: RwLock::new(Arc::new(Verifier::not_configured())) })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            limits,
+            images: RwLock::new(Arc::new(Verifier::not_configured())),
+            progress: None,
+        })
+    }
+
+    /// Report compiling to `progress` (the command line prints a progress line).
+    pub fn with_progress(mut self, progress: Arc<dyn Fn(CompileProgress) + Send + Sync>) -> Runtime {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Where the compiled form of the component whose SHA-256 is `hex` is cached.
+    fn cached_path(&self, hex: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.cwasm")))
+    }
+
+    /// Whether the component whose SHA-256 is `hex` is compiled already.
+    pub fn is_cached(&self, hex: &str) -> bool {
+        self.cached_path(hex).is_some_and(|p| p.is_file())
+    }
+
+    /// The directory compiled components are kept in, if any.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
+    pub(crate) fn report(&self, event: CompileProgress) {
+        if let Some(progress) = &self.progress {
+            progress(event);
+        }
     }
 
     /// Compile a component, or load its compiled form from the cache.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Compiled> {
-        let hex = sha256_hex(bytes);
-        let cached_path = self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.cwasm")));
+        self.compile_hashed(bytes, &sha256_hex(bytes))
+    }
+
+    /// [`Runtime::compile`] when the SHA-256 (`hex`) of `bytes` is known already.
+    pub fn compile_hashed(&self, bytes: &[u8], hex: &str) -> anyhow::Result<Compiled> {
+        let cached_path = self.cached_path(hex);
         let mut cached = false;
         let mut component = None;
         if let Some(path) = cached_path.as_ref().filter(|p| p.is_file()) {

@@ -63,6 +63,20 @@ pub fn palisade() -> Command {
     cmd
 }
 
+/// `palisade ARGS` with `input` on standard input.
+pub fn with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = palisade()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn palisade");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait for palisade")
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run palisade")
 }

@@ -2,10 +2,12 @@
 //! `docker-registry`) on a loopback port with its own storage, over HTTP,
 //! HTTPS with a CA made for the test, or HTTPS with basic auth.
 //!
-//! `.ci/run` installs it (and skopeo, and the OCI image-spec schemas). Where a
-//! tool is missing the tests that need it say so and stop, unless `CI` or
-//! `PALISADE_REQUIRE_TOOLS` is set: then a missing tool is a failure, so CI
-//! can never pass them by skipping.
+//! `.ci/run` installs it (and skopeo, openssl and the OCI image-spec
+//! schemas). Where one is missing, `host/build/tools.rs` sets a
+//! `palisade_missing_<tool>` cfg (unless `CI` or `PALISADE_REQUIRE_TOOLS` is
+//! set) and the tests that need it are ignored, with the reason, by
+//! `#[cfg_attr(palisade_missing_<tool>, ignore = "...")]`; run anyway, they
+//! fail on the missing tool, never pass without it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,23 +19,15 @@ use super::server::Pki;
 pub const USER: &str = "palisade";
 pub const PASSWORD: &str = "s3cret-for-tests";
 
-/// Whether a missing tool fails the test rather than skipping it.
-fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("PALISADE_REQUIRE_TOOLS").is_some()
-}
-
-/// The path of an external tool, or `None` (after saying so) when it is
-/// missing and not required.
-pub fn tool(name: &str, candidates: &[&str]) -> Option<PathBuf> {
-    if let Some(found) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    assert!(!required(), "{name} is not installed ({}); .ci/run installs it", candidates.join(", "));
-    eprintln!(
-        "SKIPPED: {name} is not installed ({}); `apt-get install docker-registry skopeo openssl golang-github-opencontainers-image-spec-dev` runs it",
-        candidates.join(", ")
-    );
-    None
+/// The path of an external tool (the first of `candidates` that exists),
+/// failing the test with how to install it when none does.
+pub fn tool(name: &str, candidates: &[&str]) -> PathBuf {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed ({}); `apt-get install docker-registry skopeo openssl golang-github-opencontainers-image-spec-dev` installs it",
+            candidates.join(", ")
+        )
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,9 +53,9 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    /// Start a registry, or `None` when it is not installed (and not required).
-    pub fn start(mode: Mode) -> Option<Registry> {
-        let binary = tool("docker-registry", &["/usr/bin/docker-registry"])?;
+    /// Start a registry (the test fails when docker-registry is not installed).
+    pub fn start(mode: Mode) -> Registry {
+        let binary = tool("docker-registry", &["/usr/bin/docker-registry"]);
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
@@ -96,7 +90,7 @@ impl Registry {
             .expect("start docker-registry");
         let registry = Registry { child, addr, dir, pki };
         registry.wait_until_listening();
-        Some(registry)
+        registry
     }
 
     fn wait_until_listening(&self) {

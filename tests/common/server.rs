@@ -71,8 +71,15 @@ pub fn start(extra: &[&str], config: &str, client_ca: bool) -> Server {
     start_logged(extra, config, client_ca, None).0
 }
 
-/// What the server wrote to stderr after it started listening (the first 10,000 lines).
+/// What the server wrote to stderr (the first 10,000 lines).
 pub type Stderr = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The address in the server's `listening` line, if `line` is that line.
+/// Every line the server writes is a JSON object: any other fails the test.
+pub fn listening(line: &str) -> Option<String> {
+    let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    (parsed["msg"] == "listening").then(|| parsed["address"].as_str().expect("the address").to_string())
+}
 
 /// [`start`], keeping the server's stderr, and with `open_files` as its
 /// limit on open file descriptors (soft and hard) when given.
@@ -109,14 +116,16 @@ pub fn start_logged(extra: &[&str], config: &str, client_ca: bool, open_files: O
     let mut child = cmd.spawn().expect("start palisade serve");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let kept: Stderr = Arc::default();
     let addr = loop {
         let line = lines.next().expect("palisade serve exited before listening").unwrap();
-        if let Some(a) = line.strip_prefix("palisade: listening on https://") {
-            break a.to_string();
+        let address = listening(&line);
+        kept.lock().unwrap().push(line);
+        if let Some(a) = address {
+            break a;
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    let kept: Stderr = Arc::default();
     {
         let kept = kept.clone();
         std::thread::spawn(move || {
@@ -169,12 +178,25 @@ pub fn request_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String, Vec<u8>, Vec<u8>)> {
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let tcp = TcpStream::connect(&server.addr)?;
+    request_at(&server.addr, "localhost", config, method, path, headers, body)
+}
+
+/// [`request_with`] to `addr`, verifying its certificate for `name`.
+pub fn request_at(
+    addr: &str,
+    name: &str,
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, Vec<u8>, Vec<u8>)> {
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(std::io::Error::other)?;
+    let conn = rustls::ClientConnection::new(config, server_name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n");
     // A Content-Length among `headers` is sent as it is (it may not match the body).
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -261,4 +283,35 @@ pub fn review(uid: &str, operation: &str, namespace: &str, object: Value, old: V
             "oldObject": old,
         }
     })
+}
+
+/// The first line of `stderr` that `wanted` accepts, parsed, waiting for it
+/// (the lines arrive through a pipe and a thread) up to 30 s.
+pub fn wait_for_line(stderr: &Stderr, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found =
+            stderr.lock().unwrap().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| wanted(l));
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no such line on stderr: {:#?}", stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A client that trusts the CA certificate(s) in the PEM file `ca`.
+pub fn client_trusting(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }

@@ -141,11 +141,11 @@ pub fn text(report: &Report, colour: bool) -> String {
     if !out.is_empty() {
         out.push('\n');
     }
-    if !s.findings_by_rule.is_empty() {
+    let mut rules: Vec<_> = s.findings_by_rule.iter().collect();
+    rules.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if !rules.is_empty() {
         let _ = writeln!(out, "Findings by rule:");
-        let mut rules: Vec<_> = s.findings_by_rule.iter().collect();
-        rules.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        for (rule, n) in rules {
+        for (rule, n) in &rules {
             let _ = writeln!(out, "  {n:>6}  {rule}");
         }
         out.push('\n');
@@ -179,6 +179,13 @@ pub fn text(report: &Report, colour: bool) -> String {
     }
     for (rule, reason) in &s.inactive {
         let _ = writeln!(out, "Inactive: {rule}: {reason}");
+    }
+    for (file, reason) in &s.skipped {
+        let _ = writeln!(out, "Skipped: {file}: {reason}");
+    }
+    if !rules.is_empty() {
+        let ids: Vec<&str> = rules.iter().map(|(rule, _)| rule.as_str()).collect();
+        let _ = writeln!(out, "Why these matter and how to fix them: palisade explain {}", ids.join(" "));
     }
     out
 }

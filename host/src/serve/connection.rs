@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::log::{self, Level};
+
 /// The per-connection limits (flags of `palisade serve`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -178,8 +180,51 @@ pub fn watch_interval(limits: &ConnectionLimits) -> Duration {
     (limits.header_read_timeout.min(limits.idle_timeout) / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
+/// Whether a connection's first byte starts a plain HTTP request rather than
+/// a TLS record: a method is upper-case ASCII, while a TLS record starts with
+/// its content type, 20 to 24 (a ClientHello's is 22).
+pub fn starts_plain_http(first: u8) -> bool {
+    first.is_ascii_uppercase()
+}
+
+/// The first byte the client sent, left unread; `None` if it closed first.
+pub async fn first_byte(tcp: &tokio::net::TcpStream) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    match tcp.peek(&mut byte).await {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
+}
+
+/// Answer a client that spoke plain HTTP to the TLS port with a 400 saying so,
+/// as Go's `net/http` does, and close: the write side first, then what the
+/// client still sends is read and dropped (64 KiB at most, until `deadline`),
+/// so that the answer reaches it rather than a reset.
+pub async fn refuse_plain_http(mut tcp: tokio::net::TcpStream, deadline: tokio::time::Instant) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "This port speaks HTTPS only: use https://\n";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout_at(deadline, async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < 64 << 10 {
+            match tcp.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .await;
+}
+
 /// Lines a client can cause, written at most once a second, with a count of
-/// those left out: no client can make the log grow at its own rate.
+/// those left out (`suppressed`): no client can make the log grow at its own rate.
 pub struct LogLimiter {
     state: std::sync::Mutex<(Option<Instant>, u64)>,
 }
@@ -189,9 +234,9 @@ impl LogLimiter {
         LogLimiter { state: std::sync::Mutex::new((None, 0)) }
     }
 
-    /// Write `line` to stderr unless a line went out less than a second ago.
+    /// Write a line to stderr unless one went out less than a second ago.
     /// Returns whether it was written.
-    pub fn log(&self, line: &str) -> bool {
+    pub fn log(&self, level: Level, msg: &str, mut fields: serde_json::Value) -> bool {
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
@@ -201,10 +246,14 @@ impl LogLimiter {
             *suppressed += 1;
             return false;
         }
-        match std::mem::take(suppressed) {
-            0 => eprintln!("{line}"),
-            others => eprintln!("{line} (and {others} more in the last second)"),
+        let others = std::mem::take(suppressed);
+        if others > 0 {
+            if !fields.is_object() {
+                fields = serde_json::json!({});
+            }
+            fields["suppressed"] = others.into();
         }
+        log::stderr(level, msg, fields);
         *last = Some(now);
         true
     }
@@ -229,7 +278,7 @@ impl AcceptBackoff {
     /// Note a failure; returns how long to wait before accepting again.
     pub fn failure(&mut self, error: &io::Error) -> Duration {
         self.delay = (self.delay * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-        self.log.log(&format!("palisade: accept failed: {error}"));
+        self.log.log(Level::Warn, "accept failed", serde_json::json!({"error": error.to_string()}));
         self.delay
     }
 }
@@ -285,6 +334,18 @@ mod tests {
         a.request_ended_at(10);
         assert_eq!(a.expired_at(210, &limits()), None);
         assert_eq!(a.expired_at(211, &limits()), Some("idle timeout"));
+    }
+
+    #[test]
+    fn plain_http_is_told_from_tls_by_its_first_byte() {
+        for method in ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PRI"] {
+            assert!(starts_plain_http(method.as_bytes()[0]), "{method}");
+        }
+        // TLS records: change_cipher_spec, alert, handshake, application_data, heartbeat.
+        for content_type in 20..=24 {
+            assert!(!starts_plain_http(content_type));
+        }
+        assert!(!starts_plain_http(0x80), "an SSLv2-style hello");
     }
 
     #[test]

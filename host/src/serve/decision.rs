@@ -14,6 +14,8 @@ pub struct Cause {
     /// The JSON pointer the rule gave.
     pub path: String,
     pub message: String,
+    /// What the finding does: the rule's mode, `warn` for a rule in enforce
+    /// mode whose severity is below `admission.enforceFrom`.
     pub mode: Mode,
 }
 
@@ -30,6 +32,8 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// Rules whose enforce-mode violations (or failures) denied the request.
     pub denied_by: Vec<String>,
+    /// Rules that reported a violation, whatever its mode.
+    pub fired: Vec<String>,
     pub results: Vec<RuleResult>,
 }
 
@@ -61,15 +65,40 @@ fn warning(rule: &str, message: &str) -> String {
     cut
 }
 
+/// Causes listed in a denial message, at most [`LISTED`] of them.
+const LISTED: usize = 10;
+
+/// One line per cause, as Kubernetes words a field error and Gatekeeper
+/// names the rule: `[rule] field: message` (rules' messages hold `:` and `;`
+/// of their own, so neither can separate causes), then how many more there are.
+fn listed(causes: &[Cause]) -> String {
+    let mut lines: Vec<String> = causes
+        .iter()
+        .take(LISTED)
+        .map(|c| match c.field.as_str() {
+            "" => format!("[{}] {}", c.rule, c.message),
+            field => format!("[{}] {field}: {}", c.rule, c.message),
+        })
+        .collect();
+    if causes.len() > LISTED {
+        lines.push(format!("and {} more in status.details.causes", causes.len() - LISTED));
+    }
+    lines.join("\n")
+}
+
 pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
     let mut causes = Vec::new();
     let mut violations = Vec::new();
     let mut warnings = Vec::new();
     let mut denied_by = Vec::new();
+    let mut fired = Vec::new();
     let mut failures = Vec::new();
     for r in &results {
         match &r.verdict {
             Verdict::Violations(vs) => {
+                if !fired.contains(&r.rule) {
+                    fired.push(r.rule.clone());
+                }
                 for v in vs {
                     let cause = Cause {
                         rule: r.rule.clone(),
@@ -90,10 +119,12 @@ pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
                 }
             }
             Verdict::Error(e) if r.failure_policy == FailurePolicy::Fail => {
-                failures.push(format!("{} failed: {e}", r.rule));
+                failures.push(format!("[{}] could not evaluate: {e}", r.rule));
                 denied_by.push(r.rule.clone());
             }
-            Verdict::Error(e) => warnings.push(warning(&r.rule, &format!("could not evaluate (ignored): {e}"))),
+            Verdict::Error(e) => {
+                warnings.push(warning(&r.rule, &format!("could not evaluate, allowed as failurePolicy is ignore: {e}")))
+            }
             Verdict::Pass | Verdict::Skipped(_) => {}
         }
     }
@@ -101,24 +132,14 @@ pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
         (
             false,
             500,
-            format!("palisade could not evaluate {subject}, denied (failurePolicy: fail): {}", failures.join("; ")),
+            format!("palisade denied {subject}, failing closed as failurePolicy is fail:\n{}", failures.join("\n")),
         )
     } else if !causes.is_empty() {
-        let mut per_rule: Vec<String> = Vec::new();
-        for rule in &denied_by {
-            let n = causes.iter().filter(|c| &c.rule == rule).count();
-            let first = causes.iter().find(|c| &c.rule == rule).map(|c| c.message.as_str()).unwrap_or("");
-            per_rule.push(if n == 1 {
-                format!("{rule} ({first})")
-            } else {
-                format!("{rule} ({first}; and {} more)", n - 1)
-            });
-        }
-        (false, 403, format!("palisade denied {subject}: {}", per_rule.join(", ")))
+        (false, 403, format!("palisade denied {subject}:\n{}", listed(&causes)))
     } else {
         (true, 200, String::new())
     };
-    Decision { allowed, code, message, causes, violations, warnings, denied_by, results }
+    Decision { allowed, code, message, causes, violations, warnings, denied_by, fired, results }
 }
 
 #[cfg(test)]
@@ -133,6 +154,32 @@ mod tests {
         );
         assert_eq!(dotted("/metadata/annotations/a~1b"), "metadata.annotations.a/b");
         assert_eq!(dotted(""), "");
+    }
+
+    #[test]
+    fn a_denial_lists_each_cause_without_nesting() {
+        let cause = |rule: &str, message: &str, path: &str| Cause {
+            rule: rule.into(),
+            field: dotted(path),
+            path: path.into(),
+            message: message.into(),
+            mode: Mode::Enforce,
+        };
+        let causes = [
+            cause("pss-privileged", "privileged (container \"app\")", "/spec/containers/0/securityContext/privileged"),
+            cause("pss-host-namespaces", "hostNetwork is true", "/spec/hostNetwork"),
+            cause("custom", "the object is wrong", ""),
+        ];
+        assert_eq!(
+            listed(&causes),
+            "[pss-privileged] spec.containers[0].securityContext.privileged: privileged (container \"app\")\n\
+             [pss-host-namespaces] spec.hostNetwork: hostNetwork is true\n\
+             [custom] the object is wrong"
+        );
+        let many: Vec<Cause> = (0..12).map(|i| cause("r", &format!("m{i}"), "/spec")).collect();
+        let text = listed(&many);
+        assert!(text.starts_with("[r] spec: m0\n[r] spec: m1\n"), "{text}");
+        assert!(text.ends_with("[r] spec: m9\nand 2 more in status.details.causes"), "{text}");
     }
 
     #[test]

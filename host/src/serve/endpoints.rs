@@ -18,16 +18,36 @@ use crate::runtime::wit;
 #[derive(Debug, Default, Clone)]
 pub struct Logged {
     pub uid: String,
+    /// `userInfo.username` of an AdmissionReview.
+    pub user: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
     pub operation: String,
     pub decision: &'static str,
+    /// Rules that reported a violation, whatever they did with it.
+    pub rules: Vec<String>,
+    /// Rules that denied the request (enforced violations, failures that fail closed).
     pub rules_failed: Vec<String>,
     /// (rule, result) of every evaluation: pass, fail, error or skipped.
     pub evaluations: Vec<(String, &'static str)>,
     /// `/mutate`: the images pinned, as `pointer=reference@digest`.
     pub pinned: Vec<String>,
+}
+
+impl Logged {
+    /// What a decision made of the rules: `allowed`, `warned` (allowed, with
+    /// warnings to the client) or `denied`.
+    fn record(&mut self, d: &Decision) {
+        self.rules = d.fired.clone();
+        self.rules_failed = d.denied_by.clone();
+        self.evaluations = tally(d);
+        self.decision = match (d.allowed, d.warnings.is_empty()) {
+            (false, _) => "denied",
+            (true, true) => "allowed",
+            (true, false) => "warned",
+        };
+    }
 }
 
 fn tally(d: &Decision) -> Vec<(String, &'static str)> {
@@ -69,6 +89,7 @@ fn label(object: &Value) -> String {
 fn logged_for(review: &wire::Review) -> Logged {
     Logged {
         uid: review.uid.clone(),
+        user: review.username.clone(),
         kind: review.kind.clone(),
         namespace: review.namespace.clone(),
         name: review.name.clone(),
@@ -114,9 +135,7 @@ pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Resu
     };
     let object = &review.object;
     let decision = decide(engine.evaluate(&object.to_string(), &review.kind, &context, Some(deadline)), &label(object));
-    logged.rules_failed = decision.denied_by.clone();
-    logged.evaluations = tally(&decision);
-    logged.decision = if decision.allowed { "allowed" } else { "denied" };
+    logged.record(&decision);
     Ok((respond(admission_response(&uid, &decision)), logged))
 }
 
@@ -280,9 +299,7 @@ pub fn kyverno(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value
     };
     let d =
         decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context, Some(deadline)), &label(object));
-    logged.rules_failed = d.denied_by.clone();
-    logged.evaluations = tally(&d);
-    logged.decision = if d.allowed { "allowed" } else { "denied" };
+    logged.record(&d);
     let violations: Vec<Value> =
         d.causes.iter().map(|c| json!({"rule": c.rule, "message": c.message, "path": c.path})).collect();
     Ok((json!({"allowed": d.allowed, "message": d.message, "violations": violations, "warnings": d.warnings}), logged))

@@ -109,7 +109,7 @@ impl Engine {
             out.push(RuleResult {
                 rule: policy.id().to_string(),
                 severity: policy.severity,
-                mode: self.admission.mode(policy.id()),
+                mode: self.admission.mode(policy.id(), policy.severity),
                 failure_policy: self.admission.failure_policy(policy.id()),
                 verdict,
             });

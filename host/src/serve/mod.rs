@@ -10,12 +10,15 @@
 //! deadline that interrupts the running policy, and a bound on concurrency
 //! that holds until the work has really stopped. Connections are bounded in
 //! number, in buffer size and in time ([`connection`]). SIGTERM stops
-//! accepting and finishes the requests in flight.
+//! accepting and finishes the requests in flight. A plain-HTTP client on the
+//! TLS port is answered 400 and logged as such. Every log line is a JSON
+//! object ([`log`]).
 
 mod connection;
 mod decision;
 mod endpoints;
 pub mod engine;
+pub mod log;
 mod metrics;
 mod tls;
 pub mod wire;
@@ -42,6 +45,7 @@ pub use connection::ConnectionLimits;
 use connection::{AcceptBackoff, Activity, Tracked};
 use endpoints::{Logged, Refusal};
 use engine::Engine;
+use log::Level;
 use metrics::Metrics;
 
 /// The API server refuses larger requests too.
@@ -72,18 +76,58 @@ struct State {
     body_budget: Arc<Semaphore>,
     /// Lines about clients' failures, rate-limited.
     client_log: connection::LogLimiter,
+    /// Lines about plain-HTTP clients, rate-limited apart: a flood of TLS
+    /// failures must not hide the one line that says what to fix.
+    plain_http_log: connection::LogLimiter,
     /// Decision lines for the logging thread: a slow reader of stdout must
     /// never stall admission, so lines are dropped (and counted) when it lags.
-    log: std::sync::mpsc::SyncSender<String>,
+    log: std::sync::mpsc::SyncSender<Record>,
 }
 
-fn logger() -> std::sync::mpsc::SyncSender<String> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(10_000);
+/// What the logging thread is given.
+enum Record {
+    Line(String),
+    /// Answer once every line before this one is written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl State {
+    /// A line for stdout, through the logging thread.
+    fn record(&self, line: String) {
+        if self.log.try_send(Record::Line(line)).is_err() {
+            self.metrics.inc("palisade_log_lines_dropped_total", &[]);
+        }
+    }
+
+    /// Wait (up to `limit`) until the lines recorded so far are written.
+    fn flush(&self, limit: Duration) {
+        let (done, written) = std::sync::mpsc::channel();
+        if self.log.send(Record::Flush(done)).is_ok() {
+            let _ = written.recv_timeout(limit);
+        }
+    }
+}
+
+/// Log an error that stops the server before it serves (a bad configuration,
+/// an address in use), as the server's other lines are logged.
+pub fn log_fatal(error: &anyhow::Error) {
+    log::stderr(Level::Error, "cannot start", json!({"error": format!("{error:#}")}));
+}
+
+fn logger() -> std::sync::mpsc::SyncSender<Record> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(10_000);
     std::thread::spawn(move || {
         let mut out = std::io::stdout().lock();
-        for line in rx {
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                break;
+        for record in rx {
+            match record {
+                Record::Line(line) => {
+                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                }
+                Record::Flush(done) => {
+                    let _ = done.send(());
+                }
             }
         }
     });
@@ -103,14 +147,15 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         TlsAcceptor::from(Arc::new(tls::server_config(&opts.tls_cert, &opts.tls_key, opts.client_ca.as_deref())?));
     let files = raise_open_files_limit();
     if files < opts.connections.max_connections as u64 + 64 {
-        eprintln!(
-            "palisade: warning: {files} open files allowed, fewer than --max-connections {} needs; accept errors will back off",
-            opts.connections.max_connections
+        log::stderr(
+            Level::Warn,
+            "fewer open files allowed than --max-connections needs; accept errors will back off",
+            json!({"openFiles": files, "maxConnections": opts.connections.max_connections}),
         );
     }
     let listener = TcpListener::bind(&opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
     let local = listener.local_addr().context("the listening address")?;
-    eprintln!("palisade: listening on https://{local}");
+    log::stderr(Level::Info, "listening", json!({"address": local.to_string(), "url": format!("https://{local}")}));
     let state = Arc::new(State {
         engine: OnceLock::new(),
         metrics: Metrics::default(),
@@ -119,6 +164,7 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         limits: opts.connections,
         body_budget: Arc::new(Semaphore::new(opts.connections.max_body_buffer.max(MAX_BODY))),
         client_log: connection::LogLimiter::new(),
+        plain_http_log: connection::LogLimiter::new(),
         log: logger(),
     });
     {
@@ -133,11 +179,17 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
                 if let Ok(mut d) = state.metrics.digest.lock() {
                     *d = Some(format!("sha256:{set}"));
                 }
+                let rules = engine.policies().len();
+                let enforce_from = engine.admission.enforce_from();
                 let _ = state.engine.set(Arc::new(engine));
-                eprintln!("palisade: ready ({} rules)", state.engine.get().map_or(0, |e| e.policies().len()));
+                log::stderr(
+                    Level::Info,
+                    "ready",
+                    json!({"rules": rules, "policySet": format!("sha256:{set}"), "enforceFrom": enforce_from}),
+                );
             }
             Err(e) => {
-                eprintln!("palisade: cannot load the policy set: {e:#}");
+                log::stderr(Level::Error, "cannot load the policy set", json!({"error": format!("{e:#}")}));
                 std::process::exit(2);
             }
         });
@@ -178,11 +230,17 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         }
     }
     drop(listener);
-    eprintln!("palisade: shutting down; finishing the requests in flight");
+    log::stderr(Level::Info, "shutting down; finishing the requests in flight", json!({}));
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => eprintln!("palisade: requests still in flight after 30 s; stopping"),
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            log::stderr(Level::Warn, "requests still in flight after 30 s; stopping", json!({}));
+        }
     }
+    // The decisions of the last requests reach stdout before the process ends.
+    let flushing = state.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.flush(Duration::from_secs(5))).await;
+    log::stderr(Level::Info, "stopped", json!({}));
     Ok(())
 }
 
@@ -216,11 +274,31 @@ async fn connection(
 ) {
     let limits = state.limits;
     let activity = Activity::new(Instant::now());
-    let stream = match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
+    let peer = tcp.peer_addr().map_or_else(|_| "unknown".to_string(), |a| a.to_string());
+    let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+    match tokio::time::timeout_at(deadline, connection::first_byte(&tcp)).await {
+        Ok(Some(first)) if connection::starts_plain_http(first) => {
+            state.metrics.inc("palisade_connections_closed_total", &[("reason", "plain HTTP")]);
+            state.plain_http_log.log(
+                Level::Warn,
+                "a client spoke plain HTTP to the TLS port; use https://",
+                json!({"peer": peer}),
+            );
+            connection::refuse_plain_http(tcp, deadline).await;
+            return;
+        }
+        // TLS, or a client that closed at once (the handshake says so).
+        Ok(_) => {}
+        Err(_) => {
+            state.metrics.inc("palisade_connections_closed_total", &[("reason", "handshake timeout")]);
+            return;
+        }
+    }
+    let stream = match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             state.metrics.inc("palisade_tls_handshake_failures_total", &[]);
-            state.client_log.log(&format!("palisade: TLS handshake failed: {e}"));
+            state.client_log.log(Level::Warn, "TLS handshake failed", json!({"peer": peer, "error": e.to_string()}));
             return;
         }
         Err(_) => {
@@ -387,22 +465,34 @@ async fn post(
                     state.metrics.inc("palisade_policy_errors_total", &[("rule", rule)]);
                 }
             }
-            if endpoint != "gatekeeper" && state.log.try_send(decision_line(&logged, started.elapsed())).is_err() {
-                state.metrics.inc("palisade_log_lines_dropped_total", &[]);
+            if endpoint != "gatekeeper" {
+                state.record(decision_line(endpoint, &logged, started.elapsed()));
             }
             reply(StatusCode::OK, "application/json", value.to_string())
         }
         Ok(Ok(Err(Refusal(code, message)))) => {
             // A refused request leaves a line too: who sent what is worth an audit trail.
-            let line = json!({"msg": "request refused", "endpoint": endpoint, "code": code, "error": message});
-            if state.log.try_send(line.to_string()).is_err() {
-                state.metrics.inc("palisade_log_lines_dropped_total", &[]);
-            }
+            state.record(log::line(
+                Level::Warn,
+                "request refused",
+                json!({"endpoint": endpoint, "code": code, "error": message}),
+            ));
             problem(code, &message)
         }
-        Ok(Err(e)) => problem(500, &format!("evaluation failed: {e}")),
-        Err(_) => problem(500, &format!("no decision within the request deadline of {} ms", state.timeout.as_millis())),
+        Ok(Err(e)) => failed(state, endpoint, format!("evaluation failed: {e}")),
+        Err(_) => failed(
+            state,
+            endpoint,
+            format!("no decision within the request deadline of {} ms", state.timeout.as_millis()),
+        ),
     }
+}
+
+/// A request that got no decision: 500 (the webhook's failurePolicy
+/// decides), and a line saying so.
+fn failed(state: &State, endpoint: &str, message: String) -> Response<Full<Bytes>> {
+    state.record(log::line(Level::Error, "no decision", json!({"endpoint": endpoint, "code": 500, "error": message})));
+    problem(500, &message)
 }
 
 /// Read a body piece by piece, each piece paid for from the server-wide
@@ -454,14 +544,15 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 }
 
 /// One JSON line per admission decision, for stdout.
-fn decision_line(l: &Logged, took: Duration) -> String {
-    let mut line = json!({
-        "msg": "admission decision",
-        "uid": l.uid, "kind": l.kind, "namespace": l.namespace, "name": l.name, "operation": l.operation,
-        "decision": l.decision, "rulesFailed": l.rules_failed, "durationMs": took.as_secs_f64() * 1e3,
+fn decision_line(endpoint: &str, l: &Logged, took: Duration) -> String {
+    let mut fields = json!({
+        "endpoint": endpoint,
+        "uid": l.uid, "user": l.user, "kind": l.kind, "namespace": l.namespace, "name": l.name,
+        "operation": l.operation, "decision": l.decision, "rules": l.rules, "rulesFailed": l.rules_failed,
+        "durationMs": took.as_secs_f64() * 1e3,
     });
     if !l.pinned.is_empty() {
-        line["pinned"] = json!(l.pinned);
+        fields["pinned"] = json!(l.pinned);
     }
-    line.to_string()
+    log::line(Level::Info, "admission decision", fields)
 }

@@ -12,6 +12,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use serde_json::json;
+
+use super::log::{self, Level};
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -72,10 +75,18 @@ impl ReloadingCert {
                     Ok(key) => {
                         current.key = key;
                         current.stamps = stamps;
-                        eprintln!("palisade: reloaded the TLS certificate from {}", self.cert.display());
+                        log::stderr(
+                            Level::Info,
+                            "reloaded the TLS certificate",
+                            json!({"cert": self.cert.display().to_string()}),
+                        );
                     }
                     // Half-written files during a rotation: keep serving the old pair, try again.
-                    Err(e) => eprintln!("palisade: keeping the previous TLS certificate: {e:#}"),
+                    Err(e) => log::stderr(
+                        Level::Warn,
+                        "keeping the previous TLS certificate",
+                        json!({"error": format!("{e:#}")}),
+                    ),
                 }
             }
         }

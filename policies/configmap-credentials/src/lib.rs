@@ -139,7 +139,10 @@ impl Rule for ConfigMapCredentials {
             .filter_map(|(key, value)| {
                 let found = self.check_entry(key, value)?;
                 Some(Violation::new(
-                    format!("ConfigMap {name:?} key {key:?} holds {found}; move it to a Secret"),
+                    format!(
+                        "ConfigMap {name:?} key {key:?} holds {found}: whoever may read ConfigMaps can read it; \
+                         move it to a Secret"
+                    ),
                     format!("/data/{}", escape_pointer(key)),
                 ))
             })
@@ -181,6 +184,17 @@ mod tests {
         ] {
             assert_eq!(eval(&cm(data.clone())).len(), 1, "{data}");
         }
+        let key =
+            eval(&cm(json!({"ssh_access": "-----BEGIN PRIVATE KEY-----\nxxxxxxxx\n-----END PRIVATE KEY-----\n"})));
+        assert_eq!(
+            key[0].message,
+            r#"ConfigMap "cfg" key "ssh_access" holds credentials (line 1: a PEM private key): whoever may read ConfigMaps can read it; move it to a Secret"#
+        );
+        let named = eval(&cm(json!({"db_password": "abc123"})));
+        assert_eq!(
+            named[0].message,
+            r#"ConfigMap "cfg" key "db_password" holds a literal value (key matches "password"): whoever may read ConfigMaps can read it; move it to a Secret"#
+        );
         assert!(eval(r#"{"kind":"ConfigMap","metadata":{"name":"test-config"}}"#).is_empty());
         assert!(eval(&cm(json!({"message": "This is a test", "db_user": "postgres"}))).is_empty());
     }
@@ -200,15 +214,15 @@ mod tests {
             [
                 (
                     "/data/DATABASE_URL",
-                    r#"ConfigMap "cfg" key "DATABASE_URL" holds a URL with a password in it; move it to a Secret"#
+                    r#"ConfigMap "cfg" key "DATABASE_URL" holds a URL with a password in it: whoever may read ConfigMaps can read it; move it to a Secret"#
                 ),
                 (
                     "/data/config.json",
-                    r#"ConfigMap "cfg" key "config.json" holds credentials (line 3: password = **** (name matches "password")); move it to a Secret"#
+                    r#"ConfigMap "cfg" key "config.json" holds credentials (line 3: password = ****, its name matching "password"): whoever may read ConfigMaps can read it; move it to a Secret"#
                 ),
                 (
                     "/data/rabbitmq.conf",
-                    r#"ConfigMap "cfg" key "rabbitmq.conf" holds credentials (line 3: default_pass = **** (name matches "*_pass")); move it to a Secret"#
+                    r#"ConfigMap "cfg" key "rabbitmq.conf" holds credentials (line 3: default_pass = ****, its name matching "*_pass"): whoever may read ConfigMaps can read it; move it to a Secret"#
                 ),
             ]
         );

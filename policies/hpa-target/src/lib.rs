@@ -70,20 +70,27 @@ impl Rule for HpaTarget {
                 .filter_map(|json| Header::read(json).ok())
                 .any(|h| h.metadata.name == target.name);
         if !exists {
+            let kind = if target.kind.is_empty() { "no kind, name" } else { target.kind.as_str() };
             out.push(Violation::new(
                 format!(
-                    "scaleTargetRef {} {:?} is not in the checked set (namespace {})",
-                    target.kind,
+                    "scaleTargetRef names {kind} {:?}, which is not in the checked set in namespace {}: the HPA \
+                     scales nothing; point scaleTargetRef at the workload's kind and name",
                     target.name,
                     namespace.unwrap_or("(unset)")
                 ),
                 "/spec/scaleTargetRef",
             ));
         }
-        if hpa.min_replicas() < self.min {
-            let how = if hpa.spec.min_replicas.is_some() { "" } else { " (unset, so 1)" };
+        let min = hpa.min_replicas();
+        if min < self.min {
+            let is = if hpa.spec.min_replicas.is_some() { format!("is {min}") } else { format!("is unset, so {min}") };
             out.push(Violation::new(
-                format!("minReplicas is {}{how}; at least {} are required", hpa.min_replicas(), self.min),
+                format!(
+                    "minReplicas {is}, below the {required} required: the HPA may scale its workload down to {min} \
+                     pod{s}; set spec.minReplicas to at least {required}",
+                    required = self.min,
+                    s = if min == 1 { "" } else { "s" }
+                ),
                 "/spec/minReplicas",
             ));
         }
@@ -122,5 +129,30 @@ mod tests {
         let elsewhere = web.replace(r#""namespace":"ns""#, r#""namespace":"other""#);
         assert_eq!(paths(spec, &[&elsewhere]), ["/spec/scaleTargetRef"]);
         assert_eq!(paths(r#"{"scaleTargetRef":{"kind":"Deployment","name":"web"}}"#, &[web]), ["/spec/minReplicas"]);
+    }
+
+    #[test]
+    fn messages_name_the_target_and_the_minimum() {
+        testing::set::<&str>(&[]);
+        let json = r#"{"kind":"HorizontalPodAutoscaler","metadata":{"name":"h","namespace":"ns"},
+            "spec":{"scaleTargetRef":{"kind":"Deployment","name":"web"}}}"#;
+        let messages: Vec<String> = configure::<HpaTarget>("{}")
+            .unwrap()
+            .evaluate(json, &Context::default())
+            .unwrap()
+            .into_iter()
+            .map(|v| v.message)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "scaleTargetRef names Deployment \"web\", which is not in the checked set in namespace ns: the HPA \
+                 scales nothing; point scaleTargetRef at the workload's kind and name",
+                "minReplicas is unset, so 1, below the 2 required: the HPA may scale its workload down to 1 pod; \
+                 set spec.minReplicas to at least 2",
+            ]
+        );
+        // The peer mappings (tests/peer_suites.rs) tell the two apart by these words.
+        assert!(!messages[0].contains("minReplicas") && !messages[1].contains("scaleTargetRef"));
     }
 }

@@ -143,7 +143,7 @@ impl Rule for ImageAttestation {
                 Ok(set) => set,
                 Err(e) => {
                     findings.error(&e, c.field("image"), |reason| {
-                        format!("{at}: its attestations cannot be read: {reason}")
+                        format!("{at}: its attestations cannot be read: {reason}; {}", images::remedy(&e))
                     });
                     continue;
                 }
@@ -174,7 +174,10 @@ const MAX_REJECTED: usize = 3;
 fn unmet_message(at: &str, r: &Requirement, unmet: &Unmet, set: &AttestationSet) -> String {
     let wanted = r.describe();
     match unmet {
-        Unmet::Failed { .. } => format!("{at}: attestation {wanted} does not satisfy the policy: {unmet}"),
+        Unmet::Failed { .. } => format!(
+            "{at}: attestation {wanted} does not satisfy the policy: {unmet}; publish one that does, or change the \
+             policy's requirement"
+        ),
         Unmet::Missing => {
             // A rejected attestation whose type could not be read may be the one wanted.
             let rejected: Vec<String> = set
@@ -194,6 +197,7 @@ fn unmet_message(at: &str, r: &Requirement, unmet: &Unmet, set: &AttestationSet)
                     message.push_str(&format!("; and {} more", rejected.len() - MAX_REJECTED));
                 }
             }
+            message.push_str("; attach one signed by a key or identity the policy trusts");
             message
         }
     }
@@ -518,7 +522,7 @@ mod tests {
              type slsaprovenance1 (https://slsa.dev/provenance/v1); 2 found but rejected: https://slsa.dev/provenance/v1: \
              identity mismatch: signed by an identity the policy does not trust: \
              https://github.com/mallory/app/.github/workflows/x.yml@refs/heads/main; of unreadable type: bad signature: \
-             the DSSE signature does not verify"
+             the DSSE signature does not verify; attach one signed by a key or identity the policy trusts"
         );
         // Asked for every type (a family of versions), the rule still names only rejections of this one.
         let rejected = vec![
@@ -537,7 +541,8 @@ mod tests {
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(
             v[0].message.ends_with(
-                "1 found but rejected: https://cyclonedx.org/bom/v1.5: untrusted certificate: expired before it signed"
+                "1 found but rejected: https://cyclonedx.org/bom/v1.5: untrusted certificate: expired before it \
+                 signed; attach one signed by a key or identity the policy trusts"
             ),
             "{}",
             v[0].message

@@ -39,12 +39,24 @@ impl PodRule for ImageDigest {
 
     fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
         w.containers()
-            .filter(|c| !ImageRef::parse(&c.container.image).has_sha256_digest())
-            .map(|c| {
-                Violation::new(
-                    format!("container {:?} uses image {:?} without a sha256 digest", c.name(), c.container.image),
+            .filter_map(|c| {
+                let image = &c.container.image;
+                let r = ImageRef::parse(image);
+                if r.has_sha256_digest() {
+                    return None;
+                }
+                let fix = match r.digest {
+                    None => format!("pin it by digest, as in {image}@sha256:<digest>"),
+                    Some(_) => "pin it by its full sha256 digest of 64 hex digits".to_string(),
+                };
+                Some(Violation::new(
+                    format!(
+                        "container {:?} uses image {image:?} without a sha256 digest: what it runs can change \
+                         under the same reference; {fix}",
+                        c.name()
+                    ),
                     c.field("image"),
-                )
+                ))
             })
             .collect()
     }
@@ -69,5 +81,15 @@ mod tests {
         .unwrap();
         let names: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(names, ["/spec/containers/1/image", "/spec/containers/2/image"]);
+        let messages: Vec<_> = v.iter().map(|v| v.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "container \"b\" uses image \"nginx:1.2\" without a sha256 digest: what it runs can change under the \
+                 same reference; pin it by digest, as in nginx:1.2@sha256:<digest>",
+                "container \"c\" uses image \"nginx@sha256:12\" without a sha256 digest: what it runs can change under \
+                 the same reference; pin it by its full sha256 digest of 64 hex digits",
+            ]
+        );
     }
 }

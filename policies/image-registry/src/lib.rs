@@ -92,7 +92,8 @@ impl PodRule for ImageRegistry {
             .map(|c| {
                 Violation::new(
                     format!(
-                        "container {:?} uses image {:?}, not from an allowed registry ({})",
+                        "container {:?} uses image {:?}, which is not from an allowed registry; \
+                         use an image from one of: {}",
                         c.name(),
                         c.container.image,
                         self.allowed.join(", ")
@@ -147,6 +148,13 @@ mod tests {
             ],
         );
         assert_eq!(bad, [1, 3, 6]);
+        let rule = configure_pod::<ImageRegistry>(r#"{"allowed":["registry.example.com","ghcr.io/acme/"]}"#).unwrap();
+        let v = check_pod(rule, r#"{"kind":"Pod","spec":{"containers":[{"name":"a","image":"redis:7"}]}}"#).unwrap();
+        assert_eq!(
+            v[0].message,
+            "container \"a\" uses image \"redis:7\", which is not from an allowed registry; use an image from one \
+             of: registry.example.com, ghcr.io/acme/"
+        );
         assert!(configure_pod::<ImageRegistry>(r#"{"allowed":[""]}"#).is_err());
     }
 }

@@ -89,14 +89,18 @@ impl Rule for ImageSignature {
                 PolicyMatch::Matched(policy) => policy,
                 PolicyMatch::UnmatchedAllowed => continue,
                 PolicyMatch::InvalidReference(m) => {
-                    findings.push(Violation::new(format!("{at}: the reference does not parse: {m}"), c.field("image")));
+                    findings.push(Violation::new(
+                        format!("{at}: the reference does not parse: {m}; fix the image reference"),
+                        c.field("image"),
+                    ));
                     continue;
                 }
                 PolicyMatch::UnmatchedDenied => {
                     findings.push(Violation::new(
                         format!(
-                            "{at} does not match any trust policy (imageVerification.policies; \
-                             `unmatched: allow` admits such images unverified)"
+                            "{at} does not match any trust policy, so it cannot be verified; add a policy whose \
+                             images match it to imageVerification.policies, or set `unmatched: allow` to admit such \
+                             images unverified"
                         ),
                         c.field("image"),
                     ));
@@ -104,7 +108,9 @@ impl Rule for ImageSignature {
                 }
             };
             if let Err(e) = images::verify(image, &policy) {
-                findings.error(&e, c.field("image"), |reason| format!("{at} (trust policy {policy:?}): {reason}"));
+                findings.error(&e, c.field("image"), |reason| {
+                    format!("{at} (trust policy {policy:?}): {reason}; {}", images::remedy(&e))
+                });
             }
         }
         findings.finish()
@@ -171,7 +177,11 @@ mod tests {
                 "/spec/ephemeralContainers/0/image"
             ]
         );
-        assert!(v[0].message.contains("no signature") && v[0].message.contains("\"prod\""), "{}", v[0].message);
+        assert_eq!(
+            v[0].message,
+            "container \"b\": image \"unsigned:1\" (trust policy \"prod\"): no signature: none; sign the image with a \
+             key or identity the policy trusts"
+        );
         assert!(v[1].message.contains("does not match any trust policy"), "{}", v[1].message);
         assert!(v[2].message.contains("does not parse"), "{}", v[2].message);
         assert!(v[3].message.contains("bad signature"), "{}", v[3].message);

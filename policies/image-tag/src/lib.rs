@@ -51,11 +51,19 @@ impl PodRule for ImageTag {
             }
             match r.tag.as_deref() {
                 None | Some("") => out.push(Violation::new(
-                    format!("container {:?} uses image {image:?} without a tag (pulls latest)", c.name()),
+                    format!(
+                        "container {:?} uses image {image:?} without a tag, so it pulls latest: each pull may get \
+                         other content; set a version tag or a digest",
+                        c.name()
+                    ),
                     c.field("image"),
                 )),
                 Some("latest") => out.push(Violation::new(
-                    format!("container {:?} uses image {image:?} with the tag latest", c.name()),
+                    format!(
+                        "container {:?} uses image {image:?} with the tag latest: each pull may get other content; \
+                         set a version tag or a digest",
+                        c.name()
+                    ),
                     c.field("image"),
                 )),
                 Some(_) => {}
@@ -83,5 +91,15 @@ mod tests {
         .unwrap();
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/spec/initContainers/0/image", "/spec/containers/0/image", "/spec/containers/2/image"]);
+        assert_eq!(
+            v[0].message,
+            "container \"i\" uses image \"busybox\" without a tag, so it pulls latest: each pull may get other \
+             content; set a version tag or a digest"
+        );
+        assert_eq!(
+            v[1].message,
+            "container \"a\" uses image \"nginx:latest\" with the tag latest: each pull may get other content; \
+             set a version tag or a digest"
+        );
     }
 }

@@ -102,7 +102,11 @@ impl Rule for IngressTlsSecret {
             let Some(name) = tls.secret_name.as_deref().filter(|n| !n.is_empty()) else { continue };
             if !secrets.iter().any(|s| s == name) && !issued.contains(&name) {
                 out.push(Violation::new(
-                    format!("TLS secret {name:?} is not in the checked set and no cert-manager Certificate or issuer annotation produces it"),
+                    format!(
+                        "TLS secret {name:?} is neither in the checked set nor produced by a cert-manager \
+                         Certificate or issuer annotation: clients get the controller's default certificate; \
+                         ship the Secret or let cert-manager issue it"
+                    ),
                     format!("/spec/tls/{i}/secretName"),
                 ));
             }
@@ -129,6 +133,13 @@ mod tests {
     #[test]
     fn sources_of_the_secret() {
         assert_eq!(count("{}", &[]), 1);
+        let json =
+            r#"{"kind":"Ingress","metadata":{"name":"i","namespace":"ns"},"spec":{"tls":[{"secretName":"a-tls"}]}}"#;
+        assert_eq!(
+            IngressTlsSecret.evaluate(json, &Context::default()).unwrap()[0].message,
+            "TLS secret \"a-tls\" is neither in the checked set nor produced by a cert-manager Certificate or issuer \
+             annotation: clients get the controller's default certificate; ship the Secret or let cert-manager issue it"
+        );
         assert_eq!(count("{}", &[r#"{"kind":"Secret","metadata":{"name":"a-tls","namespace":"ns"}}"#]), 0);
         assert_eq!(count("{}", &[r#"{"kind":"Secret","metadata":{"name":"a-tls","namespace":"other"}}"#]), 1);
         assert_eq!(count(r#"{"cert-manager.io/cluster-issuer":"letsencrypt"}"#, &[]), 0);

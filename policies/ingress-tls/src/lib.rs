@@ -107,7 +107,11 @@ impl Rule for IngressTls {
         let tls = spec.tls.unwrap_or_default();
         if tls.is_empty() {
             return Ok(vec![Violation::new(
-                format!("Ingress {:?} has no spec.tls: it serves plain HTTP", header.metadata.name),
+                format!(
+                    "Ingress {:?} has no spec.tls: it serves plain HTTP; add a spec.tls entry listing its hosts, \
+                     with a secretName holding the certificate",
+                    header.metadata.name
+                ),
                 "/spec/tls",
             )]);
         }
@@ -116,7 +120,10 @@ impl Rule for IngressTls {
             let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) else { continue };
             if !tls.iter().any(|t| t.covers(host)) {
                 out.push(Violation::new(
-                    format!("host {host:?} is not covered by any spec.tls entry"),
+                    format!(
+                        "host {host:?} is not covered by any spec.tls entry: it is served over plain HTTP; \
+                         add it to the hosts of a spec.tls entry"
+                    ),
                     format!("/spec/rules/{i}/host"),
                 ));
             }
@@ -143,6 +150,24 @@ mod tests {
         assert!(!covers("*.example.com", "a.b.example.com"));
         assert!(!covers("*.example.com", "example.com"));
         assert!(covers("example.com", "example.com"));
+    }
+
+    #[test]
+    fn messages_say_what_to_add() {
+        let messages = |spec: &str| -> Vec<String> {
+            let json = format!(r#"{{"kind":"Ingress","metadata":{{"name":"i"}},"spec":{spec}}}"#);
+            IngressTls.evaluate(&json, &Context::default()).unwrap().into_iter().map(|v| v.message).collect()
+        };
+        assert_eq!(
+            messages(r#"{"rules":[{"host":"a.example.com"}]}"#),
+            ["Ingress \"i\" has no spec.tls: it serves plain HTTP; add a spec.tls entry listing its hosts, with a \
+              secretName holding the certificate"]
+        );
+        assert_eq!(
+            messages(r#"{"tls":[{"hosts":["a.example.com"]}],"rules":[{"host":"b.example.com"}]}"#),
+            ["host \"b.example.com\" is not covered by any spec.tls entry: it is served over plain HTTP; add it to \
+              the hosts of a spec.tls entry"]
+        );
     }
 
     #[test]

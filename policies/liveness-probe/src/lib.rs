@@ -55,11 +55,20 @@ impl PodRule for LivenessProbe {
         for c in w.containers().filter(|c| c.kind == ContainerKind::Regular) {
             match (&c.container.liveness_probe, &c.container.readiness_probe) {
                 (None, _) => out.push(Violation::new(
-                    format!("container {:?} has no livenessProbe", c.name()),
+                    format!(
+                        "container {:?} has no livenessProbe: the kubelet cannot restart it when it hangs; \
+                         add a livenessProbe",
+                        c.name()
+                    ),
                     c.field("livenessProbe"),
                 )),
                 (Some(live), Some(ready)) if live.value() == ready.value() => out.push(Violation::new(
-                    format!("container {:?} has a livenessProbe identical to its readinessProbe", c.name()),
+                    format!(
+                        "container {:?} has a livenessProbe identical to its readinessProbe: a slow container is \
+                         restarted, not only taken out of its Services; give the livenessProbe a longer period or \
+                         another check",
+                        c.name()
+                    ),
                     c.field("livenessProbe"),
                 )),
                 _ => {}
@@ -90,8 +99,11 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "container \"same\" has a livenessProbe identical to its readinessProbe",
-                "container \"none\" has no livenessProbe"
+                "container \"same\" has a livenessProbe identical to its readinessProbe: a slow container is \
+                 restarted, not only taken out of its Services; give the livenessProbe a longer period or another \
+                 check",
+                "container \"none\" has no livenessProbe: the kubelet cannot restart it when it hangs; \
+                 add a livenessProbe"
             ]
         );
         let pod = r#"{"kind":"Pod","spec":{"restartPolicy":"OnFailure","containers":[{"name":"x"}]}}"#;

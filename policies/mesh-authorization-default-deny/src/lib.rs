@@ -57,8 +57,8 @@ impl MeshAuthorizationDefaultDeny {
         if !policies.iter().filter(|p| !p.is_dry_run()).any(|p| default_deny(&p)) {
             let mut message = format!(
                 "no AuthorizationPolicy denies requests to {subject} by default: neither namespace {} nor the root \
-                 namespace {root} has an allow-nothing policy (spec: {{}}), so every request that no DENY policy \
-                 matches is allowed",
+                 namespace {root} has an allow-nothing policy, so every request that no DENY policy matches is \
+                 allowed",
                 ns.unwrap_or("(unset)")
             );
             let mut dry: Vec<String> =
@@ -66,6 +66,12 @@ impl MeshAuthorizationDefaultDeny {
             dry.sort();
             if !dry.is_empty() {
                 message.push_str(&format!(" ({} would be one, but istio.io/dry-run only logs)", dry.join(", ")));
+            }
+            match ns {
+                Some(ns) => {
+                    message.push_str(&format!("; add an AuthorizationPolicy with spec: {{}} to namespace {ns}"))
+                }
+                None => message.push_str("; add an AuthorizationPolicy with spec: {} to its namespace"),
             }
             out.push(Violation::new(message, at.clone()));
         }
@@ -80,7 +86,7 @@ impl MeshAuthorizationDefaultDeny {
             out.push(Violation::new(
                 format!(
                     "AuthorizationPolicy {id} allows every request to {subject} (a rule without from, to or when), \
-                     which voids any default deny"
+                     which voids any default deny; give the rule from, to or when conditions, or remove it"
                 ),
                 at.clone(),
             ));
@@ -180,7 +186,12 @@ mod tests {
         );
         let m = messages(&[FRONTEND, &allow_frontend]);
         assert_eq!(m.len(), 1, "{m:?}");
-        assert!(m[0].contains("neither namespace shop nor the root namespace istio-system"), "{}", m[0]);
+        assert_eq!(
+            m[0],
+            "no AuthorizationPolicy denies requests to Deployment \"frontend\" by default: neither namespace shop nor \
+             the root namespace istio-system has an allow-nothing policy, so every request that no DENY policy \
+             matches is allowed; add an AuthorizationPolicy with spec: {} to namespace shop"
+        );
         let nothing = ap("shop", "allow-nothing", "{}", "{}");
         assert!(messages(&[FRONTEND, &allow_frontend, &nothing]).is_empty());
         let mesh_wide = ap("istio-system", "allow-nothing", "{}", r#"{"action":"ALLOW"}"#);
@@ -206,7 +217,14 @@ mod tests {
         let dry = ap("shop", "allow-nothing", r#"{"istio.io/dry-run":"true"}"#, "{}");
         let m = messages(&[FRONTEND, &dry]);
         assert_eq!(m.len(), 1);
-        assert!(m[0].contains("shop/allow-nothing would be one, but istio.io/dry-run only logs"), "{}", m[0]);
+        assert!(
+            m[0].ends_with(
+                "matches is allowed (shop/allow-nothing would be one, but istio.io/dry-run only logs); add an \
+                 AuthorizationPolicy with spec: {} to namespace shop"
+            ),
+            "{}",
+            m[0]
+        );
         // A root-namespace policy selecting the workload's labels applies, but only to those workloads.
         let rooted = ap("istio-system", "p", "{}", r#"{"selector":{"matchLabels":{"app":"frontend"}}}"#);
         assert_eq!(messages(&[FRONTEND, &rooted]).len(), 1);
@@ -218,7 +236,11 @@ mod tests {
         let all = ap("shop", "allow-all", "{}", r#"{"rules":[{}]}"#);
         let m = messages(&[FRONTEND, &nothing, &all]);
         assert_eq!(m.len(), 1);
-        assert!(m[0].starts_with("AuthorizationPolicy shop/allow-all allows every request"), "{}", m[0]);
+        assert_eq!(
+            m[0],
+            "AuthorizationPolicy shop/allow-all allows every request to Deployment \"frontend\" (a rule without from, \
+             to or when), which voids any default deny; give the rule from, to or when conditions, or remove it"
+        );
         let other_app = ap("shop", "allow-all", "{}", r#"{"selector":{"matchLabels":{"app":"cart"}},"rules":[{}]}"#);
         assert!(messages(&[FRONTEND, &nothing, &other_app]).is_empty());
         let mesh_all = ap("istio-system", "allow-all", "{}", r#"{"rules":[{}]}"#);

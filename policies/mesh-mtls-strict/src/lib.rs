@@ -113,7 +113,7 @@ impl MeshMtlsStrict {
         for port in p.ports().into_iter().filter(|port| weak(port.mode)) {
             out.push(Violation::new(
                 format!(
-                    "portLevelMtls sets port {} to {}: on that port each workload it selects {}",
+                    "portLevelMtls sets port {} to {}: on that port each workload it selects {}; set it to STRICT",
                     port.port,
                     port.mode.name(),
                     port.mode.consequence()
@@ -165,8 +165,16 @@ impl MeshMtlsStrict {
         }
         let subject = format!("{} {:?}", w.kind, w.name());
         if let Some((why, path)) = istio::sidecar_opt_out(w) {
+            let fix = if path.ends_with("/hostNetwork") {
+                "run it off the host network to bring it into the mesh"
+            } else {
+                "remove the opt-out so that Istio injects a sidecar"
+            };
             return Ok(vec![Violation::new(
-                format!("{subject} is outside the mesh: {why}; no PeerAuthentication applies and it accepts plaintext"),
+                format!(
+                    "{subject} is outside the mesh: {why}, so no PeerAuthentication applies and it accepts \
+                     plaintext; {fix}"
+                ),
                 path,
             )]);
         }
@@ -181,13 +189,15 @@ impl MeshMtlsStrict {
         if effective.mode != MtlsMode::Strict {
             let message = match effective.decided_by {
                 None => format!(
-                    "{subject} in namespace {}: no PeerAuthentication sets its mTLS mode (none mesh-wide in {root}, \
-                     namespace-wide, or selecting its pods), so Istio's default PERMISSIVE applies: it {}",
+                    "{subject} in namespace {}: no PeerAuthentication sets its mTLS mode, mesh-wide in {root}, \
+                     namespace-wide or selecting its pods, so Istio's default PERMISSIVE applies and it {}; add one \
+                     with mtls.mode STRICT",
                     namespace_name(ns),
                     effective.mode.consequence()
                 ),
                 Some((p, scope)) => format!(
-                    "{subject} in namespace {} gets mTLS mode {} from PeerAuthentication {} ({}): it {}",
+                    "{subject} in namespace {} gets mTLS mode {} from PeerAuthentication {} ({}): it {}; set its \
+                     mtls.mode to STRICT",
                     namespace_name(ns),
                     effective.mode.name(),
                     p.metadata.id(),
@@ -201,7 +211,8 @@ impl MeshMtlsStrict {
             for (port, _) in effective.ports.iter().filter(|(port, explicit)| *explicit && weak(port.mode)) {
                 out.push(Violation::new(
                     format!(
-                        "port {} of {subject} is {} by portLevelMtls of PeerAuthentication {}: on that port it {}",
+                        "port {} of {subject} is {} by portLevelMtls of PeerAuthentication {}: on that port it {}; \
+                         set that port's mode to STRICT",
                         port.port,
                         port.mode.name(),
                         p.metadata.id(),
@@ -235,7 +246,8 @@ impl MeshMtlsStrict {
             let scopes: Vec<String> = disabled.into_iter().map(|d| d.scope).collect();
             out.push(Violation::new(
                 format!(
-                    "DestinationRule {} sets tls.mode DISABLE ({}) for host {:?} and {why}: sidecars send {subject} plaintext",
+                    "DestinationRule {} sets tls.mode DISABLE ({}) for host {:?} and {why}: sidecars send {subject} \
+                     plaintext; use ISTIO_MUTUAL or remove the tls block",
                     dr.metadata.id(),
                     scopes.join("; "),
                     dr.spec.host
@@ -365,7 +377,12 @@ mod tests {
         testing::set(&[REVIEWS]);
         let found = rule(r#"{"mesh":"istio"}"#).evaluate(REVIEWS, &Context::default()).unwrap();
         assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("Istio's default PERMISSIVE"), "{}", found[0].message);
+        assert_eq!(
+            found[0].message,
+            "Deployment \"reviews-v1\" in namespace shop: no PeerAuthentication sets its mTLS mode, mesh-wide in \
+             istio-system, namespace-wide or selecting its pods, so Istio's default PERMISSIVE applies and it accepts \
+             plaintext as well as mTLS; add one with mtls.mode STRICT"
+        );
         assert_eq!(found[0].path, "/spec/template/metadata/labels");
         // A Gateway API Gateway is not Istio.
         let gw = r#"{"apiVersion":"gateway.networking.k8s.io/v1","kind":"Gateway","metadata":{"name":"g","namespace":"shop"}}"#;
@@ -437,7 +454,12 @@ mod tests {
         assert_ne!(opted_out, REVIEWS);
         let found = findings(&opted_out, &[&opted_out, MESH_STRICT]);
         assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("sidecar.istio.io/inject"), "{}", found[0].message);
+        assert_eq!(
+            found[0].message,
+            "Deployment \"reviews-v1\" is outside the mesh: its pods opt out of the sidecar (annotation \
+             sidecar.istio.io/inject: \"false\"), so no PeerAuthentication applies and it accepts plaintext; remove \
+             the opt-out so that Istio injects a sidecar"
+        );
         assert_eq!(found[0].path, "/spec/template/metadata/annotations/sidecar.istio.io~1inject");
     }
 
@@ -510,7 +532,11 @@ mod tests {
         let refused = pa("shop", "p", r#"{"portLevelMtls":{"80":{"mode":"DISABLE"}}}"#);
         let m = messages(&refused, &[&refused]);
         assert_eq!(m.len(), 1);
-        assert!(m[0].starts_with("Istio refuses this PeerAuthentication"), "{}", m[0]);
+        assert_eq!(
+            m[0],
+            "Istio refuses this PeerAuthentication, so it never applies: portLevelMtls needs a workload selector; add \
+             selector.matchLabels or remove portLevelMtls"
+        );
         // A selector policy in the root namespace is ignored by Istio.
         assert!(
             paths(&pa("istio-system", "p", r#"{"selector":{"matchLabels":{"a":"b"}},"mtls":{"mode":"DISABLE"}}"#))

@@ -183,7 +183,7 @@ impl Rule for NetworkDefaultDeny {
                 return Ok(Vec::new());
             }
             let note = format!(
-                " (reported on {} {:?}, the namespace's first workload: the checked set has no Namespace for it)",
+                " (reported on {} {:?}, the namespace's first workload, as the checked set has no Namespace for it)",
                 header.kind, header.metadata.name
             );
             (NamespaceInfo::read(name)?, if name.is_some() { "/metadata/namespace" } else { "/metadata" }, note)
@@ -197,9 +197,9 @@ impl Rule for NetworkDefaultDeny {
             .map(|d| {
                 Violation::new(
                     format!(
-                        "namespace {} has no default deny for {dir}: no NetworkPolicy there has podSelector {{}}, {} in \
-                         policyTypes and no {dir} rules, and no Cilium policy puts all its pods into default deny \
-                         for {dir}{on_workload}",
+                        "namespace {} has no default deny for {dir}: neither a NetworkPolicy nor a Cilium policy \
+                         denies {dir} to all its pods by default; add a NetworkPolicy with podSelector {{}}, {} in \
+                         policyTypes and no {dir} rules{on_workload}",
                         namespace.display(),
                         d.as_str(),
                         dir = d.field(),
@@ -273,7 +273,12 @@ mod tests {
         testing::set(&[SHOP]);
         let v = configure::<NetworkDefaultDeny>("{}").unwrap().evaluate(SHOP, &Context::default()).unwrap();
         assert_eq!(v[0].path, "/metadata/name");
-        assert!(v[0].message.starts_with("namespace shop has no default deny for ingress"), "{}", v[0].message);
+        assert_eq!(
+            v[0].message,
+            "namespace shop has no default deny for ingress: neither a NetworkPolicy nor a Cilium policy denies \
+             ingress to all its pods by default; add a NetworkPolicy with podSelector {}, Ingress in policyTypes and \
+             no ingress rules"
+        );
     }
 
     #[test]
@@ -320,7 +325,13 @@ mod tests {
         testing::set(&[API]);
         let v = configure::<NetworkDefaultDeny>("{}").unwrap().evaluate(API, &Context::default()).unwrap();
         assert_eq!(v[0].path, "/metadata/namespace");
-        assert!(v[0].message.contains(r#"reported on Deployment "api""#), "{}", v[0].message);
+        assert!(
+            v[0].message.ends_with(
+                r#"no ingress rules (reported on Deployment "api", the namespace's first workload, as the checked set has no Namespace for it)"#
+            ),
+            "{}",
+            v[0].message
+        );
         // Neither a workload nor a Namespace.
         assert!(missing(r#"{"kind":"Service","metadata":{"name":"s","namespace":"shop"}}"#, &[]).is_empty());
         assert!(missing(r#"{"kind":"PodTemplate","metadata":{"name":"t","namespace":"shop"}}"#, &[]).is_empty());

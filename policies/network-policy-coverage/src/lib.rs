@@ -56,14 +56,20 @@ impl NetworkPolicyCoverage {
         let mut out = Vec::new();
         for d in Direction::BOTH {
             if !Self::covered(d, w, &endpoint, policies)? {
+                let open = match d {
+                    Direction::Ingress => "whatever can reach them may connect",
+                    Direction::Egress => "they may connect anywhere",
+                };
                 out.push(Violation::new(
                     format!(
                         "no NetworkPolicy or CiliumNetworkPolicy in namespace {}, nor CiliumClusterwideNetworkPolicy, \
-                         selects the pods of {} {:?} for {}",
+                         selects the pods of {} {:?} for {}: {open}; add a NetworkPolicy selecting them, with {} in \
+                         policyTypes",
                         namespace.display(),
                         w.kind,
                         w.name(),
-                        d.field()
+                        d.field(),
+                        d.as_str()
                     ),
                     format!("{}/labels", w.meta_path),
                 ));
@@ -140,13 +146,26 @@ mod tests {
         check_pod(NetworkPolicyCoverage, DEPLOY)
             .unwrap()
             .iter()
-            .map(|v| v.message.rsplit(' ').next().unwrap().to_string())
+            .map(|v| v.message.split(':').next().unwrap().rsplit(' ').next().unwrap().to_string())
             .collect()
     }
 
     #[test]
     fn nothing_selects_means_both_directions_fail() {
         assert_eq!(directions(&[]), ["ingress", "egress"]);
+        let messages: Vec<String> =
+            check_pod(NetworkPolicyCoverage, DEPLOY).unwrap().into_iter().map(|v| v.message).collect();
+        assert_eq!(
+            messages,
+            [
+                "no NetworkPolicy or CiliumNetworkPolicy in namespace shop, nor CiliumClusterwideNetworkPolicy, \
+                 selects the pods of Deployment \"web\" for ingress: whatever can reach them may connect; add a \
+                 NetworkPolicy selecting them, with Ingress in policyTypes",
+                "no NetworkPolicy or CiliumNetworkPolicy in namespace shop, nor CiliumClusterwideNetworkPolicy, \
+                 selects the pods of Deployment \"web\" for egress: they may connect anywhere; add a NetworkPolicy \
+                 selecting them, with Egress in policyTypes",
+            ]
+        );
     }
 
     #[test]

@@ -74,6 +74,14 @@ fn verb(d: Direction) -> &'static str {
     }
 }
 
+/// What a finding about a rule of direction `d` asks for.
+fn fix(d: Direction) -> &'static str {
+    match d {
+        Direction::Ingress => "admit only the peers that must reach its pods",
+        Direction::Egress => "allow only the destinations its pods need",
+    }
+}
+
 impl NetworkPolicyPermissive {
     fn cidr_allowed(&self, cidr: &Cidr) -> bool {
         self.allowed_cidrs.iter().any(|a| a.contains(cidr))
@@ -101,12 +109,12 @@ impl NetworkPolicyPermissive {
                 let peers = rule.peers(d);
                 if peers.is_empty() {
                     let who = format!("every peer (the rule has no `{}`)", d.peers_field());
-                    out.push(Violation::new(format!("{what} {who}, {ports}"), base.clone()));
+                    out.push(Violation::new(format!("{what} {who}, {ports}; {}", fix(d)), base.clone()));
                 }
                 for (j, peer) in peers.iter().enumerate() {
                     if let Some(who) = self.wide_k8s_peer(peer, any_namespace_ok) {
                         let path = format!("{base}/{}/{j}", d.peers_field());
-                        out.push(Violation::new(format!("{what} {who}, {ports}"), path));
+                        out.push(Violation::new(format!("{what} {who}, {ports}; {}", fix(d)), path));
                     }
                 }
             }
@@ -149,7 +157,7 @@ impl NetworkPolicyPermissive {
                     let ports = cilium_ports(r);
                     for (field, who) in self.wide_cilium_peers(r, d, p.is_clusterwide(), any_namespace_ok) {
                         let path = if field.is_empty() { base.clone() } else { format!("{base}/{field}") };
-                        out.push(Violation::new(format!("{what} {who}, {ports}"), path));
+                        out.push(Violation::new(format!("{what} {who}, {ports}; {}", fix(d)), path));
                     }
                 }
             }
@@ -384,14 +392,22 @@ mod tests {
         assert_eq!(f[0].0, "/spec/ingress/0");
         assert_eq!(
             f[0].1,
-            "NetworkPolicy \"web\": ingress rule 0 admits traffic from every peer (the rule has no `from`), on every port"
+            "NetworkPolicy \"web\": ingress rule 0 admits traffic from every peer (the rule has no `from`), on every \
+             port; admit only the peers that must reach its pods"
         );
-        assert!(f[1].1.contains("egress rule 0 allows traffic to every peer (the rule has no `to`)"), "{}", f[1].1);
+        assert!(
+            f[1].1.ends_with(
+                "egress rule 0 allows traffic to every peer (the rule has no `to`), on every port; allow only the \
+                 destinations its pods need"
+            ),
+            "{}",
+            f[1].1
+        );
         let with_ports = netpol(
             r#"{"podSelector":{"matchLabels":{"app":"web"}},"ingress":[{"ports":[{"port":443},{"port":"metrics","protocol":"TCP"},{"port":8000,"endPort":8100,"protocol":"UDP"},{"protocol":"SCTP"}]}]}"#,
         );
         let f = findings(&with_ports);
-        assert!(f[0].1.ends_with("on 443/TCP, metrics/TCP, 8000-8100/UDP, any SCTP port"), "{}", f[0].1);
+        assert!(f[0].1.contains("on 443/TCP, metrics/TCP, 8000-8100/UDP, any SCTP port;"), "{}", f[0].1);
         // Rules of a direction the policy does not affect allow nothing.
         let inert = netpol(
             r#"{"podSelector":{},"policyTypes":["Egress"],"ingress":[{}],"egress":[{"to":[{"podSelector":{}}]}]}"#,
@@ -474,7 +490,7 @@ mod tests {
         );
         let f = findings(&anywhere);
         assert_eq!(f[0].0, "/spec/ingress/0");
-        assert!(f[0].1.ends_with("on 8080/TCP (within its layer-7 rules)"), "{}", f[0].1);
+        assert!(f[0].1.contains("on 8080/TCP (within its layer-7 rules);"), "{}", f[0].1);
         // client-egress-to-entities-world, in part.
         let world = cnp(
             r#"{"endpointSelector":{"matchLabels":{"kind":"client"}},"egress":[{"toEntities":["world"],"toPorts":[{"ports":[{"port":"80","protocol":"TCP"}]}]},

@@ -39,11 +39,16 @@ impl PdbCoverage {
             }
         }
         let scale = match hpa_min {
-            Some(m) if m > replicas => format!("an HPA keeps at least {m} replicas"),
+            Some(m) if m > replicas => format!("at least {m} replicas, its HPA's minimum,"),
             _ => format!("{replicas} replicas"),
         };
         Ok(vec![Violation::new(
-            format!("{} {:?} runs {scale} but no PodDisruptionBudget selects its pods", w.kind, w.name()),
+            format!(
+                "{} {:?} runs {scale} but no PodDisruptionBudget selects its pods: a node drain may evict them all \
+                 at once; add one with maxUnavailable: 1 whose selector matches its pod labels",
+                w.kind,
+                w.name()
+            ),
             format!("{}/labels", w.meta_path),
         )])
     }
@@ -120,5 +125,22 @@ mod tests {
         assert_eq!(count(3, &[null_selector]), 1, "a null selector selects nothing");
         let other_ns = PDB.replace(r#""namespace":"ns""#, r#""namespace":"other""#);
         assert_eq!(count(3, &[&other_ns]), 1);
+    }
+
+    #[test]
+    fn messages_say_how_many_replicas_and_what_to_add() {
+        testing::set(&[HPA]);
+        assert_eq!(
+            check_pod(PdbCoverage, &deploy(1)).unwrap()[0].message,
+            "Deployment \"web\" runs at least 3 replicas, its HPA's minimum, but no PodDisruptionBudget selects its \
+             pods: a node drain may evict them all at once; add one with maxUnavailable: 1 whose selector matches its \
+             pod labels"
+        );
+        testing::set::<&str>(&[]);
+        assert!(
+            check_pod(PdbCoverage, &deploy(3)).unwrap()[0]
+                .message
+                .starts_with("Deployment \"web\" runs 3 replicas but no PodDisruptionBudget selects its pods: ")
+        );
     }
 }

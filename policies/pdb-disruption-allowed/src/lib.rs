@@ -102,7 +102,10 @@ impl Rule for PdbDisruptionAllowed {
                 Amount::Percent(p) => format!("{p}%"),
             };
             return Ok(vec![Violation::new(
-                format!("PodDisruptionBudget {name:?} sets maxUnavailable to {value}: no pod may ever be evicted"),
+                format!(
+                    "PodDisruptionBudget {name:?} sets maxUnavailable to {value}: no pod may ever be evicted, so \
+                     node drains stall; set maxUnavailable to 1 or more"
+                ),
                 "/spec/maxUnavailable",
             )]);
         }
@@ -113,7 +116,10 @@ impl Rule for PdbDisruptionAllowed {
             && p >= 100
         {
             return Ok(vec![Violation::new(
-                format!("PodDisruptionBudget {name:?} sets minAvailable to {p}%: no pod may ever be evicted"),
+                format!(
+                    "PodDisruptionBudget {name:?} sets minAvailable to {p}%: no pod may ever be evicted, so node \
+                     drains stall; set minAvailable below 100%"
+                ),
                 "/spec/minAvailable",
             )]);
         }
@@ -138,8 +144,10 @@ impl Rule for PdbDisruptionAllowed {
         if required >= total {
             return Ok(vec![Violation::new(
                 format!(
-                    "PodDisruptionBudget {name:?} requires {required} available of the {total} pods it selects ({}): no pod may be evicted",
-                    selected.join(", ")
+                    "PodDisruptionBudget {name:?} requires {required} available of the {total} pods it selects, in \
+                     {}: no pod may be evicted, so node drains stall; {}",
+                    selected.join(", "),
+                    if total > 0 { format!("set minAvailable below {total}") } else { "lower minAvailable".into() }
                 ),
                 "/spec/minAvailable",
             )]);
@@ -181,5 +189,25 @@ mod tests {
         assert_eq!(count(r#"{"selector":{"matchLabels":{"app":"db"}},"minAvailable":5}"#), 0, "selects nothing known");
         testing::set::<&str>(&[]);
         assert!(PdbDisruptionAllowed.evaluate(&pdb(r#"{"maxUnavailable":"x%"}"#), &Context::default()).is_err());
+    }
+
+    #[test]
+    fn messages_say_what_blocks_and_what_to_set() {
+        testing::set(&[DEPLOY3]);
+        let message =
+            |spec: &str| PdbDisruptionAllowed.evaluate(&pdb(spec), &Context::default()).unwrap()[0].message.clone();
+        let sel = r#""selector":{"matchLabels":{"app":"web"}}"#;
+        assert_eq!(
+            message(&format!(r#"{{{sel},"maxUnavailable":"0%"}}"#)),
+            "PodDisruptionBudget \"p\" sets maxUnavailable to 0%: no pod may ever be evicted, so node drains stall; \
+             set maxUnavailable to 1 or more"
+        );
+        assert_eq!(
+            message(&format!(r#"{{{sel},"minAvailable":3}}"#)),
+            "PodDisruptionBudget \"p\" requires 3 available of the 3 pods it selects, in Deployment web: no pod may \
+             be evicted, so node drains stall; set minAvailable below 3"
+        );
+        // The Kyverno mapping (tests/peer_suites.rs) counts only messages naming maxUnavailable.
+        assert!(!message(&format!(r#"{{{sel},"minAvailable":"100%"}}"#)).contains("maxUnavailable"));
     }
 }

@@ -77,7 +77,9 @@ impl PodRule for PodAntiAffinity {
         }
         vec![Violation::new(
             format!(
-                "{} {:?} runs {replicas} replicas without pod anti-affinity or a topology spread constraint on {HOSTNAME} for its own pods",
+                "{} {:?} runs {replicas} replicas without pod anti-affinity or a topology spread constraint on \
+                 {HOSTNAME} for its own pods: one node failure can stop them all; add a preferred anti-affinity \
+                 term on that key",
                 w.kind,
                 w.name()
             ),
@@ -104,6 +106,13 @@ mod tests {
     fn spreading() {
         assert_eq!(count(1, ""), 0);
         assert_eq!(count(2, ""), 1);
+        let json = r#"{"kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":2,"template":{"spec":{}}}}"#;
+        assert_eq!(
+            check_pod(PodAntiAffinity, json).unwrap()[0].message,
+            "Deployment \"web\" runs 2 replicas without pod anti-affinity or a topology spread constraint on \
+             kubernetes.io/hostname for its own pods: one node failure can stop them all; add a preferred \
+             anti-affinity term on that key"
+        );
         let preferred = r#","affinity":{"podAntiAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[{"weight":100,"podAffinityTerm":{"topologyKey":"kubernetes.io/hostname","labelSelector":{"matchLabels":{"app":"web"}}}}]}}"#;
         assert_eq!(count(2, preferred), 0);
         let zone = preferred.replace("kubernetes.io/hostname", "topology.kubernetes.io/zone");

@@ -35,21 +35,20 @@ impl Control for AllowPrivilegeEscalation {
             return Vec::new();
         }
         w.containers()
-            .filter(|c| {
-                c.container
-                    .security_context
-                    .as_ref()
-                    .and_then(|s| s.allow_privilege_escalation)
-                    != Some(false)
-            })
-            .map(|c| {
-                Violation::new(
+            .filter_map(|c| {
+                let set = match c.container.security_context.as_ref().and_then(|s| s.allow_privilege_escalation) {
+                    Some(false) => return None,
+                    Some(true) => "sets securityContext.allowPrivilegeEscalation to true",
+                    None => "does not set securityContext.allowPrivilegeEscalation",
+                };
+                Some(Violation::new(
                     format!(
-                        "allowPrivilegeEscalation != false ({} must set securityContext.allowPrivilegeEscalation=false)",
+                        "{} {set}: its processes can gain privileges through setuid binaries; \
+                         set securityContext.allowPrivilegeEscalation to false",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/allowPrivilegeEscalation"),
-                )
+                ))
             })
             .collect()
     }
@@ -69,6 +68,15 @@ mod tests {
         let v = check_json::<AllowPrivilegeEscalation>(POD, "latest", Level::Restricted);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/1/securityContext/allowPrivilegeEscalation");
+        assert_eq!(
+            v[0].message,
+            "container \"b\" does not set securityContext.allowPrivilegeEscalation: its processes can gain \
+             privileges through setuid binaries; set securityContext.allowPrivilegeEscalation to false"
+        );
+        let explicit =
+            POD.replace(r#"{"name":"b"}"#, r#"{"name":"b","securityContext":{"allowPrivilegeEscalation":true}}"#);
+        let v = check_json::<AllowPrivilegeEscalation>(&explicit, "latest", Level::Restricted);
+        assert!(v[0].message.starts_with("container \"b\" sets securityContext.allowPrivilegeEscalation to true: "));
         assert!(check_json::<AllowPrivilegeEscalation>(POD, "v1.7", Level::Restricted).is_empty());
     }
 

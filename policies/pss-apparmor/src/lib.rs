@@ -24,6 +24,20 @@ fn allowed_annotation(value: &str) -> bool {
     value.is_empty() || value == "runtime/default" || value.starts_with("localhost/")
 }
 
+/// What a `securityContext.appArmorProfile` of `subject` (`the pod`, `container "a"`) does wrong, and the fix.
+fn field_message(subject: &str, profile: &AppArmorProfile) -> String {
+    let why = if profile.type_ == "Unconfined" {
+        "AppArmor confinement is off"
+    } else {
+        "only RuntimeDefault and Localhost are allowed"
+    };
+    format!(
+        "{subject} sets securityContext.appArmorProfile.type to {}: {why}; set it to RuntimeDefault, \
+         or Localhost with a profile loaded on the nodes",
+        pss::join_quote(&[&profile.type_])
+    )
+}
+
 impl Control for AppArmor {
     fn metadata() -> Metadata {
         pss::metadata(
@@ -51,31 +65,33 @@ impl Control for AppArmor {
         if let Some(p) = w.spec.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref())
             && !allowed_type(p)
         {
-            out.push(Violation::new(
-                format!(
-                    "forbidden AppArmor profile (pod must not set securityContext.appArmorProfile.type to {})",
-                    pss::join_quote(&[&p.type_])
-                ),
-                w.spec_field("securityContext/appArmorProfile/type"),
-            ));
+            out.push(Violation::new(field_message("the pod", p), w.spec_field("securityContext/appArmorProfile/type")));
         }
         for c in w.containers() {
             if let Some(p) = c.container.security_context.as_ref().and_then(|s| s.app_armor_profile.as_ref())
                 && !allowed_type(p)
             {
                 out.push(Violation::new(
-                    format!(
-                        "forbidden AppArmor profile ({} must not set securityContext.appArmorProfile.type to {})",
-                        pss::container_label(c.name()),
-                        pss::join_quote(&[&p.type_])
-                    ),
+                    field_message(&pss::container_label(c.name()), p),
                     c.field("securityContext/appArmorProfile/type"),
                 ));
             }
         }
         for (key, value) in &w.pod_meta.annotations {
             if key.starts_with(ANNOTATION_PREFIX) && !allowed_annotation(value) {
-                out.push(Violation::new(format!("forbidden AppArmor profile ({key}={value})"), w.annotation_path(key)));
+                let why = if value == "unconfined" {
+                    "AppArmor confinement is off"
+                } else {
+                    "only runtime/default and localhost/<profile> are allowed"
+                };
+                out.push(Violation::new(
+                    format!(
+                        "annotation {key} is {}: {why}; set it to runtime/default or localhost/<profile>, \
+                         or use securityContext.appArmorProfile",
+                        pss::join_quote(&[value])
+                    ),
+                    w.annotation_path(key),
+                ));
             }
         }
         out
@@ -110,6 +126,18 @@ mod tests {
                 "/spec/securityContext/appArmorProfile/type",
                 "/spec/containers/1/securityContext/appArmorProfile/type",
                 "/metadata/annotations/container.apparmor.security.beta.kubernetes.io~1a",
+            ]
+        );
+        let messages: Vec<_> = v.iter().map(|v| v.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "the pod sets securityContext.appArmorProfile.type to \"Unconfined\": AppArmor confinement is off; \
+                 set it to RuntimeDefault, or Localhost with a profile loaded on the nodes",
+                "container \"b\" sets securityContext.appArmorProfile.type to \"Unconfined\": AppArmor confinement \
+                 is off; set it to RuntimeDefault, or Localhost with a profile loaded on the nodes",
+                "annotation container.apparmor.security.beta.kubernetes.io/a is \"unconfined\": AppArmor confinement \
+                 is off; set it to runtime/default or localhost/<profile>, or use securityContext.appArmorProfile",
             ]
         );
     }

@@ -64,7 +64,8 @@ impl Control for CapabilitiesBaseline {
                 if !ALLOWED.contains(&cap.as_str()) {
                     out.push(Violation::new(
                         format!(
-                            "non-default capabilities ({} must not include {} in securityContext.capabilities.add)",
+                            "{} adds capability {}, outside the runtime's default set: it can weaken the \
+                             container's isolation; remove it from securityContext.capabilities.add",
                             pss::container_label(c.name()),
                             pss::join_quote(&[cap])
                         ),
@@ -96,6 +97,11 @@ mod tests {
                 "/spec/containers/0/securityContext/capabilities/add/1",
                 "/spec/containers/0/securityContext/capabilities/add/2"
             ]
+        );
+        assert_eq!(
+            v[0].message,
+            "container \"a\" adds capability \"SYS_ADMIN\", outside the runtime's default set: it can weaken the \
+             container's isolation; remove it from securityContext.capabilities.add"
         );
     }
 

@@ -40,9 +40,16 @@ impl Control for CapabilitiesRestricted {
             let caps = c.container.security_context.as_ref().and_then(|s| s.capabilities.as_ref());
             let drops_all = caps.is_some_and(|caps| caps.drop.iter().any(|d| d == "ALL"));
             if !drops_all {
+                let dropped = caps.map(|caps| caps.drop.as_slice()).unwrap_or_default();
+                let does = if dropped.is_empty() {
+                    "does not drop ALL capabilities".to_string()
+                } else {
+                    format!("drops {} but not ALL capabilities", pss::join_quote(dropped))
+                };
                 out.push(Violation::new(
                     format!(
-                        "unrestricted capabilities ({} must set securityContext.capabilities.drop=[\"ALL\"])",
+                        "{} {does}: it keeps the runtime's default set, CHOWN and SETUID included; \
+                         set securityContext.capabilities.drop to [\"ALL\"]",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/capabilities/drop"),
@@ -52,7 +59,8 @@ impl Control for CapabilitiesRestricted {
                 if cap != "NET_BIND_SERVICE" {
                     out.push(Violation::new(
                         format!(
-                            "unrestricted capabilities ({} must not include {} in securityContext.capabilities.add)",
+                            "{} adds capability {}: the restricted level allows adding only NET_BIND_SERVICE; \
+                             remove it from securityContext.capabilities.add",
                             pss::container_label(c.name()),
                             pss::join_quote(&[cap])
                         ),
@@ -90,13 +98,27 @@ mod tests {
                 "/spec/containers/2/securityContext/capabilities/add/0"
             ]
         );
+        assert_eq!(
+            v[0].message,
+            "container \"nodrop\" drops \"all\" but not ALL capabilities: it keeps the runtime's default set, \
+             CHOWN and SETUID included; set securityContext.capabilities.drop to [\"ALL\"]"
+        );
+        assert_eq!(
+            v[1].message,
+            "container \"adds\" adds capability \"CHOWN\": the restricted level allows adding only \
+             NET_BIND_SERVICE; remove it from securityContext.capabilities.add"
+        );
+        // The Kyverno peer mapping (tests/peer_suites.rs) counts only messages naming `drop`.
+        assert!(!v[1].message.contains("drop"), "{}", v[1].message);
     }
 
     #[test]
     fn version_and_windows_gates() {
         let pod = r#"{"kind":"Pod","spec":{"os":{"name":"windows"},"containers":[{"name":"a"}]}}"#;
         assert!(check_json::<CapabilitiesRestricted>(pod, "v1.21", Level::Restricted).is_empty());
-        assert_eq!(check_json::<CapabilitiesRestricted>(pod, "v1.24", Level::Restricted).len(), 1);
+        let v = check_json::<CapabilitiesRestricted>(pod, "v1.24", Level::Restricted);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].message.starts_with("container \"a\" does not drop ALL capabilities: "), "{}", v[0].message);
         assert!(check_json::<CapabilitiesRestricted>(pod, "v1.25", Level::Restricted).is_empty());
     }
 

@@ -28,11 +28,23 @@ impl Control for HostNamespaces {
     }
 
     fn check(_: &Settings, w: &Workload) -> Vec<Violation> {
-        [("hostNetwork", w.spec.host_network), ("hostPID", w.spec.host_pid), ("hostIPC", w.spec.host_ipc)]
-            .into_iter()
-            .filter(|(_, value)| *value == Some(true))
-            .map(|(field, _)| Violation::new(format!("host namespaces ({field}=true)"), w.spec_field(field)))
-            .collect()
+        [
+            ("hostNetwork", "network", w.spec.host_network),
+            ("hostPID", "process", w.spec.host_pid),
+            ("hostIPC", "IPC", w.spec.host_ipc),
+        ]
+        .into_iter()
+        .filter(|(_, _, value)| *value == Some(true))
+        .map(|(field, namespace, _)| {
+            Violation::new(
+                format!(
+                    "{field} is true: the pod shares the node's {namespace} namespace; \
+                     remove spec.{field} or set it to false"
+                ),
+                w.spec_field(field),
+            )
+        })
+        .collect()
     }
 }
 
@@ -52,7 +64,15 @@ mod tests {
         );
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/spec/template/spec/hostNetwork", "/spec/template/spec/hostIPC"]);
-        assert_eq!(v[0].message, "host namespaces (hostNetwork=true)");
+        assert_eq!(
+            v[0].message,
+            "hostNetwork is true: the pod shares the node's network namespace; \
+             remove spec.hostNetwork or set it to false"
+        );
+        assert_eq!(
+            v[1].message,
+            "hostIPC is true: the pod shares the node's IPC namespace; remove spec.hostIPC or set it to false"
+        );
     }
 
     #[test]

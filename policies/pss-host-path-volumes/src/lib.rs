@@ -36,7 +36,11 @@ impl Control for HostPathVolumes {
             .filter(|(_, v)| v.has_source("hostPath"))
             .map(|(i, v)| {
                 Violation::new(
-                    format!("hostPath volumes (volume {})", pss::join_quote(&[&v.name])),
+                    format!(
+                        "volume {} is a hostPath volume: it mounts a directory of the node into the pod; \
+                         use a persistentVolumeClaim, configMap, secret or emptyDir volume instead",
+                        pss::join_quote(&[&v.name])
+                    ),
                     w.spec_field(&format!("volumes/{i}/hostPath")),
                 )
             })
@@ -61,6 +65,10 @@ mod tests {
         );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/jobTemplate/spec/template/spec/volumes/1/hostPath");
-        assert_eq!(v[0].message, "hostPath volumes (volume \"b\")");
+        assert_eq!(
+            v[0].message,
+            "volume \"b\" is a hostPath volume: it mounts a directory of the node into the pod; \
+             use a persistentVolumeClaim, configMap, secret or emptyDir volume instead"
+        );
     }
 }

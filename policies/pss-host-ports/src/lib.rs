@@ -18,7 +18,7 @@ impl Control for HostPorts {
              NetworkPolicies, and limits where the pod can be scheduled.",
             "Remove hostPort and expose the port through a Service (ClusterIP, or a \
              LoadBalancer or Ingress for outside traffic).",
-            Severity::Medium,
+            Severity::High,
             Level::Baseline,
             &[
                 pss::STANDARD_URL,
@@ -33,7 +33,11 @@ impl Control for HostPorts {
             for (i, port) in c.container.ports.iter().enumerate() {
                 if let Some(host_port) = port.host_port.filter(|p| *p != 0) {
                     out.push(Violation::new(
-                        format!("hostPort ({} uses hostPort {host_port})", pss::container_label(c.name())),
+                        format!(
+                            "{} sets hostPort {host_port}: it binds the node's network interface, bypassing \
+                             Services and NetworkPolicies; remove hostPort and expose the port through a Service",
+                            pss::container_label(c.name())
+                        ),
                         c.field(&format!("ports/{i}/hostPort")),
                     ));
                 }
@@ -59,7 +63,11 @@ mod tests {
         );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/0/ports/1/hostPort");
-        assert_eq!(v[0].message, "hostPort (container \"a\" uses hostPort 8081)");
+        assert_eq!(
+            v[0].message,
+            "container \"a\" sets hostPort 8081: it binds the node's network interface, bypassing Services and \
+             NetworkPolicies; remove hostPort and expose the port through a Service"
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ fn check_handler(c: &ContainerRef<'_>, where_: &str, handler: Option<&Handler>, 
         if !field.host.is_empty() {
             out.push(Violation::new(
                 format!(
-                    "probe or lifecycle host ({} uses {where_}.{kind}.host {})",
+                    "{} sets {where_}.{kind}.host to {}: the kubelet connects there from the node's network; \
+                     remove the host field so the kubelet targets the pod's own IP",
                     pss::container_label(c.name()),
                     pss::join_quote(&[&field.host])
                 ),
@@ -41,7 +42,7 @@ impl Control for HostProbesLifecycle {
             "The kubelet runs probes and handlers from the node's network: a host field lets a \
              pod make the node connect to any address, including the node's own services.",
             "Remove the host field; the kubelet then targets the pod's own IP.",
-            Severity::Medium,
+            Severity::High,
             Level::Baseline,
             &[
                 pss::STANDARD_URL,
@@ -89,6 +90,12 @@ mod tests {
             paths,
             ["/spec/containers/0/readinessProbe/httpGet/host", "/spec/containers/0/lifecycle/preStop/tcpSocket/host"]
         );
+        assert_eq!(
+            v[0].message,
+            "container \"a\" sets readinessProbe.httpGet.host to \"127.0.0.1\": the kubelet connects there from \
+             the node's network; remove the host field so the kubelet targets the pod's own IP"
+        );
+        assert!(v[1].message.starts_with("container \"a\" sets lifecycle.preStop.tcpSocket.host to \"10.0.0.1\": "));
         assert!(check_json::<HostProbesLifecycle>(POD, "v1.33", Level::Baseline).is_empty());
     }
 

@@ -35,7 +35,8 @@ impl Control for Privileged {
             .map(|c| {
                 Violation::new(
                     format!(
-                        "privileged ({} must not set securityContext.privileged=true)",
+                        "{} sets securityContext.privileged to true: it gets every capability and device of the \
+                         node; remove securityContext.privileged or set it to false",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/privileged"),
@@ -69,6 +70,10 @@ mod tests {
                 "/spec/ephemeralContainers/0/securityContext/privileged"
             ]
         );
-        assert!(v[0].message.contains("container \"i\""));
+        assert_eq!(
+            v[0].message,
+            "container \"i\" sets securityContext.privileged to true: it gets every capability and device of the \
+             node; remove securityContext.privileged or set it to false"
+        );
     }
 }

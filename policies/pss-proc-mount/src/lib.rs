@@ -43,9 +43,15 @@ impl Control for ProcMount {
             .filter_map(|c| {
                 let mount = c.container.security_context.as_ref()?.proc_mount.as_ref()?;
                 (mount != "Default").then(|| {
+                    let why = if mount == "Unmasked" {
+                        "the node's kernel interfaces under /proc are not masked"
+                    } else {
+                        "only Default is allowed"
+                    };
                     Violation::new(
                         format!(
-                            "procMount ({} must not set securityContext.procMount to {})",
+                            "{} sets securityContext.procMount to {}: {why}; \
+                             set securityContext.procMount to Default or remove it",
                             pss::container_label(c.name()),
                             pss::join_quote(&[mount])
                         ),
@@ -75,6 +81,11 @@ mod tests {
         let v = check_json::<ProcMount>(&host, "latest", Level::Baseline);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/0/securityContext/procMount");
+        assert_eq!(
+            v[0].message,
+            "container \"a\" sets securityContext.procMount to \"Unmasked\": the node's kernel interfaces under \
+             /proc are not masked; set securityContext.procMount to Default or remove it"
+        );
     }
 
     #[test]

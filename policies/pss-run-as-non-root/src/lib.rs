@@ -47,7 +47,8 @@ impl Control for RunAsNonRoot {
         let pod = w.spec.security_context.as_ref().and_then(|s| s.run_as_non_root);
         if pod == Some(false) {
             out.push(Violation::new(
-                "runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)",
+                "the pod sets securityContext.runAsNonRoot to false: containers that do not override it may run \
+                 as root; set securityContext.runAsNonRoot to true",
                 w.spec_field("securityContext/runAsNonRoot"),
             ));
         }
@@ -56,14 +57,16 @@ impl Control for RunAsNonRoot {
             match c.container.security_context.as_ref().and_then(|s| s.run_as_non_root) {
                 Some(false) => out.push(Violation::new(
                     format!(
-                        "runAsNonRoot != true ({} must not set securityContext.runAsNonRoot=false)",
+                        "{} sets securityContext.runAsNonRoot to false: it may run as root; \
+                         set securityContext.runAsNonRoot to true",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/runAsNonRoot"),
                 )),
                 None if !pod_true => out.push(Violation::new(
                     format!(
-                        "runAsNonRoot != true (pod or {} must set securityContext.runAsNonRoot=true)",
+                        "neither the pod nor {} sets securityContext.runAsNonRoot to true: the container may run \
+                         as root; set securityContext.runAsNonRoot to true on the pod or on the container",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/runAsNonRoot"),
@@ -87,7 +90,13 @@ mod tests {
         let ok = r#"{"kind":"Pod","spec":{"securityContext":{"runAsNonRoot":true},"containers":[{"name":"a"}]}}"#;
         assert!(check_json::<RunAsNonRoot>(ok, "latest", Level::Restricted).is_empty());
         let bad = r#"{"kind":"Pod","spec":{"securityContext":{"runAsNonRoot":true},"containers":[{"name":"a","securityContext":{"runAsNonRoot":false}}]}}"#;
-        assert_eq!(check_json::<RunAsNonRoot>(bad, "latest", Level::Restricted).len(), 1);
+        let v = check_json::<RunAsNonRoot>(bad, "latest", Level::Restricted);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0].message,
+            "container \"a\" sets securityContext.runAsNonRoot to false: it may run as root; \
+             set securityContext.runAsNonRoot to true"
+        );
     }
 
     #[test]
@@ -99,6 +108,11 @@ mod tests {
         );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/0/securityContext/runAsNonRoot");
+        assert_eq!(
+            v[0].message,
+            "neither the pod nor container \"a\" sets securityContext.runAsNonRoot to true: the container may run \
+             as root; set securityContext.runAsNonRoot to true on the pod or on the container"
+        );
     }
 
     #[test]
@@ -110,7 +124,9 @@ mod tests {
         let host = pod.replace(r#""hostUsers":false"#, r#""hostUsers":true"#);
         assert_eq!(check_json::<RunAsNonRoot>(&host, "latest", Level::Restricted).len(), 2);
         let unset = pod.replace(r#""hostUsers":false,"#, "");
-        assert_eq!(check_json::<RunAsNonRoot>(&unset, "latest", Level::Restricted).len(), 2);
+        let v = check_json::<RunAsNonRoot>(&unset, "latest", Level::Restricted);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].message.starts_with("the pod sets securityContext.runAsNonRoot to false: "), "{}", v[0].message);
     }
 
     #[test]

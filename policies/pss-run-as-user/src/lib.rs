@@ -42,14 +42,18 @@ impl Control for RunAsUser {
         let mut out = Vec::new();
         if w.spec.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0) {
             out.push(Violation::new(
-                "runAsUser=0 (pod must not set runAsUser=0)",
+                "the pod sets securityContext.runAsUser to 0: containers that do not override it run as root; \
+                 set a non-zero user ID",
                 w.spec_field("securityContext/runAsUser"),
             ));
         }
         for c in w.containers() {
             if c.container.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0) {
                 out.push(Violation::new(
-                    format!("runAsUser=0 ({} must not set runAsUser=0)", pss::container_label(c.name())),
+                    format!(
+                        "{} sets securityContext.runAsUser to 0: it runs as root; set a non-zero user ID",
+                        pss::container_label(c.name())
+                    ),
                     c.field("securityContext/runAsUser"),
                 ));
             }
@@ -79,7 +83,15 @@ mod tests {
         assert!(check_json::<RunAsUser>(pod, "latest", Level::Restricted).is_empty());
         assert_eq!(check_json::<RunAsUser>(pod, "v1.34", Level::Restricted).len(), 2);
         let host = pod.replace(r#""hostUsers":false"#, r#""hostUsers":true"#);
-        assert_eq!(check_json::<RunAsUser>(&host, "latest", Level::Restricted).len(), 2);
+        let v = check_json::<RunAsUser>(&host, "latest", Level::Restricted);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            [
+                "the pod sets securityContext.runAsUser to 0: containers that do not override it run as root; \
+                 set a non-zero user ID",
+                "container \"i\" sets securityContext.runAsUser to 0: it runs as root; set a non-zero user ID",
+            ]
+        );
     }
 
     #[test]

@@ -48,7 +48,13 @@ impl Control for SeccompBaseline {
             for (key, value) in &w.pod_meta.annotations {
                 let applies = key == POD_ANNOTATION || key.starts_with(CONTAINER_ANNOTATION_PREFIX);
                 if applies && value == "unconfined" {
-                    out.push(Violation::new(format!("seccompProfile ({key}=unconfined)"), w.annotation_path(key)));
+                    out.push(Violation::new(
+                        format!(
+                            "annotation {key} is \"unconfined\": seccomp filtering is off; \
+                             set it to runtime/default or use securityContext.seccompProfile"
+                        ),
+                        w.annotation_path(key),
+                    ));
                 }
             }
             return out;
@@ -58,7 +64,8 @@ impl Control for SeccompBaseline {
             && unconfined(&p.type_)
         {
             out.push(Violation::new(
-                "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                "the pod sets securityContext.seccompProfile.type to \"Unconfined\": seccomp filtering is off; \
+                 set it to RuntimeDefault or Localhost",
                 w.spec_field("securityContext/seccompProfile/type"),
             ));
         }
@@ -68,7 +75,8 @@ impl Control for SeccompBaseline {
             {
                 out.push(Violation::new(
                     format!(
-                        "seccompProfile ({} must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                        "{} sets securityContext.seccompProfile.type to \"Unconfined\": seccomp filtering is off; \
+                         set it to RuntimeDefault or Localhost",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/seccompProfile/type"),
@@ -91,10 +99,20 @@ mod tests {
 
     #[test]
     fn annotations_before_1_19_fields_after() {
-        assert_eq!(check_json::<SeccompBaseline>(ANNOTATED, "v1.18", Level::Baseline).len(), 1);
+        let v = check_json::<SeccompBaseline>(ANNOTATED, "v1.18", Level::Baseline);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["annotation seccomp.security.alpha.kubernetes.io/pod is \"unconfined\": seccomp filtering is off; \
+              set it to runtime/default or use securityContext.seccompProfile"]
+        );
         assert!(check_json::<SeccompBaseline>(ANNOTATED, "v1.19", Level::Baseline).is_empty());
         assert!(check_json::<SeccompBaseline>(FIELD, "v1.18", Level::Baseline).is_empty());
-        assert_eq!(check_json::<SeccompBaseline>(FIELD, "v1.19", Level::Baseline).len(), 1);
+        let v = check_json::<SeccompBaseline>(FIELD, "v1.19", Level::Baseline);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["container \"a\" sets securityContext.seccompProfile.type to \"Unconfined\": seccomp filtering is off; \
+              set it to RuntimeDefault or Localhost"]
+        );
     }
 
     #[test]

@@ -16,6 +16,19 @@ fn valid(t: &str) -> bool {
     t == "RuntimeDefault" || t == "Localhost"
 }
 
+/// What a `seccompProfile.type` other than RuntimeDefault or Localhost set by `subject` does, and the fix.
+fn invalid_message(subject: &str, type_: &str) -> String {
+    let why = if type_ == "Unconfined" {
+        "seccomp filtering is off"
+    } else {
+        "only RuntimeDefault and Localhost are allowed"
+    };
+    format!(
+        "{subject} sets securityContext.seccompProfile.type to {}: {why}; set it to RuntimeDefault or Localhost",
+        pss::join_quote(&[type_])
+    )
+}
+
 impl Control for SeccompRestricted {
     fn metadata() -> Metadata {
         pss::metadata(
@@ -49,10 +62,7 @@ impl Control for SeccompRestricted {
                 pod_set = true;
             } else {
                 out.push(Violation::new(
-                    format!(
-                        "seccompProfile (pod must not set securityContext.seccompProfile.type to {})",
-                        pss::join_quote(&[&p.type_])
-                    ),
+                    invalid_message("the pod", &p.type_),
                     w.spec_field("securityContext/seccompProfile/type"),
                 ));
             }
@@ -60,16 +70,13 @@ impl Control for SeccompRestricted {
         for c in w.containers() {
             match c.container.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref()) {
                 Some(p) if !valid(&p.type_) => out.push(Violation::new(
-                    format!(
-                        "seccompProfile ({} must not set securityContext.seccompProfile.type to {})",
-                        pss::container_label(c.name()),
-                        pss::join_quote(&[&p.type_])
-                    ),
+                    invalid_message(&pss::container_label(c.name()), &p.type_),
                     c.field("securityContext/seccompProfile/type"),
                 )),
                 None if !pod_set => out.push(Violation::new(
                     format!(
-                        "seccompProfile (pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                        "neither the pod nor {} sets securityContext.seccompProfile.type to RuntimeDefault or \
+                         Localhost: the container may run without seccomp; set it on the pod or on the container",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/seccompProfile"),
@@ -93,14 +100,31 @@ mod tests {
         let ok = r#"{"kind":"Pod","spec":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a"}]}}"#;
         assert!(check_json::<SeccompRestricted>(ok, "latest", Level::Restricted).is_empty());
         let bad = r#"{"kind":"Pod","spec":{"securityContext":{"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","securityContext":{"seccompProfile":{"type":"Unconfined"}}}]}}"#;
-        assert_eq!(check_json::<SeccompRestricted>(bad, "latest", Level::Restricted).len(), 1);
+        let v = check_json::<SeccompRestricted>(bad, "latest", Level::Restricted);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["container \"a\" sets securityContext.seccompProfile.type to \"Unconfined\": seccomp filtering is off; \
+              set it to RuntimeDefault or Localhost"]
+        );
+        let other = bad.replace("Unconfined", "Custom");
+        let v = check_json::<SeccompRestricted>(&other, "latest", Level::Restricted);
+        assert!(
+            v[0].message.contains("\"Custom\": only RuntimeDefault and Localhost are allowed;"),
+            "{}",
+            v[0].message
+        );
     }
 
     #[test]
     fn missing_profile_fails_and_windows_is_exempt_from_1_25() {
         let pod = r#"{"kind":"Pod","spec":{"os":{"name":"windows"},"containers":[{"name":"a"}]}}"#;
         assert!(check_json::<SeccompRestricted>(pod, "v1.25", Level::Restricted).is_empty());
-        assert_eq!(check_json::<SeccompRestricted>(pod, "v1.24", Level::Restricted).len(), 1);
+        let v = check_json::<SeccompRestricted>(pod, "v1.24", Level::Restricted);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["neither the pod nor container \"a\" sets securityContext.seccompProfile.type to RuntimeDefault or \
+              Localhost: the container may run without seccomp; set it on the pod or on the container"]
+        );
         assert!(check_json::<SeccompRestricted>(pod, "v1.18", Level::Restricted).is_empty());
     }
 

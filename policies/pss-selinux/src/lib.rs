@@ -13,21 +13,42 @@ const TYPES_1_0: [&str; 4] = ["", "container_t", "container_init_t", "container_
 
 pub struct SeLinux;
 
-/// What is wrong with one `seLinuxOptions`, as upstream words it.
-fn problems(settings: &Settings, opts: &SeLinuxOptions) -> Vec<String> {
-    let mut out = Vec::new();
-    let allowed = TYPES_1_0.contains(&opts.type_.as_str())
-        || (settings.version.at_least(31) && opts.type_ == "container_engine_t");
+/// The message about one `seLinuxOptions` set by `subject` (`the pod`,
+/// `container "a"`): the forbidden type, user and role it sets, and what to
+/// set instead; `None` when it sets nothing forbidden.
+fn message(settings: &Settings, subject: &str, opts: &SeLinuxOptions) -> Option<String> {
+    let engine = settings.version.at_least(31);
+    let allowed = TYPES_1_0.contains(&opts.type_.as_str()) || (engine && opts.type_ == "container_engine_t");
+    let mut set = Vec::new();
+    let mut fixes = Vec::new();
     if !allowed {
-        out.push(format!("type {}", pss::join_quote(&[&opts.type_])));
+        set.push(format!("type {}", pss::join_quote(&[&opts.type_])));
+        let types = if engine {
+            "container_t, container_init_t, container_kvm_t or container_engine_t"
+        } else {
+            "container_t, container_init_t or container_kvm_t"
+        };
+        fixes.push(format!("use type {types}, or none"));
     }
-    if !opts.user.is_empty() {
-        out.push("user may not be set".into());
+    let mut remove = Vec::new();
+    for (field, value) in [("user", &opts.user), ("role", &opts.role)] {
+        if !value.is_empty() {
+            set.push(format!("{field} {}", pss::join_quote(&[value])));
+            remove.push(field);
+        }
     }
-    if !opts.role.is_empty() {
-        out.push("role may not be set".into());
+    if !remove.is_empty() {
+        fixes.push(format!("remove {}", remove.join(" and ")));
     }
-    out
+    if set.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{subject} sets securityContext.seLinuxOptions {}: a custom SELinux label can lift the runtime's \
+         confinement; {}",
+        set.join(" and "),
+        fixes.join(", and ")
+    ))
 }
 
 impl Control for SeLinux {
@@ -52,28 +73,16 @@ impl Control for SeLinux {
 
     fn check(settings: &Settings, w: &Workload) -> Vec<Violation> {
         let mut out = Vec::new();
-        if let Some(opts) = w.spec.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref()) {
-            let p = problems(settings, opts);
-            if !p.is_empty() {
-                out.push(Violation::new(
-                    format!("seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: {})", p.join("; ")),
-                    w.spec_field("securityContext/seLinuxOptions"),
-                ));
-            }
+        if let Some(opts) = w.spec.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref())
+            && let Some(m) = message(settings, "the pod", opts)
+        {
+            out.push(Violation::new(m, w.spec_field("securityContext/seLinuxOptions")));
         }
         for c in w.containers() {
-            if let Some(opts) = c.container.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref()) {
-                let p = problems(settings, opts);
-                if !p.is_empty() {
-                    out.push(Violation::new(
-                        format!(
-                            "seLinuxOptions ({} set forbidden securityContext.seLinuxOptions: {})",
-                            pss::container_label(c.name()),
-                            p.join("; ")
-                        ),
-                        c.field("securityContext/seLinuxOptions"),
-                    ));
-                }
+            if let Some(opts) = c.container.security_context.as_ref().and_then(|s| s.se_linux_options.as_ref())
+                && let Some(m) = message(settings, &pss::container_label(c.name()), opts)
+            {
+                out.push(Violation::new(m, c.field("securityContext/seLinuxOptions")));
             }
         }
         out
@@ -91,7 +100,13 @@ mod tests {
 
     #[test]
     fn container_engine_t_is_allowed_from_1_31() {
-        assert_eq!(check_json::<SeLinux>(ENGINE, "v1.30", Level::Baseline).len(), 1);
+        let v = check_json::<SeLinux>(ENGINE, "v1.30", Level::Baseline);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["container \"a\" sets securityContext.seLinuxOptions type \"container_engine_t\": a custom SELinux \
+              label can lift the runtime's confinement; use type container_t, container_init_t or container_kvm_t, \
+              or none"]
+        );
         assert!(check_json::<SeLinux>(ENGINE, "v1.31", Level::Baseline).is_empty());
         assert!(check_json::<SeLinux>(ENGINE, "latest", Level::Baseline).is_empty());
     }
@@ -104,7 +119,24 @@ mod tests {
             Level::Baseline,
         );
         assert_eq!(v.len(), 1);
-        assert!(v[0].message.contains("user may not be set; role may not be set"), "{}", v[0].message);
+        assert_eq!(
+            v[0].message,
+            "the pod sets securityContext.seLinuxOptions user \"u\" and role \"r\": a custom SELinux label can lift \
+             the runtime's confinement; remove user and role"
+        );
+        let v = check_json::<SeLinux>(
+            r#"{"kind":"Pod","spec":{"securityContext":{"seLinuxOptions":{"type":"spc_t","role":"r"}}}}"#,
+            "latest",
+            Level::Baseline,
+        );
+        assert!(
+            v[0].message.ends_with(
+                "type \"spc_t\" and role \"r\": a custom SELinux label can lift the runtime's confinement; use type \
+                 container_t, container_init_t, container_kvm_t or container_engine_t, or none, and remove role"
+            ),
+            "{}",
+            v[0].message
+        );
     }
 
     #[test]

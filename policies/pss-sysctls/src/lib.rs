@@ -45,7 +45,7 @@ impl Control for Sysctls {
              for every workload on it, or disables security mechanisms.",
             "Remove the sysctl, or set it on the nodes through their configuration instead of \
              from a pod.",
-            Severity::Medium,
+            Severity::High,
             Level::Baseline,
             &[
                 pss::STANDARD_URL,
@@ -64,7 +64,11 @@ impl Control for Sysctls {
             .filter(|(_, s)| !allowed(settings, &s.name))
             .map(|(i, s)| {
                 Violation::new(
-                    format!("forbidden sysctls ({})", s.name),
+                    format!(
+                        "the pod sets sysctl {}, outside the safe set: it can change the node's kernel for other \
+                         pods; remove it from securityContext.sysctls, or set it on the nodes",
+                        pss::join_quote(&[&s.name])
+                    ),
                     w.spec_field(&format!("securityContext/sysctls/{i}/name")),
                 )
             })
@@ -101,7 +105,12 @@ mod tests {
                 assert_eq!(check_json::<Sysctls>(&pod(name), &before, Level::Baseline).len(), 1, "{name}");
             }
         }
-        assert_eq!(check_json::<Sysctls>(&pod("kernel.msgmax"), "latest", Level::Baseline).len(), 1);
+        let v = check_json::<Sysctls>(&pod("kernel.msgmax"), "latest", Level::Baseline);
+        assert_eq!(
+            v.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["the pod sets sysctl \"kernel.msgmax\", outside the safe set: it can change the node's kernel for other \
+              pods; remove it from securityContext.sysctls, or set it on the nodes"]
+        );
         assert_eq!(check_json::<Sysctls>(&pod(""), "latest", Level::Baseline).len(), 1);
     }
 }

@@ -44,7 +44,7 @@ impl Control for VolumeTypes {
              PersistentVolumeClaim is subject to.",
             "Use a PersistentVolumeClaim (backed by a StorageClass or CSI driver) instead of \
              the direct volume source.",
-            Severity::Medium,
+            Severity::High,
             Level::Restricted,
             &[
                 pss::STANDARD_URL,
@@ -63,7 +63,8 @@ impl Control for VolumeTypes {
             if let Some(bad) = sources.first() {
                 out.push(Violation::new(
                     format!(
-                        "restricted volume types (volume {} uses restricted volume type {})",
+                        "volume {} uses volume type {}, which the restricted level does not allow: it reaches the \
+                         node or storage directly; use a persistentVolumeClaim instead",
                         pss::join_quote(&[&volume.name]),
                         pss::join_quote(&[bad])
                     ),
@@ -92,7 +93,11 @@ mod tests {
         );
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/spec/volumes/2/nfs", "/spec/volumes/4/gitRepo"]);
-        assert_eq!(v[0].message, "restricted volume types (volume \"c\" uses restricted volume type \"nfs\")");
+        assert_eq!(
+            v[0].message,
+            "volume \"c\" uses volume type \"nfs\", which the restricted level does not allow: it reaches the node \
+             or storage directly; use a persistentVolumeClaim instead"
+        );
     }
 
     #[test]

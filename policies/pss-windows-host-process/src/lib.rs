@@ -34,7 +34,8 @@ impl Control for WindowsHostProcess {
             w.spec.security_context.as_ref().and_then(|s| s.windows_options.as_ref()).and_then(|o| o.host_process);
         if pod == Some(true) {
             out.push(Violation::new(
-                "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)",
+                "the pod sets securityContext.windowsOptions.hostProcess to true: its containers run on the Windows \
+                 host with host privileges; set it to false or remove it",
                 w.spec_field("securityContext/windowsOptions/hostProcess"),
             ));
         }
@@ -48,7 +49,8 @@ impl Control for WindowsHostProcess {
             if set == Some(true) {
                 out.push(Violation::new(
                     format!(
-                        "hostProcess ({} must not set securityContext.windowsOptions.hostProcess=true)",
+                        "{} sets securityContext.windowsOptions.hostProcess to true: it runs on the Windows host \
+                         with host privileges; set it to false or remove it",
                         pss::container_label(c.name())
                     ),
                     c.field("securityContext/windowsOptions/hostProcess"),
@@ -82,6 +84,11 @@ mod tests {
                 "/spec/securityContext/windowsOptions/hostProcess",
                 "/spec/containers/1/securityContext/windowsOptions/hostProcess"
             ]
+        );
+        assert_eq!(
+            v[1].message,
+            "container \"b\" sets securityContext.windowsOptions.hostProcess to true: it runs on the Windows host \
+             with host privileges; set it to false or remove it"
         );
     }
 

@@ -77,6 +77,9 @@ fn as_wide_as_cluster_admin(s: &SourcedRule) -> Option<&'static str> {
     }
 }
 
+/// What a finding about a binding as wide as cluster-admin asks for.
+const FIX: &str = "bind a role with only what these subjects need, or list them in allowedSubjects";
+
 pub struct RbacClusterAdminBinding {
     settings: Settings,
 }
@@ -103,7 +106,7 @@ impl RbacClusterAdminBinding {
                 out.push(Violation::new(
                     format!(
                         "{kind} {name:?} grants ClusterRole \"cluster-admin\", every action on every resource, \
-                         {scope} to {to}"
+                         {scope} to {to}; {FIX}"
                     ),
                     "/roleRef/name",
                 ));
@@ -117,7 +120,7 @@ impl RbacClusterAdminBinding {
                     out.push(Violation::new(
                         format!(
                             "{kind} {name:?} grants {} {:?}, {how} {verbs} on every resource of every API group: \
-                             the equivalent of cluster-admin {scope}, to {to}",
+                             the equivalent of cluster-admin {scope}, to {to}; {FIX}",
                             role_ref.kind, role_ref.name
                         ),
                         "/roleRef/name",
@@ -131,7 +134,7 @@ impl RbacClusterAdminBinding {
                     format!(
                         "{kind} {name:?} names Group \"system:masters\": its members bypass every authorization \
                          check, and their membership, which client certificates carry, cannot be revoked by \
-                         removing a binding"
+                         removing a binding; remove the subject and bind its members to a narrower role"
                     ),
                     format!("/subjects/{i}"),
                 ));
@@ -257,7 +260,7 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(
             v[0].message,
-            r#"ClusterRoleBinding "b" grants ClusterRole "cluster-admin", every action on every resource, across the cluster to User "alice", ServiceAccount "ci/deployer""#
+            r#"ClusterRoleBinding "b" grants ClusterRole "cluster-admin", every action on every resource, across the cluster to User "alice", ServiceAccount "ci/deployer"; bind a role with only what these subjects need, or list them in allowedSubjects"#
         );
         assert_eq!(v[0].path, "/roleRef/name");
         let rb = binding("RoleBinding", Some("team"), ("ClusterRole", "cluster-admin"), ALICE);
@@ -275,13 +278,13 @@ mod tests {
         let alice = r#"{"allowedSubjects":[{"kind":"User","name":"alice"}]}"#;
         let v = eval(alice, &crb, &[]);
         assert_eq!(v.len(), 1);
-        assert!(v[0].message.ends_with(r#"to ServiceAccount "ci/deployer""#), "{}", v[0].message);
+        assert!(v[0].message.contains(r#"to ServiceAccount "ci/deployer"; "#), "{}", v[0].message);
         let both = r#"{"allowedSubjects":[{"kind":"User","name":"alice"},{"kind":"ServiceAccount","name":"deployer","namespace":"ci"}]}"#;
         assert!(eval(both, &crb, &[]).is_empty());
         let wrong_ns = r#"{"allowedSubjects":[{"kind":"User","name":"alice"},{"kind":"ServiceAccount","name":"deployer","namespace":"prod"}]}"#;
         assert_eq!(eval(wrong_ns, &crb, &[]).len(), 1);
         let nobody = binding("ClusterRoleBinding", None, ("ClusterRole", "cluster-admin"), "null");
-        assert!(eval(both, &nobody, &[])[0].message.ends_with("to no subject yet"));
+        assert!(eval(both, &nobody, &[])[0].message.contains("to no subject yet; "));
         for (settings, field) in [
             (r#"{"allowedSubjects":[{"kind":"Role","name":"x"}]}"#, "/allowedSubjects/0/kind"),
             (r#"{"allowedSubjects":[{"kind":"User","name":"x","namespace":"y"}]}"#, "/allowedSubjects/0/namespace"),

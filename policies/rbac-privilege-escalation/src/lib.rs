@@ -122,6 +122,10 @@ const PERMISSIONS: &[Permission] = &[
     },
 ];
 
+/// What every finding asks for. It names no verb or resource: the peer
+/// mappings (tests/peer_suites.rs) tell findings apart by those words.
+const FIX: &str = "remove the grant, or list the role in allowedRoles if its subjects must have it";
+
 fn describe(rule: &rbac::PolicyRule, grant: &Grant) -> String {
     if rule.resource_names.is_empty() {
         grant.describe()
@@ -161,7 +165,7 @@ impl RbacPrivilegeEscalation {
                     out.push(RuleFinding {
                         rule: i,
                         field: None,
-                        text: format!("grants {}: {}", describe(rule, &grant), p.why),
+                        text: format!("grants {}: {}; {FIX}", describe(rule, &grant), p.why),
                     });
                 }
             }
@@ -173,7 +177,8 @@ impl RbacPrivilegeEscalation {
                     field: None,
                     text: format!(
                         "grants {} and approve on signers{signer}: its subjects approve certificate signing \
-                         requests, and so obtain client certificates with any identity, system components' included",
+                         requests, and so obtain client certificates with any identity, system components' included; \
+                         {FIX}",
                         describe(rule, &approval)
                     ),
                 });
@@ -292,7 +297,7 @@ mod tests {
         assert_eq!(
             m,
             [
-                r#"Role "r" rules[0] grants bind on clusterroles (resourceNames view): the bind verb lets its subjects bind roles with permissions they do not hold, cluster-admin included"#
+                r#"Role "r" rules[0] grants bind on clusterroles (resourceNames view): the bind verb lets its subjects bind roles with permissions they do not hold, cluster-admin included; remove the grant, or list the role in allowedRoles if its subjects must have it"#
             ]
         );
     }

@@ -40,7 +40,14 @@ impl RbacSecretsAccess {
                 } else {
                     "a list or watch returns the contents of every Secret in full"
                 };
-                Some(RuleFinding { rule: i, field: None, text: format!("grants {}: {how}", grant.describe()) })
+                Some(RuleFinding {
+                    rule: i,
+                    field: None,
+                    text: format!(
+                        "grants {}: {how}; limit the rule with resourceNames to the Secrets its subjects need",
+                        grant.describe()
+                    ),
+                })
             })
             .collect()
     }
@@ -121,7 +128,7 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(
             v[0].message,
-            r#"ClusterRole "app" rules[1] grants list, watch on secrets: a list or watch returns the contents of every Secret in full"#
+            r#"ClusterRole "app" rules[1] grants list, watch on secrets: a list or watch returns the contents of every Secret in full; limit the rule with resourceNames to the Secrets its subjects need"#
         );
         assert_eq!(v[0].path, "/rules/1");
         let write = cluster_role(

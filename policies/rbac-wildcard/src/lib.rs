@@ -58,10 +58,17 @@ impl RbacWildcard {
                 })
                 .collect();
             let covers: Vec<&str> = found.iter().map(|(field, _)| why(field)).collect();
+            // Names only the fields with a wildcard: the peer mappings (tests/peer_suites.rs) read them.
+            let fields: Vec<&str> = found.iter().map(|(field, _)| *field).collect();
             out.push(RuleFinding {
                 rule: i,
                 field: (found.len() == 1).then_some(found[0].0),
-                text: format!("has {}: it covers {}", entries.join(" and "), covers.join("; ")),
+                text: format!(
+                    "has {}: it covers {}; list the {} it needs instead",
+                    entries.join(" and "),
+                    covers.join("; "),
+                    fields.join(" and ")
+                ),
             });
         }
         out
@@ -138,10 +145,15 @@ mod tests {
         assert_eq!(v.len(), 3, "{v:?}");
         assert_eq!(
             v[0].message,
-            r#"Role "deployer" rules[0] has "*" in verbs: it covers every verb, escalate, bind and impersonate included"#
+            r#"Role "deployer" rules[0] has "*" in verbs: it covers every verb, escalate, bind and impersonate included; list the verbs it needs instead"#
         );
         assert_eq!(v[0].path, "/rules/0/verbs");
         assert!(v[1].message.contains(r#"rules[2] has "*" in apiGroups and "*" in resources and "*" in verbs"#));
+        assert!(
+            v[1].message.ends_with("; list the apiGroups and resources and verbs it needs instead"),
+            "{}",
+            v[1].message
+        );
         assert_eq!(v[1].path, "/rules/2", "several fields: the rule");
         assert!(v[2].message.contains(r#""*/scale" in resources"#) && !v[2].message.contains("verbs"));
         assert_eq!(v[2].path, "/rules/3/resources");

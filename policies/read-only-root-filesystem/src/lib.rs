@@ -47,12 +47,20 @@ impl PodRule for ReadOnlyRootFilesystem {
 
     fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
         w.containers()
-            .filter(|c| c.container.security_context.as_ref().and_then(|s| s.read_only_root_filesystem) != Some(true))
-            .map(|c| {
-                Violation::new(
-                    format!("container {:?} does not set securityContext.readOnlyRootFilesystem=true", c.name()),
+            .filter_map(|c| {
+                let set = match c.container.security_context.as_ref().and_then(|s| s.read_only_root_filesystem) {
+                    Some(true) => return None,
+                    Some(false) => "sets securityContext.readOnlyRootFilesystem to false",
+                    None => "does not set securityContext.readOnlyRootFilesystem",
+                };
+                Some(Violation::new(
+                    format!(
+                        "container {:?} {set}: a compromised process can change its files; set it to true and \
+                         mount an emptyDir where the container must write",
+                        c.name()
+                    ),
                     c.field("securityContext/readOnlyRootFilesystem"),
-                )
+                ))
             })
             .collect()
     }
@@ -84,6 +92,11 @@ mod tests {
                 "/spec/template/spec/ephemeralContainers/0/securityContext/readOnlyRootFilesystem"
             ]
         );
+        assert_eq!(
+            v[0].message,
+            "container \"a\" sets securityContext.readOnlyRootFilesystem to false: a compromised process can change \
+             its files; set it to true and mount an emptyDir where the container must write"
+        );
     }
 
     #[test]
@@ -97,7 +110,11 @@ mod tests {
         let v = check_pod(ReadOnlyRootFilesystem, &pod("")).unwrap();
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/spec/ephemeralContainers/0/securityContext/readOnlyRootFilesystem"]);
-        assert_eq!(v[0].message, "container \"debug\" does not set securityContext.readOnlyRootFilesystem=true");
+        assert_eq!(
+            v[0].message,
+            "container \"debug\" does not set securityContext.readOnlyRootFilesystem: a compromised process can \
+             change its files; set it to true and mount an emptyDir where the container must write"
+        );
         assert!(check_pod(ReadOnlyRootFilesystem, &pod(r#""readOnlyRootFilesystem":true"#)).unwrap().is_empty());
     }
 }

@@ -56,7 +56,14 @@ impl PodRule for ReadinessProbe {
         w.containers()
             .filter(|c| c.kind == ContainerKind::Regular && c.container.readiness_probe.is_none())
             .map(|c| {
-                Violation::new(format!("container {:?} has no readinessProbe", c.name()), c.field("readinessProbe"))
+                Violation::new(
+                    format!(
+                        "container {:?} has no readinessProbe: its Services send it traffic before it is ready; \
+                         add a readinessProbe",
+                        c.name()
+                    ),
+                    c.field("readinessProbe"),
+                )
             })
             .collect()
     }
@@ -77,6 +84,11 @@ mod tests {
                 .unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/template/spec/containers/1/readinessProbe");
+        assert_eq!(
+            v[0].message,
+            "container \"b\" has no readinessProbe: its Services send it traffic before it is ready; \
+             add a readinessProbe"
+        );
         let job = format!(r#"{{"kind":"Job","spec":{{"template":{{"spec":{spec}}}}}}}"#);
         assert!(check_pod(ReadinessProbe, &job).unwrap().is_empty());
         let cron =

@@ -68,14 +68,18 @@ impl PodRule for ReplicasMinimum {
         if replicas >= self.min {
             return Vec::new();
         }
-        let how = if w.replicas.is_some() { "" } else { " (spec.replicas unset, so 1)" };
+        let runs = format!("{replicas} replica{}", if replicas == 1 { "" } else { "s" });
+        let runs = match w.replicas {
+            Some(_) => format!("runs {runs}"),
+            None => format!("leaves spec.replicas unset, so it runs {runs}"),
+        };
         vec![Violation::new(
             format!(
-                "{} {:?} runs {replicas} replica{}{how}; at least {} are required",
+                "{} {:?} {runs}, fewer than the {min} required: one pod or node failure can stop it; \
+                 set spec.replicas to at least {min}",
                 w.kind,
                 w.name(),
-                if replicas == 1 { "" } else { "s" },
-                self.min
+                min = self.min
             ),
             "/spec/replicas",
         )]
@@ -106,5 +110,25 @@ mod tests {
         let hpa = r#"{"kind":"HorizontalPodAutoscaler","metadata":{"name":"h","namespace":"ns"},"spec":{"scaleTargetRef":{"kind":"StatefulSet","name":"db"}}}"#;
         assert_eq!(count("{}", r#""replicas":1,"#, &[hpa]), 0);
         assert!(configure_pod::<ReplicasMinimum>(r#"{"min":0}"#).is_err());
+    }
+
+    #[test]
+    fn messages_say_the_count_and_what_to_set() {
+        testing::set::<&str>(&[]);
+        let message = |replicas: &str| {
+            let json =
+                format!(r#"{{"kind":"Deployment","metadata":{{"name":"web"}},"spec":{{{replicas}"template":{{}}}}}}"#);
+            check_pod(configure_pod::<ReplicasMinimum>("{}").unwrap(), &json).unwrap().remove(0).message
+        };
+        assert_eq!(
+            message(""),
+            "Deployment \"web\" leaves spec.replicas unset, so it runs 1 replica, fewer than the 2 required: one pod \
+             or node failure can stop it; set spec.replicas to at least 2"
+        );
+        assert_eq!(
+            message(r#""replicas":0,"#),
+            "Deployment \"web\" runs 0 replicas, fewer than the 2 required: one pod or node failure can stop it; \
+             set spec.replicas to at least 2"
+        );
     }
 }

@@ -63,8 +63,13 @@ impl PodRule for ResourceLimits {
             let resources = c.container.resources.clone().unwrap_or_default();
             for name in names {
                 if resources.limit(name).is_none() {
+                    let why = if *name == "cpu" {
+                        "it can take every core of its node"
+                    } else {
+                        "it can exhaust its node's memory"
+                    };
                     out.push(Violation::new(
-                        format!("container {:?} has no {name} limit", c.name()),
+                        format!("container {:?} has no {name} limit: {why}; set resources.limits.{name}", c.name()),
                         c.field(&format!("resources/limits/{name}")),
                     ));
                 }
@@ -91,6 +96,10 @@ mod tests {
         let v = check_pod(rule, POD).unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].path, "/spec/containers/1/resources/limits/cpu");
+        assert_eq!(
+            v[0].message,
+            "container \"b\" has no cpu limit: it can take every core of its node; set resources.limits.cpu"
+        );
     }
 
     #[test]

@@ -52,7 +52,11 @@ impl PodRule for ResourceRequests {
             for name in ["cpu", "memory"] {
                 if resources.request(name).is_none() {
                     out.push(Violation::new(
-                        format!("container {:?} has no {name} request", c.name()),
+                        format!(
+                            "container {:?} has no {name} request: the scheduler cannot reserve what it needs; \
+                             set resources.requests.{name}",
+                            c.name()
+                        ),
                         c.field(&format!("resources/requests/{name}")),
                     ));
                 }
@@ -87,6 +91,11 @@ mod tests {
                 "/spec/containers/2/resources/requests/cpu",
                 "/spec/containers/2/resources/requests/memory"
             ]
+        );
+        assert_eq!(
+            v[0].message,
+            "container \"b\" has no memory request: the scheduler cannot reserve what it needs; \
+             set resources.requests.memory"
         );
     }
 

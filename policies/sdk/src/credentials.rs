@@ -98,12 +98,12 @@ impl Credential {
     /// What was found, never the value: `a GitHub token`, `password=****`.
     pub fn describe(&self) -> String {
         match self {
-            Credential::PrivateKey => "a private key (PEM)".into(),
+            Credential::PrivateKey => "a PEM private key".into(),
             Credential::Token(what) => (*what).into(),
             Credential::PasswordHash => "a password hash".into(),
             Credential::UrlPassword => "a URL with a password in it".into(),
-            Credential::Named { pattern } => format!("a literal value (name matches {pattern:?})"),
-            Credential::Inner { name, pattern } => format!("{name}=**** (matches {pattern:?})"),
+            Credential::Named { pattern } => format!("a literal value, its name matching {pattern:?}"),
+            Credential::Inner { name, pattern } => format!("{name}=****, its name matching {pattern:?}"),
         }
     }
 }
@@ -119,11 +119,12 @@ pub struct LineHit {
 }
 
 impl LineHit {
-    /// `line 3: default_pass = **** (name matches "*_pass")`, the value masked.
+    /// `line 3: default_pass = ****, its name matching "*_pass"`, the value
+    /// masked; no parentheses, so a message may list several in parentheses.
     pub fn describe(&self) -> String {
         match (&self.credential, &self.name) {
             (Credential::Named { pattern }, Some(name)) => {
-                format!("line {}: {name} = **** (name matches {pattern:?})", self.line)
+                format!("line {}: {name} = ****, its name matching {pattern:?}", self.line)
             }
             (c, Some(name)) => format!("line {}: {name} holds {}", self.line, c.describe()),
             (c, None) => format!("line {}: {}", self.line, c.describe()),
@@ -910,7 +911,7 @@ listeners.tcp.default = 5672
         let hits = detector("{}").scan_text(text);
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].line, 4);
-        assert_eq!(hits[0].describe(), r#"line 4: default_pass = **** (name matches "*_pass")"#);
+        assert_eq!(hits[0].describe(), r#"line 4: default_pass = ****, its name matching "*_pass""#);
 
         let json =
             "{\n  \"user\": \"app\",\n  \"password\": \"x\",\n  \"token\": \"\",\n  \"nested\": {\"apiKey\":\"k1\"}\n}";
@@ -919,8 +920,8 @@ listeners.tcp.default = 5672
         assert_eq!(
             lines,
             [
-                (3, r#"line 3: password = **** (name matches "password")"#.to_string()),
-                (5, r#"line 5: nested holds apiKey=**** (matches "apikey")"#.to_string())
+                (3, r#"line 3: password = ****, its name matching "password""#.to_string()),
+                (5, r#"line 5: nested holds apiKey=****, its name matching "apikey""#.to_string())
             ]
         );
 

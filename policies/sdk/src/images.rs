@@ -109,6 +109,28 @@ pub fn describe(e: &VerifyError) -> (bool, String) {
     }
 }
 
+/// What to do about a verification error, for the end of a finding's message.
+pub fn remedy(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::Unreachable(_) => "make the registry reachable, or verify offline from the cache (--offline)",
+        VerifyError::DeadlineExceeded(_) => "check again, or verify offline from the cache (--offline)",
+        VerifyError::InvalidReference(_) => "fix the image reference",
+        VerifyError::UnknownPolicy(_) => "name a trust policy of imageVerification.policies",
+        VerifyError::NotFound(_) => "push the image, or fix its reference",
+        VerifyError::NoSignature(_) => "sign the image with a key or identity the policy trusts",
+        VerifyError::BadSignature(_) => "sign the image again with a key the policy trusts",
+        VerifyError::IdentityMismatch(_) => "sign it with an identity the policy trusts, or add that identity to it",
+        VerifyError::UntrustedCertificate(_) => "sign it with a certificate that chains to a root the policy trusts",
+        VerifyError::TransparencyLog(_) => {
+            "sign it again with transparency log or timestamp evidence the policy accepts"
+        }
+        VerifyError::DigestMismatch(_) => "sign the digest the image reference resolves to",
+        VerifyError::ThresholdNotMet(_) => "add signatures from more of the policy's authorities",
+        VerifyError::OfflineCacheMiss(_) => "run once online to fill the cache, or give the image with --image-layout",
+        VerifyError::NotEnabled(_) => "run with --verify-images and a trust policy",
+    }
+}
+
 /// The findings of a rule about images. A container whose verification
 /// could not finish (the registry, the deadline) makes the rule undecided,
 /// unless another container has a definite finding: then both are reported.

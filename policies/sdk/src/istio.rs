@@ -412,33 +412,34 @@ impl PeerAuthentication {
         self.spec.port_level_mtls.iter().flatten()
     }
 
-    /// Why Istio refuses the policy, each with the JSON pointer of the field;
-    /// empty for a valid policy.
+    /// Why Istio refuses the policy and what to set instead, each with the
+    /// JSON pointer of the field; empty for a valid policy.
     pub fn problems(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         if let Err(e) = self.mode() {
-            out.push(Violation::new(format!("mtls.{e}"), "/spec/mtls/mode"));
+            out.push(Violation::new(format!("mtls.{e}; set it to STRICT"), "/spec/mtls/mode"));
         }
         match &self.spec.port_level_mtls {
             Some(_) if !self.has_workload_selector() => out.push(Violation::new(
-                "portLevelMtls needs a workload selector (selector.matchLabels)",
+                "portLevelMtls needs a workload selector; add selector.matchLabels or remove portLevelMtls",
                 "/spec/portLevelMtls",
             )),
-            Some(ports) if ports.is_empty() => {
-                out.push(Violation::new("portLevelMtls is empty (it needs at least one port)", "/spec/portLevelMtls"))
-            }
+            Some(ports) if ports.is_empty() => out.push(Violation::new(
+                "portLevelMtls is empty, and it needs at least one port; list a port or remove portLevelMtls",
+                "/spec/portLevelMtls",
+            )),
             _ => {}
         }
         for (key, m) in self.port_entries() {
             if let Err(e) = parse_port(key) {
                 out.push(Violation::new(
-                    format!("portLevelMtls key {key:?}: {e}"),
+                    format!("portLevelMtls key {key:?}: {e}; key it by a port number from 1 to 65535"),
                     format!("/spec/portLevelMtls/{}", token(key)),
                 ));
             }
             if let Err(e) = MutualTls::parse(m) {
                 out.push(Violation::new(
-                    format!("portLevelMtls {key}: {e}"),
+                    format!("portLevelMtls {key}: {e}; set it to STRICT"),
                     format!("/spec/portLevelMtls/{}/mode", token(key)),
                 ));
             }

@@ -156,8 +156,8 @@ pub fn pluralize<'a>(singular: &'a str, plural: &'a str, count: usize) -> &'a st
     if count == 1 { singular } else { plural }
 }
 
-/// Where a security setting was made: on the pod or on one container. Used in
-/// messages as upstream phrases them (`pod`, `container "app"`).
+/// The subject of a message about one container's setting: `container "app"`,
+/// as upstream names it. Messages about a pod-level setting say `the pod`.
 pub fn container_label(name: &str) -> String {
     format!("container {}", join_quote(&[name]))
 }

@@ -71,15 +71,17 @@ impl PodRule for SecretEnvLiteral {
                 let Some(value) = env.value.as_deref() else { continue };
                 let Some(found) = self.0.check(&env.name, value) else { continue };
                 let (name, container) = (&env.name, c.name());
+                const WHO: &str = "whoever can read the pod spec can read it";
                 let message = match found {
-                    Credential::PrivateKey => {
-                        format!("container {container:?} sets {name} to a literal private key; mount it from a Secret")
-                    }
+                    Credential::PrivateKey => format!(
+                        "container {container:?} sets {name} to a literal private key: {WHO}; mount it from a Secret"
+                    ),
                     Credential::Named { pattern } => format!(
-                        "container {container:?} sets {name} (matches {pattern:?}) to a literal value; use valueFrom.secretKeyRef"
+                        "container {container:?} sets {name} (matches {pattern:?}) to a literal value: {WHO}; \
+                         use valueFrom.secretKeyRef"
                     ),
                     other => format!(
-                        "container {container:?} sets {name} to a value holding {}; use valueFrom.secretKeyRef",
+                        "container {container:?} sets {name} to a value holding {}: {WHO}; use valueFrom.secretKeyRef",
                         other.describe()
                     ),
                 };
@@ -179,6 +181,15 @@ mod tests {
         assert!(got[1].1.contains("a GitHub token"), "{}", got[1].1);
         assert!(got[2].1.contains("a URL with a password"), "{}", got[2].1);
         assert!(got[3].1.contains("Dspring.datasource.password=****"), "{}", got[3].1);
-        assert!(got[4].1.contains("(matches \"password\") to a literal value"), "{}", got[4].1);
+        assert_eq!(
+            got[4].1,
+            "container \"app\" sets POSTGRES_PASSWORD_FILE (matches \"password\") to a literal value: whoever can read \
+             the pod spec can read it; use valueFrom.secretKeyRef"
+        );
+        assert_eq!(
+            got[3].1,
+            "container \"app\" sets JAVA_OPTS to a value holding Dspring.datasource.password=****, its name matching \
+             \"password\": whoever can read the pod spec can read it; use valueFrom.secretKeyRef"
+        );
     }
 }

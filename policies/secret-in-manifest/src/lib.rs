@@ -65,13 +65,16 @@ impl Rule for SecretInManifest {
         for (field, map) in [("data", &secret.data), ("stringData", &secret.string_data)] {
             if let Some(map) = map.as_ref().filter(|m| !m.is_empty()) {
                 let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                let one = keys.len() == 1;
                 out.push(Violation::new(
                     format!(
-                        "Secret {:?} carries {} {field} key{} in the manifest: {}",
+                        "Secret {:?} carries {} {field} key{} in the manifest, {}: whoever can read the manifest can \
+                         read {}; create the Secret at deploy time or from a secret store instead",
                         header.metadata.name,
                         keys.len(),
-                        if keys.len() == 1 { "" } else { "s" },
-                        keys.join(", ")
+                        if one { "" } else { "s" },
+                        keys.join(", "),
+                        if one { "it" } else { "them" }
                     ),
                     format!("/{field}"),
                 ));
@@ -98,6 +101,11 @@ mod tests {
         );
         let paths: Vec<_> = v.iter().map(|v| v.path.as_str()).collect();
         assert_eq!(paths, ["/data", "/stringData"]);
+        assert_eq!(
+            v[0].message,
+            "Secret \"db\" carries 1 data key in the manifest, pw: whoever can read the manifest can read it; create \
+             the Secret at deploy time or from a secret store instead"
+        );
         assert!(eval(r#"{"kind":"Secret","metadata":{"name":"empty"},"data":{}}"#).is_empty());
         assert!(eval(r#"{"kind":"Secret","metadata":{"name":"tls"},"type":"kubernetes.io/tls"}"#).is_empty());
         assert!(SecretInManifest.evaluate(r#"{"kind":"Secret","data":[1]}"#, &Context::default()).is_err());

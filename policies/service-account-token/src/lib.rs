@@ -25,6 +25,9 @@ struct ServiceAccount {
 
 pub struct ServiceAccountToken;
 
+/// What every finding asks for.
+const FIX: &str = "set spec.automountServiceAccountToken to false unless the pod calls the Kubernetes API";
+
 impl PodRule for ServiceAccountToken {
     type Settings = NoSettings;
 
@@ -62,7 +65,7 @@ impl PodRule for ServiceAccountToken {
             Some(false) => return Vec::new(),
             Some(true) => {
                 return vec![Violation::new(
-                    "automountServiceAccountToken is true: the pod gets an API token".to_string(),
+                    format!("automountServiceAccountToken is true: the pod gets an API token; {FIX}"),
                     path,
                 )];
             }
@@ -85,11 +88,11 @@ impl PodRule for ServiceAccountToken {
             return Vec::new();
         }
         let why = match account {
-            Some(_) => format!("its ServiceAccount {name:?} does not set automountServiceAccountToken: false either"),
+            Some(_) => format!("its ServiceAccount {name:?} does not set it to false either"),
             None => format!("its ServiceAccount {name:?} is not in the checked set"),
         };
         vec![Violation::new(
-            format!("the pod gets an API token: automountServiceAccountToken is unset and {why}"),
+            format!("automountServiceAccountToken is unset and {why}: the pod gets an API token; {FIX}"),
             path,
         )]
     }
@@ -121,5 +124,29 @@ mod tests {
         assert_eq!(count(r#"{}"#, &[sa_off]), 1, "the default ServiceAccount is meant, not app");
         let default_off = sa_off.replace(r#""name":"app""#, r#""name":"default""#);
         assert_eq!(count(r#"{}"#, &[&default_off]), 0);
+    }
+
+    #[test]
+    fn messages_say_where_the_token_comes_from() {
+        let message = |spec: &str, objects: &[&str]| {
+            testing::set(objects);
+            let json = format!(r#"{{"kind":"Pod","metadata":{{"name":"p","namespace":"ns"}},"spec":{spec}}}"#);
+            check_pod(ServiceAccountToken, &json).unwrap().remove(0).message
+        };
+        let sa_on = r#"{"kind":"ServiceAccount","metadata":{"name":"app","namespace":"ns"}}"#;
+        assert_eq!(
+            message(r#"{"serviceAccountName":"app"}"#, &[sa_on]),
+            "automountServiceAccountToken is unset and its ServiceAccount \"app\" does not set it to false either: \
+             the pod gets an API token; set spec.automountServiceAccountToken to false unless the pod calls the \
+             Kubernetes API"
+        );
+        assert_eq!(
+            message(r#"{"automountServiceAccountToken":true}"#, &[]),
+            "automountServiceAccountToken is true: the pod gets an API token; set spec.automountServiceAccountToken \
+             to false unless the pod calls the Kubernetes API"
+        );
+        assert!(message("{}", &[]).starts_with(
+            "automountServiceAccountToken is unset and its ServiceAccount \"default\" is not in the checked set: "
+        ));
     }
 }

@@ -66,7 +66,12 @@ impl Rule for ServiceExternalIps {
             return Ok(Vec::new());
         }
         Ok(vec![Violation::new(
-            format!("Service {:?} sets externalIPs {}", header.metadata.name, ips.join(", ")),
+            format!(
+                "Service {:?} sets externalIPs {}: every node routes those addresses to it, whoever owns them; \
+                 remove spec.externalIPs and expose it through an Ingress, a Gateway or a LoadBalancer",
+                header.metadata.name,
+                ips.join(", ")
+            ),
             "/spec/externalIPs",
         )])
     }
@@ -91,6 +96,12 @@ mod tests {
         };
         assert_eq!(eval(r#"{"externalIPs":["1.2.3.4"]}"#), 1);
         assert_eq!(eval(r#"{"externalIPs":[]}"#), 0);
+        let json = r#"{"kind":"Service","metadata":{"name":"s"},"spec":{"externalIPs":["1.2.3.4","5.6.7.8"]}}"#;
+        assert_eq!(
+            ServiceExternalIps.evaluate(json, &Context::default()).unwrap()[0].message,
+            "Service \"s\" sets externalIPs 1.2.3.4, 5.6.7.8: every node routes those addresses to it, whoever owns \
+             them; remove spec.externalIPs and expose it through an Ingress, a Gateway or a LoadBalancer"
+        );
         assert_eq!(eval(r#"{"type":"ClusterIP"}"#), 0);
     }
 }

@@ -73,11 +73,18 @@ impl Rule for ServiceType {
         let name = &header.metadata.name;
         Ok(match kind.as_str() {
             "NodePort" => vec![Violation::new(
-                format!("Service {name:?} is of type NodePort: it opens a port on every node"),
+                format!(
+                    "Service {name:?} is of type NodePort: it opens a port on every node; use type ClusterIP \
+                     behind an Ingress or a Gateway"
+                ),
                 "/spec/type",
             )],
             "LoadBalancer" if !self.allow_load_balancer => vec![Violation::new(
-                format!("Service {name:?} is of type LoadBalancer, which is not allowed (setting allowLoadBalancer)"),
+                format!(
+                    "Service {name:?} is of type LoadBalancer, which the setting allowLoadBalancer does not allow: \
+                     it gets an address reachable from outside the cluster; use type ClusterIP behind an Ingress \
+                     or a Gateway"
+                ),
                 "/spec/type",
             )],
             _ => Vec::new(),
@@ -103,5 +110,26 @@ mod tests {
         assert_eq!([eval(&strict, "ClusterIP"), eval(&strict, "NodePort"), eval(&strict, "LoadBalancer")], [0, 1, 1]);
         let lenient = configure::<ServiceType>(r#"{"allowLoadBalancer":true}"#).unwrap();
         assert_eq!([eval(&lenient, "NodePort"), eval(&lenient, "LoadBalancer")], [1, 0]);
+    }
+
+    #[test]
+    fn messages_say_what_to_use() {
+        let strict = configure::<ServiceType>("{}").unwrap();
+        let message = |kind: &str| {
+            let json = format!(r#"{{"kind":"Service","metadata":{{"name":"s"}},"spec":{{"type":"{kind}"}}}}"#);
+            strict.evaluate(&json, &Context::default()).unwrap().remove(0).message
+        };
+        assert_eq!(
+            message("NodePort"),
+            "Service \"s\" is of type NodePort: it opens a port on every node; use type ClusterIP behind an Ingress \
+             or a Gateway"
+        );
+        assert_eq!(
+            message("LoadBalancer"),
+            "Service \"s\" is of type LoadBalancer, which the setting allowLoadBalancer does not allow: it gets an \
+             address reachable from outside the cluster; use type ClusterIP behind an Ingress or a Gateway"
+        );
+        // The peer mappings (tests/peer_suites.rs) tell the two apart by the type's name.
+        assert!(!message("NodePort").contains("LoadBalancer") && !message("LoadBalancer").contains("NodePort"));
     }
 }

@@ -68,15 +68,15 @@ fn defaults() -> BTreeMap<String, Encryption> {
 }
 
 impl StorageEncryption {
-    /// Why `class` is not encrypted, or `None` when it is.
-    fn class_problem(&self, class: &StorageClass) -> Option<String> {
+    /// Why `class` is not encrypted and what to set, or `None` when it is.
+    fn class_problem(&self, class: &StorageClass) -> Option<(String, String)> {
         if self.encrypted_classes.contains(&class.metadata.name) {
             return None;
         }
         let Some(how) = self.provisioners.get(&class.provisioner) else {
-            return Some(format!(
-                "its provisioner {:?} has no known encryption parameter (list the class in encryptedClasses or the provisioner in provisioners)",
-                class.provisioner
+            return Some((
+                format!("its provisioner {:?} has no known encryption parameter", class.provisioner),
+                "list the class in encryptedClasses or the provisioner in provisioners".to_string(),
             ));
         };
         let value = class.parameters.as_ref().and_then(|p| p.get(&how.parameter)).filter(|v| !v.is_empty());
@@ -89,7 +89,13 @@ impl StorageEncryption {
             return None;
         }
         let want = how.value.as_ref().map_or("a value".to_string(), |v| format!("{v:?}"));
-        Some(format!("parameter {:?} of provisioner {:?} is not set to {want}", how.parameter, class.provisioner))
+        Some((
+            format!("parameter {:?} of provisioner {:?} is not set to {want}", how.parameter, class.provisioner),
+            match &how.value {
+                Some(v) => format!("set parameters.{} to {v:?} in the class", how.parameter),
+                None => format!("set parameters.{} in the class", how.parameter),
+            },
+        ))
     }
 
     /// The checked set's StorageClasses, listed and parsed at most once per
@@ -111,7 +117,10 @@ impl StorageEncryption {
     ) -> Result<(), String> {
         let Some(name) = claim.spec.storage_class_name.as_deref().filter(|n| !n.is_empty()) else {
             out.push(Violation::new(
-                format!("{what} names no storageClassName, so its encryption depends on the cluster default"),
+                format!(
+                    "{what} names no storageClassName, so its encryption depends on the cluster default; \
+                     set storageClassName to an encrypted StorageClass"
+                ),
                 path,
             ));
             return Ok(());
@@ -122,14 +131,19 @@ impl StorageEncryption {
         match self.classes(classes)?.iter().find(|c| c.metadata.name == name) {
             None => out.push(Violation::new(
                 format!(
-                    "{what} uses StorageClass {name:?}, which is neither in the checked set nor in encryptedClasses"
+                    "{what} uses StorageClass {name:?}, which is neither in the checked set nor in encryptedClasses: \
+                     its encryption cannot be checked; check the StorageClass along with it, or list it in \
+                     encryptedClasses"
                 ),
                 path,
             )),
             Some(class) => {
-                if let Some(problem) = self.class_problem(class) {
+                if let Some((problem, fix)) = self.class_problem(class) {
                     out.push(Violation::new(
-                        format!("{what} uses StorageClass {name:?}, which is not encrypted: {problem}"),
+                        format!(
+                            "{what} uses StorageClass {name:?}, which is not encrypted: {problem}; \
+                             use an encrypted class, or {fix}"
+                        ),
                         path,
                     ));
                 }
@@ -205,9 +219,9 @@ impl Rule for StorageEncryption {
             "StorageClass" => {
                 let class: StorageClass =
                     serde_json::from_str(object).map_err(|e| format!("cannot read the StorageClass: {e}"))?;
-                if let Some(problem) = self.class_problem(&class) {
+                if let Some((problem, fix)) = self.class_problem(&class) {
                     out.push(Violation::new(
-                        format!("StorageClass {:?} does not encrypt: {problem}", class.metadata.name),
+                        format!("StorageClass {:?} does not encrypt: {problem}; {fix}", class.metadata.name),
                         "/parameters",
                     ));
                 }
@@ -265,5 +279,36 @@ mod tests {
         let sts = r#"{"kind":"StatefulSet","metadata":{"name":"db"},"spec":{"volumeClaimTemplates":[
             {"metadata":{"name":"a"},"spec":{"storageClassName":"gp3"}},{"metadata":{"name":"b"},"spec":{}}],"template":{"spec":{}}}}"#;
         assert_eq!(count("{}", sts), 1);
+    }
+
+    #[test]
+    fn messages_say_why_and_what_to_set() {
+        let messages = |object: &str| -> Vec<String> {
+            testing::set(&[GP3, PLAIN, NFS]);
+            let rule = configure::<StorageEncryption>("{}").unwrap();
+            rule.evaluate(object, &Context::default()).unwrap().into_iter().map(|v| v.message).collect()
+        };
+        assert_eq!(
+            messages(PLAIN),
+            ["StorageClass \"plain\" does not encrypt: parameter \"encrypted\" of provisioner \"ebs.csi.aws.com\" is \
+              not set to \"true\"; set parameters.encrypted to \"true\" in the class"]
+        );
+        assert_eq!(
+            messages(&pvc(r#"{"storageClassName":"nfs"}"#)),
+            ["the claim uses StorageClass \"nfs\", which is not encrypted: its provisioner \"nfs.csi.k8s.io\" has no \
+              known encryption parameter; use an encrypted class, or list the class in encryptedClasses or the \
+              provisioner in provisioners"]
+        );
+        assert_eq!(
+            messages(&pvc("{}")),
+            ["the claim names no storageClassName, so its encryption depends on the cluster default; set \
+              storageClassName to an encrypted StorageClass"]
+        );
+        assert_eq!(
+            messages(&pvc(r#"{"storageClassName":"elsewhere"}"#)),
+            ["the claim uses StorageClass \"elsewhere\", which is neither in the checked set nor in \
+                 encryptedClasses: its encryption cannot be checked; check the StorageClass along with it, or list \
+                 it in encryptedClasses"]
+        );
     }
 }
