@@ -1,6 +1,7 @@
 //! Builds every policy crate under `../policies` for `wasm32-unknown-unknown`,
-//! turns each core module into a component (`wit-component`), and generates
-//! the table of built-in components the binary embeds.
+//! turns each core module into a component and checks it against the contract
+//! (`src/componentize.rs`, shared with `palisade build`), and generates the
+//! table of built-in components the binary embeds.
 //!
 //! The nested cargo uses its own target directory (`target/policies`): sharing
 //! the outer build's would wait forever on the lock the outer build holds.
@@ -12,6 +13,11 @@ use std::process::Command;
 
 #[path = "build/tools.rs"]
 mod tools;
+
+// The same encoding and contract check as `palisade build` (the library's `componentize`).
+#[allow(dead_code)]
+#[path = "src/componentize.rs"]
+mod componentize;
 
 fn main() {
     tools::detect();
@@ -78,10 +84,10 @@ fn main() {
     for name in &all {
         let module_path = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
         let module = fs::read(&module_path).unwrap_or_else(|e| stop(&format!("read {}: {e}", module_path.display())));
-        let component = wit_component::ComponentEncoder::default()
-            .module(&module)
-            .and_then(|e| e.validate(true).encode())
-            .unwrap_or_else(|e| stop(&format!("encode {name} as a component: {e:#}")));
+        let component = componentize::encode(&module).unwrap_or_else(|e| stop(&format!("{name}: {e}")));
+        if let Err(e) = componentize::check_contract(&component) {
+            stop(&format!("{name}: {e}"));
+        }
         let is_builtin = builtin.contains(name);
         let file = if is_builtin {
             components_dir.join(format!("{name}.wasm"))

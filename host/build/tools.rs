@@ -34,6 +34,8 @@ const TOOLS: &[(&str, Find)] = &[
     ),
     ("kubectl", Find::OnPath("kubectl")),
     ("helm", Find::OnPath("helm")),
+    // The Python rule of tests/second_language.rs (componentize-py, from PyPI, in a venv).
+    ("python", Find::OnPath("python3")),
 ];
 
 /// The file dpkg rewrites on every install and removal.

@@ -10,6 +10,8 @@
 //! the policies; [`bundle`] brings them from OCI registries and layouts,
 //! checked by digest and signature; [`config`] reads the configuration file;
 //! [`images`] answers the policies' questions about image signatures.
+//! [`scaffold`] writes and builds rule crates of one's own, made components
+//! and checked against the contract by [`componentize`], as the built-in ones are.
 
 pub mod bundle;
 
@@ -19,6 +21,7 @@ pub mod builtin {
 }
 
 pub mod check;
+pub mod componentize;
 pub mod config;
 pub mod documents;
 pub mod evaluate;
@@ -34,6 +37,9 @@ pub mod policy_set;
 pub mod report;
 pub mod resources;
 pub mod runtime;
+pub mod scaffold;
 pub mod serve;
 pub mod severity;
 pub mod suggest;
+pub mod suite;
+pub mod wasi;

@@ -122,19 +122,23 @@ fn meta_from_wit(m: wit::Metadata) -> Result<PolicyMeta, String> {
     })
 }
 
-/// Compile and describe one component.
+/// Compile and describe one component (refused if it imports WASI).
 pub fn load_component(runtime: &Runtime, origin: &str, bytes: &[u8]) -> anyhow::Result<LoadedPolicy> {
-    load_hashed(runtime, origin, bytes, &crate::runtime::sha256_hex(bytes))
+    load_hashed(runtime, origin, bytes, &crate::runtime::sha256_hex(bytes), false)
 }
 
-/// [`load_component`] when the SHA-256 (`hex`) of `bytes` is known already.
-fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str) -> anyhow::Result<LoadedPolicy> {
-    let compiled = runtime.compile_hashed(bytes, hex).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+/// [`load_component`] when the SHA-256 (`hex`) of `bytes` is known already;
+/// `wasi`: the user opted the component into (deny-all) WASI.
+fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str, wasi: bool) -> anyhow::Result<LoadedPolicy> {
+    let mut compiled = runtime.compile_opted(bytes, hex, wasi).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    compiled.name = Arc::from(origin);
     let mut instance = runtime
         .instantiate(&compiled, Arc::new(Inventory::default()))
         .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
     let meta = runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
     let meta = meta_from_wit(meta).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    // Its output is logged under its rule id from now on.
+    compiled.name = Arc::from(meta.id.as_str());
     Ok(LoadedPolicy { meta, origin: origin.to_string(), compiled })
 }
 
@@ -179,25 +183,41 @@ impl Catalog {
         bundled: Vec<Bundled>,
         extra: &[PathBuf],
     ) -> anyhow::Result<Catalog> {
-        let mut sources: Vec<(String, std::borrow::Cow<'static, [u8]>, bool)> = Vec::new();
+        Catalog::load_opted(runtime, builtin, bundled, extra, &[])
+    }
+
+    /// As [`Catalog::load_with`], with `extra_wasi`: components (files or
+    /// directories) the user opted into WASI (`--policies-wasi`). They run under
+    /// the deny-all context of [`crate::wasi`]; a component that imports WASI
+    /// from anywhere else is refused.
+    pub fn load_opted(
+        runtime: Arc<Runtime>,
+        builtin: bool,
+        bundled: Vec<Bundled>,
+        extra: &[PathBuf],
+        extra_wasi: &[PathBuf],
+    ) -> anyhow::Result<Catalog> {
+        // (origin, bytes, from the command line, opted into WASI)
+        let mut sources: Vec<(String, std::borrow::Cow<'static, [u8]>, bool, bool)> = Vec::new();
         if builtin {
             for (name, bytes) in crate::builtin::BUILTIN {
-                sources.push((format!("builtin:{name}"), std::borrow::Cow::Borrowed(*bytes), false));
+                sources.push((format!("builtin:{name}"), std::borrow::Cow::Borrowed(*bytes), false, false));
             }
         }
         let mut expected_ids = std::collections::HashMap::new();
         for b in bundled {
             expected_ids.insert(b.origin.clone(), b.id);
-            sources.push((b.origin, std::borrow::Cow::Owned(b.bytes), false));
+            sources.push((b.origin, std::borrow::Cow::Owned(b.bytes), false, false));
         }
-        for path in extra {
+        let extras = extra.iter().map(|p| (p, false)).chain(extra_wasi.iter().map(|p| (p, true)));
+        for (path, wasi) in extras {
             for file in component_files(path)? {
                 let bytes =
                     std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
-                sources.push((file.display().to_string(), std::borrow::Cow::Owned(bytes), true));
+                sources.push((file.display().to_string(), std::borrow::Cow::Owned(bytes), true, wasi));
             }
         }
-        let hashes: Vec<String> = sources.iter().map(|(_, bytes, _)| crate::runtime::sha256_hex(bytes)).collect();
+        let hashes: Vec<String> = sources.iter().map(|(_, bytes, _, _)| crate::runtime::sha256_hex(bytes)).collect();
         let to_compile = hashes.iter().filter(|hex| !runtime.is_cached(hex)).count();
         if to_compile > 0 {
             runtime.report(CompileProgress::Started { total: to_compile });
@@ -213,10 +233,10 @@ impl Catalog {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((origin, bytes, _)) = sources.get(i) else {
+                        let Some((origin, bytes, _, wasi)) = sources.get(i) else {
                             break;
                         };
-                        let loaded = load_hashed(&runtime, origin, bytes, &hashes[i]);
+                        let loaded = load_hashed(&runtime, origin, bytes, &hashes[i], *wasi);
                         if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
                             let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                             runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
@@ -234,7 +254,7 @@ impl Catalog {
         }
         let mut policies: Vec<Arc<LoadedPolicy>> = Vec::new();
         let mut explicit = HashSet::new();
-        for (result, (_, _, is_extra)) in results.into_iter().zip(&sources) {
+        for (result, (_, _, is_extra, _)) in results.into_iter().zip(&sources) {
             let loaded = result.ok_or_else(|| anyhow::anyhow!("a policy was not loaded"))??;
             let id = loaded.meta.id.clone();
             if let Some(expected) = expected_ids.get(&loaded.origin)

@@ -1,6 +1,8 @@
 //! The sandbox every policy runs in: one wasmtime engine, components compiled
 //! once and cached on disk, and instances with no capabilities but the
-//! `inventory` import, a memory limit and a deadline per call.
+//! `inventory` import, a memory limit and a deadline per call. A component
+//! that imports WASI runs only when the user opted it in, under a WASI context
+//! that grants nothing ([`crate::wasi`]); any other is refused.
 //!
 //! Everything a component can grow is bounded: linear memory, table elements,
 //! the number of instances, tables and memories, the time of each call (and
@@ -18,6 +20,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 use crate::images::{self, Verifier};
 use crate::inventory::Inventory;
+use crate::wasi::{Captured, WasiState};
 
 /// The contract this host implements (`wit/policy.wit`).
 mod bindings {
@@ -94,6 +97,24 @@ pub enum CallError {
     Host(String),
 }
 
+/// A component imports WASI and the user did not opt it in.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "it imports {import} (WASI), which the host gives only to a component the user opts in: \
+     load it with --policies-wasi PATH instead of --policies to run it under a WASI context that grants \
+     nothing (docs/wasi.md); bundles cannot carry such components"
+)]
+pub struct WasiNotOptedIn {
+    /// The first WASI interface the component imports, by name (`wasi:cli/environment@0.2.9`).
+    pub import: String,
+}
+
+/// Where a policy's output (stdout and stderr of an opted-in WASI component)
+/// goes after each call: the component's name (the rule id once described)
+/// and what it wrote. Without one, the output is dropped, but for the last
+/// line, which a failed call's error carries.
+pub type PolicyLog = Arc<dyn Fn(&str, &Captured) + Send + Sync>;
+
 /// What a store holds: its limits, the set the inventory serves, and the
 /// image verifier.
 pub struct StoreData {
@@ -105,6 +126,23 @@ pub struct StoreData {
     /// Time the current call spent in host imports (registry I/O): the call's
     /// own bound counts the policy's time only.
     host_time: Duration,
+    /// The deny-all WASI context of an opted-in component; `None` for the others,
+    /// which are linked without WASI.
+    wasi: Option<Box<WasiState>>,
+    /// The component's name in the policy log.
+    name: Arc<str>,
+}
+
+impl wasmtime_wasi::WasiView for StoreData {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        // Only the WASI linker, used for opted-in components, reaches this, and
+        // their stores have a context; any other gets a deny-all one too.
+        self.wasi.get_or_insert_with(|| Box::new(WasiState::deny_all())).view()
+    }
+}
+
+fn wasi_state(data: &mut StoreData) -> &mut WasiState {
+    data.wasi.get_or_insert_with(|| Box::new(WasiState::deny_all()))
 }
 
 impl bindings::palisade::policy::inventory::Host for StoreData {
@@ -235,12 +273,16 @@ fn to_wit_error(e: images::VerifyError) -> images_wit::VerifyError {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreData>,
+    /// `linker` and WASI, made on first use: only opted-in components get it.
+    wasi_linker: std::sync::OnceLock<Linker<StoreData>>,
     cache_dir: Option<PathBuf>,
     pub limits: SandboxLimits,
     /// What `image-verification` answers; off until [`Runtime::set_images`].
     images: RwLock<Arc<Verifier>>,
     /// Told how compiling goes when components are not in the cache.
     progress: Option<Arc<dyn Fn(CompileProgress) + Send + Sync>>,
+    /// Told what opted-in WASI components write.
+    policy_log: Option<PolicyLog>,
 }
 
 /// How compiling the components of a run goes, for a progress line: compiling
@@ -295,6 +337,10 @@ pub struct Compiled {
     pub size: usize,
     /// Whether the compiled code came from the on-disk cache.
     pub cached: bool,
+    /// Whether it runs with (deny-all) WASI: the user opted it in.
+    pub wasi: bool,
+    /// Its name in the policy log: the rule id once known (set by whoever loads it).
+    pub name: Arc<str>,
 }
 
 /// One live instance of a policy with its configured evaluator.
@@ -323,12 +369,8 @@ impl Runtime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))?;
-        let mut linker = Linker::new(&engine);
         // The only imports a policy gets: Palisade's own interfaces. No WASI.
-        bindings::Rule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
-            .map_err(|e| anyhow::anyhow!("cannot link the policy imports: {e}"))?;
-        bindings_v2::palisade::policy::inventory::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
-            .map_err(|e| anyhow::anyhow!("cannot link the 0.2.0 policy imports: {e}"))?;
+        let linker = policy_linker(&engine)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("palisade-epoch".into())
@@ -348,11 +390,31 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            wasi_linker: std::sync::OnceLock::new(),
             cache_dir,
             limits,
             images: RwLock::new(Arc::new(Verifier::not_configured())),
             progress: None,
+            policy_log: None,
         })
+    }
+
+    /// Hand what opted-in WASI components write to `log`, after each call.
+    pub fn with_policy_log(mut self, log: PolicyLog) -> Runtime {
+        self.policy_log = Some(log);
+        self
+    }
+
+    /// The linker of opted-in components: Palisade's interfaces and WASI.
+    fn wasi_linker(&self) -> anyhow::Result<&Linker<StoreData>> {
+        if let Some(linker) = self.wasi_linker.get() {
+            return Ok(linker);
+        }
+        let mut linker = policy_linker(&self.engine)?;
+        crate::wasi::add_to_linker(&mut linker, wasi_state)
+            .map_err(|e| anyhow::anyhow!("cannot link the WASI imports: {e}"))?;
+        // Two threads may get here at once; either linker will do.
+        Ok(self.wasi_linker.get_or_init(|| linker))
     }
 
     /// Report compiling to `progress` (the command line prints a progress line).
@@ -389,6 +451,13 @@ impl Runtime {
 
     /// [`Runtime::compile`] when the SHA-256 (`hex`) of `bytes` is known already.
     pub fn compile_hashed(&self, bytes: &[u8], hex: &str) -> anyhow::Result<Compiled> {
+        self.compile_opted(bytes, hex, false)
+    }
+
+    /// [`Runtime::compile_hashed`], with `wasi` true for a component the user
+    /// opted into WASI. Without it, a component that imports WASI is refused
+    /// with [`WasiNotOptedIn`].
+    pub fn compile_opted(&self, bytes: &[u8], hex: &str, wasi: bool) -> anyhow::Result<Compiled> {
         let cached_path = self.cached_path(hex);
         let mut cached = false;
         let mut component = None;
@@ -404,6 +473,13 @@ impl Runtime {
         let component = match component {
             Some(c) => c,
             None => {
+                // Refuse before compiling (seconds for an interpreter's component).
+                if !wasi
+                    && let Ok(interfaces) = crate::componentize::interfaces(bytes)
+                    && let Some(import) = interfaces.imports.iter().filter(|n| n.starts_with("wasi:")).min()
+                {
+                    return Err(WasiNotOptedIn { import: import.clone() }.into());
+                }
                 let c = Component::new(&self.engine, bytes)
                     .map_err(|e| anyhow::anyhow!("not a valid policy component: {e}"))?;
                 if let Some(path) = &cached_path {
@@ -414,8 +490,15 @@ impl Runtime {
             }
         };
         let versions = CONTRACTS.map(|v| format!("palisade:policy/rule@{v}")).join(" or ");
-        let pre = self
-            .linker
+        let linker = if wasi {
+            self.wasi_linker()?
+        } else {
+            if let Some(import) = first_wasi_import(&self.engine, &component) {
+                return Err(WasiNotOptedIn { import }.into());
+            }
+            &self.linker
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("the component does not fit Palisade's contract ({versions}): {e}"))?;
         let (pre, contract) = match bindings::RulePre::new(pre.clone()) {
@@ -429,7 +512,15 @@ impl Runtime {
                 ),
             },
         };
-        Ok(Compiled { pre, contract, digest: format!("sha256:{hex}"), size: bytes.len(), cached })
+        Ok(Compiled {
+            pre,
+            contract,
+            digest: format!("sha256:{hex}"),
+            size: bytes.len(),
+            cached,
+            wasi,
+            name: Arc::from(hex),
+        })
     }
 
     /// Answer `image-verification` with `verifier` from now on (instances made before keep theirs).
@@ -452,7 +543,15 @@ impl Runtime {
             .tables(MAX_TABLES)
             .memories(MAX_MEMORIES)
             .build();
-        let data = StoreData { limits, inventory, images: self.images(), deadline: None, host_time: Duration::ZERO };
+        let data = StoreData {
+            limits,
+            inventory,
+            images: self.images(),
+            deadline: None,
+            host_time: Duration::ZERO,
+            wasi: compiled.wasi.then(|| Box::new(WasiState::deny_all())),
+            name: compiled.name.clone(),
+        };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|s| &mut s.limits);
         // At the deadline: time spent in host imports (registry I/O) is given
@@ -473,9 +572,43 @@ impl Runtime {
         let rule = match &compiled.pre {
             Pre::V3(pre) => pre.instantiate(&mut store).map(Bound::V3),
             Pre::V2(pre) => pre.instantiate(&mut store).map(Bound::V2),
-        }
-        .map_err(|e| self.classify(e, false))?;
+        };
+        let rule = self.finish(&mut store, rule, false)?;
         Ok(Instance { store, rule, evaluator: None })
+    }
+
+    /// After a call: hand the output the instance wrote to the policy log, and
+    /// classify a failure, with the last line of that output when there is one
+    /// (a Python rule's exception).
+    fn finish<R>(
+        &self,
+        store: &mut Store<StoreData>,
+        result: wasmtime::Result<R>,
+        by_request: bool,
+    ) -> Result<R, CallError> {
+        let data = store.data_mut();
+        let output = data.wasi.as_mut().and_then(|w| w.take_output());
+        let wasi = data.wasi.is_some();
+        if let (Some(log), Some(output)) = (&self.policy_log, &output) {
+            log(&data.name, output);
+        }
+        let e = match result {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let root = e.root_cause().to_string();
+        let mut error = self.classify(e, by_request);
+        // A WASI host call that failed (a full handle table, a handle the rule
+        // made up) leaves the instance as a trap does: it cannot be entered again.
+        if wasi && let CallError::Host(_) = error {
+            error = CallError::Trap(root.lines().next().unwrap_or("").to_string());
+        }
+        if let (CallError::Trap(text), Some(line)) = (&mut error, output.as_ref().and_then(Captured::last_line)) {
+            let mut line = line.to_string();
+            cap_text_to(&mut line, 300);
+            text.push_str(&format!("; its last output: {line}"));
+        }
+        Err(error)
     }
 
     /// Set the store's epoch deadline to the call's bound, or to the request's
@@ -499,6 +632,9 @@ impl Runtime {
     }
 
     fn classify(&self, e: wasmtime::Error, by_request: bool) -> CallError {
+        if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return CallError::Trap(format!("the rule exited (status {})", exit.0));
+        }
         if let Some(trap) = e.downcast_ref::<Trap>()
             && *trap == Trap::Interrupt
         {
@@ -514,7 +650,11 @@ impl Runtime {
         if text.contains("growing table") || text.contains("table grow") {
             return CallError::Trap(format!("exceeded its table limit of {MAX_TABLE_ELEMENTS} elements"));
         }
-        if e.downcast_ref::<Trap>().is_some() || text.contains("wasm trap") {
+        if let Some(trap) = e.downcast_ref::<Trap>() {
+            // Not the first line of `text`: that is "error while executing at wasm backtrace:".
+            return CallError::Trap(trap.to_string());
+        }
+        if text.contains("wasm trap") {
             let first = text.lines().next().unwrap_or("").to_string();
             return CallError::Trap(first);
         }
@@ -537,7 +677,8 @@ impl Runtime {
     /// The policy's metadata.
     pub fn describe(&self, instance: &mut Instance) -> Result<wit::Metadata, CallError> {
         self.arm(&mut instance.store, None);
-        with_policy!(&instance.rule, |p| p.call_describe(&mut instance.store)).map_err(|e| self.classify(e, false))
+        let result = with_policy!(&instance.rule, |p| p.call_describe(&mut instance.store));
+        self.finish(&mut instance.store, result, false)
     }
 
     /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
@@ -547,8 +688,8 @@ impl Runtime {
         settings: &str,
     ) -> Result<Result<(), wit::SettingsError>, CallError> {
         self.arm(&mut instance.store, None);
-        let created = with_policy!(&instance.rule, |p| p.evaluator().call_create(&mut instance.store, settings))
-            .map_err(|e| self.classify(e, false))?;
+        let created = with_policy!(&instance.rule, |p| p.evaluator().call_create(&mut instance.store, settings));
+        let created = self.finish(&mut instance.store, created, false)?;
         Ok(created.map(|handle| instance.evaluator = Some(handle)))
     }
 
@@ -566,9 +707,8 @@ impl Runtime {
             .ok_or_else(|| CallError::Host("evaluate called before the evaluator was configured".into()))?;
         let by_request = self.arm(&mut instance.store, deadline);
         let result =
-            with_policy!(&instance.rule, |p| p.evaluator().call_evaluate(&mut instance.store, handle, object, context))
-                .map_err(|e| self.classify(e, by_request));
-        match result? {
+            with_policy!(&instance.rule, |p| p.evaluator().call_evaluate(&mut instance.store, handle, object, context));
+        match self.finish(&mut instance.store, result, by_request)? {
             Ok(violations) if violations.len() > MAX_VIOLATIONS => Err(CallError::TooManyViolations(violations.len())),
             Ok(mut violations) => {
                 for v in &mut violations {
@@ -592,17 +732,43 @@ impl Runtime {
             .evaluator
             .ok_or_else(|| CallError::Host("inactive_reason called before the evaluator was configured".into()))?;
         self.arm(&mut instance.store, None);
-        with_policy!(&instance.rule, |p| p.evaluator().call_inactive_reason(&mut instance.store, handle))
-            .map_err(|e| self.classify(e, false))
+        let result = with_policy!(&instance.rule, |p| p.evaluator().call_inactive_reason(&mut instance.store, handle));
+        self.finish(&mut instance.store, result, false)
     }
+}
+
+/// The linker of Palisade's own interfaces, both contract versions.
+fn policy_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    bindings::Rule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
+        .map_err(|e| anyhow::anyhow!("cannot link the policy imports: {e}"))?;
+    bindings_v2::palisade::policy::inventory::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
+        .map_err(|e| anyhow::anyhow!("cannot link the 0.2.0 policy imports: {e}"))?;
+    Ok(linker)
+}
+
+/// The first interface of the `wasi` package a component imports, by name, if any.
+pub fn first_wasi_import(engine: &Engine, component: &Component) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|n| n.starts_with("wasi:"))
+        .min()
+        .map(String::from)
 }
 
 /// Cut `text` to [`MAX_TEXT_BYTES`] on a character boundary, saying so.
 fn cap_text(text: &mut String) {
-    if text.len() <= MAX_TEXT_BYTES {
+    cap_text_to(text, MAX_TEXT_BYTES);
+}
+
+/// Cut `text` to `max` bytes on a character boundary, saying so.
+fn cap_text_to(text: &mut String, max: usize) {
+    if text.len() <= max {
         return;
     }
-    let mut end = MAX_TEXT_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

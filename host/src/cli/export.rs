@@ -84,6 +84,8 @@ pub(super) fn run(what: ExportWhat, common: ExportArgs) -> anyhow::Result<u8> {
     let catalog = catalog(
         &PolicyArgs {
             policies: Vec::new(),
+            policies_wasi: Vec::new(),
+            policy_log: false,
             no_builtin: false,
             no_cache: false,
             policy_timeout_ms: 1000,

@@ -11,12 +11,15 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod build;
 mod bundle;
 mod check;
 mod explain;
 mod export;
+mod new;
 mod policies;
 mod serve;
+mod test;
 
 use palisade::config::Config;
 use palisade::policy_set::{Catalog, Selection};
@@ -53,6 +56,15 @@ struct PolicyArgs {
     /// Extra or replacement policy components: a .wasm file or a directory of them (repeatable).
     #[arg(long = "policies", value_name = "PATH")]
     policies: Vec<PathBuf>,
+    /// As --policies, for components that import WASI (built from Python or
+    /// JavaScript): each runs under a WASI context that grants nothing, no
+    /// files, environment, network or real clock (docs/wasi.md).
+    #[arg(long = "policies-wasi", value_name = "PATH")]
+    policies_wasi: Vec<PathBuf>,
+    /// Print what --policies-wasi components write to stdout and stderr on
+    /// standard error, each line after the rule id in brackets.
+    #[arg(long)]
+    policy_log: bool,
     /// Load only the components given with --policies, not the built-in ones.
     #[arg(long)]
     no_builtin: bool,
@@ -129,6 +141,13 @@ enum Command {
         #[command(flatten)]
         source: bundle::BundleArgs,
     },
+    /// Start a rule crate of your own: metadata, an example check, a unit test
+    /// and a test suite (see docs/write-a-rule.md).
+    New(new::Args),
+    /// Build a rule crate into a policy component, checked against the contract.
+    Build(build::Args),
+    /// Run test suites: expected results of rules on objects (see docs/test-suites.md).
+    Test(test::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -143,6 +162,9 @@ pub fn main() -> ExitCode {
             bench::run(&paths, &profile, rounds, threads, &source)
         }
         Command::Bundle { what } => bundle::run(what),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Test(args) => test::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -167,7 +189,19 @@ fn runtime_reporting(args: &PolicyArgs, progress: Reporter) -> anyhow::Result<Ar
         call_timeout: Duration::from_millis(args.policy_timeout_ms.max(1)),
     };
     let cache = if args.no_cache { None } else { default_cache_dir() };
-    Ok(Arc::new(Runtime::new(cache.clone(), limits)?.with_progress(progress(cache))))
+    let mut runtime = Runtime::new(cache.clone(), limits)?.with_progress(progress(cache));
+    if args.policy_log {
+        runtime = runtime.with_policy_log(Arc::new(print_policy_log));
+    }
+    Ok(Arc::new(runtime))
+}
+
+/// `--policy-log`: a call's output on standard error, line by line, after the rule id.
+fn print_policy_log(rule: &str, output: &palisade::wasi::Captured) {
+    let mut err = std::io::stderr().lock();
+    for line in output.text.lines() {
+        let _ = writeln!(err, "[{rule}] {line}");
+    }
 }
 
 /// The progress line of compiling components to native code: seconds of
@@ -220,14 +254,14 @@ fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<
                  satisfy it: give --bundle REF (the built-in policies carry no signature)"
             );
         }
-        if !args.policies.is_empty() {
+        if !args.policies.is_empty() || !args.policies_wasi.is_empty() {
             bail!(
                 "signature verification is configured, so --policies components (which carry no signature) are refused"
             );
         }
     }
     let Some(reference) = &args.source.bundle else {
-        if args.no_builtin && args.policies.is_empty() {
+        if args.no_builtin && args.policies.is_empty() && args.policies_wasi.is_empty() {
             bail!("--no-builtin needs at least one --policies path");
         }
         return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new(), bundle: None });
@@ -243,7 +277,7 @@ struct Sources {
 }
 
 fn catalog_from(args: &PolicyArgs, sources: Sources) -> anyhow::Result<Catalog> {
-    Catalog::load_with(runtime(args)?, sources.builtin, sources.bundled, &args.policies)
+    Catalog::load_opted(runtime(args)?, sources.builtin, sources.bundled, &args.policies, &args.policies_wasi)
 }
 
 fn catalog(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Catalog> {

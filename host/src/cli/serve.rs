@@ -98,7 +98,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
         // Compiling is logged as the server's other lines are: JSON.
         let runtime = runtime_reporting(&args.policy, palisade::serve::log::compile_progress)?;
-        let catalog = Catalog::load_with(runtime, sources.builtin, sources.bundled, &args.policy.policies)?;
+        let catalog = Catalog::load_opted(
+            runtime,
+            sources.builtin,
+            sources.bundled,
+            &args.policy.policies,
+            &args.policy.policies_wasi,
+        )?;
         catalog.runtime.set_images(images);
         let (policies, mut errors) = match catalog.select(&selection) {
             Ok(policies) => (policies, Vec::new()),

@@ -151,3 +151,81 @@ pub fn junit(report: &Report) -> String {
     out.push_str("</testsuites>\n");
     out
 }
+
+/// JUnit XML of `palisade test`: one `<testsuite>` per suite, one
+/// `<testcase>` per expectation and object, failing when they differ, in
+/// error when the rule failed on the object; a file whose suites could not
+/// run is a `<testsuite>` of its own with a test case in error per problem.
+pub fn test_junit(run: &crate::suite::TestRun) -> String {
+    use crate::suite::Actual;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let errors_in =
+        |o: &crate::suite::Outcome| o.checks.iter().filter(|c| matches!(c.actual, Actual::Error(_))).count();
+    let errors: usize = run.outcomes.iter().map(errors_in).sum::<usize>() + run.broken.len();
+    let failures: usize = run.outcomes.iter().map(|o| o.differences() - errors_in(o)).sum();
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"palisade test\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\">",
+        run.checks() + run.broken.len(),
+    );
+    for o in &run.outcomes {
+        let errors = errors_in(o);
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" file=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" skipped=\"0\">",
+            escape(&o.name),
+            escape(&o.file),
+            o.checks.len(),
+            o.differences() - errors,
+        );
+        for c in &o.checks {
+            let expected = c.expected.as_ref().map_or_else(|| "no error".to_string(), ToString::to_string);
+            let _ = write!(
+                out,
+                "    <testcase name=\"{}\" classname=\"{}\"",
+                escape(&format!("{}: {} expects {expected}", c.rule, c.resource.label())),
+                escape(&format!("{}:{}", o.file, c.line)),
+            );
+            if c.agrees() {
+                out.push_str("/>\n");
+                continue;
+            }
+            let details = super::suite::difference_lines(c).join("\n");
+            let (element, kind) =
+                if matches!(c.actual, Actual::Error(_)) { ("error", "error") } else { ("failure", "difference") };
+            let _ = writeln!(
+                out,
+                ">\n      <{element} message=\"{}\" type=\"{kind}\">{}</{element}>\n    </testcase>",
+                escape(&format!("expected {expected}, got {}", c.actual_text())),
+                escape(&details),
+            );
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    let mut broken: BTreeMap<&str, Vec<&crate::suite::SuiteError>> = BTreeMap::new();
+    for e in &run.broken {
+        broken.entry(e.file.as_str()).or_default().push(e);
+    }
+    for (file, errors) in broken {
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" file=\"{}\" tests=\"{}\" failures=\"0\" errors=\"{}\" skipped=\"0\">",
+            escape(file),
+            escape(file),
+            errors.len(),
+            errors.len(),
+        );
+        for e in errors {
+            let _ = writeln!(
+                out,
+                "    <testcase name=\"{}\" classname=\"{}\">\n      <error message=\"{}\" type=\"broken suite\"/>\n    </testcase>",
+                escape(&format!("read the suite (line {})", e.line)),
+                escape(&format!("{}:{}", e.file, e.line)),
+                escape(&e.to_string()),
+            );
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}

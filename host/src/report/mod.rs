@@ -12,10 +12,13 @@ use std::fmt::Write as _;
 mod junit;
 mod openreports;
 mod sarif;
+mod suite;
 
 pub use junit::junit;
+pub use junit::test_junit;
 pub use openreports::openreports;
 pub use sarif::sarif;
+pub use suite::test_text;
 
 use crate::check::Report;
 use crate::severity::Severity;
