@@ -136,7 +136,13 @@ fn mistyped_names_get_a_suggestion() {
 
     let out = run(palisade().args(["check", "--profile", "basline"]).arg(root().join("examples")));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("(did you mean \"baseline\"?)"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "unknown profile \"basline\" (expected one of baseline, restricted, hardened; did you mean \"baseline\"?)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 
     let dir = tempfile::tempdir().expect("temp dir");
     let cases = [

@@ -291,10 +291,12 @@ impl Catalog {
     pub fn select(&self, selection: &Selection) -> Result<Vec<ActivePolicy>, Vec<String>> {
         let mut errors = Vec::new();
         if !PROFILES.contains(&selection.profile.as_str()) {
+            let hint = crate::suggest::closest(&selection.profile, PROFILES)
+                .map(|p| format!("; did you mean {p:?}?"))
+                .unwrap_or_default();
             errors.push(format!(
-                "unknown profile {:?}{} (expected one of {})",
+                "unknown profile {:?} (expected one of {}{hint})",
                 selection.profile,
-                crate::suggest::did_you_mean(&selection.profile, PROFILES),
                 PROFILES.join(", ")
             ));
         }

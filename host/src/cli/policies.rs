@@ -23,7 +23,10 @@ pub(super) fn run(
     if let Some(name) = &profile
         && !palisade::policy_set::PROFILES.contains(&name.as_str())
     {
-        bail!("unknown profile {name:?}");
+        let profiles = palisade::policy_set::PROFILES;
+        let hint =
+            palisade::suggest::closest(name, profiles).map(|p| format!("; did you mean {p:?}?")).unwrap_or_default();
+        bail!("unknown profile {name:?} (expected one of {}{hint})", profiles.join(", "));
     }
     let images = image_verifier(&config, config_path.as_ref(), args, false, false, &[])?;
     let catalog = catalog(args, &config.verify.keys)?;
