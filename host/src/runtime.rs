@@ -690,7 +690,12 @@ impl Runtime {
         self.arm(&mut instance.store, None);
         let created = with_policy!(&instance.rule, |p| p.evaluator().call_create(&mut instance.store, settings));
         let created = self.finish(&mut instance.store, created, false)?;
-        Ok(created.map(|handle| instance.evaluator = Some(handle)))
+        Ok(created.map(|handle| instance.evaluator = Some(handle)).map_err(|mut e| {
+            // The rule's words go into messages and "did you mean": bounded, as a violation's are.
+            cap_text(&mut e.message);
+            cap_text(&mut e.field);
+            e
+        }))
     }
 
     /// Evaluate one object, stopping at `deadline` if one is given.

@@ -179,13 +179,47 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 }
 
 /// `memory-limits` → `MemoryLimits`.
+/// A name the templates use already (the SDK's types they import, the
+/// object template's own types, the prelude's) gets `Rule` after it, so that
+/// every valid id makes a crate that compiles (`result` → `ResultRule`).
 fn type_name(name: &str) -> String {
-    name.split('-')
+    const TAKEN: &[&str] = &[
+        "ContainerKind",
+        "Context",
+        "Metadata",
+        "NoSettings",
+        "PodRule",
+        "SettingsError",
+        "Severity",
+        "Violation",
+        "Workload",
+        "Rule",
+        "Header",
+        "Settings",
+        "Deserialize",
+        "Default",
+        "Result",
+        "Option",
+        "String",
+        "Vec",
+        "Box",
+        "Ok",
+        "Err",
+        "Some",
+        "None",
+        "Self",
+    ];
+    let mut type_name: String = name
+        .split('-')
         .map(|part| {
             let mut chars = part.chars();
             chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
         })
-        .collect()
+        .collect();
+    if TAKEN.contains(&type_name.as_str()) {
+        type_name.push_str("Rule");
+    }
+    type_name
 }
 
 /// A TOML basic string.
@@ -386,6 +420,9 @@ mod tests {
         assert!(matches!(check_name("palisade-sdk"), Err(Error::ReservedName(_))));
         assert!(matches!(check_name("std"), Err(Error::ReservedName(_))));
         assert_eq!(type_name("team-owner-2"), "TeamOwner2");
+        assert_eq!(type_name("result"), "ResultRule");
+        assert_eq!(type_name("violation"), "ViolationRule");
+        assert_eq!(type_name("pod-rule"), "PodRuleRule");
     }
 
     #[test]

@@ -5,15 +5,27 @@
 /// to be a typo of it (at most a third of its length, and at least one edit
 /// allowed): a suggestion that is far off helps less than the full list.
 pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Names are short; a long text (a component's own error message, say)
+    // is no typo of one, and comparing it would cost its length squared.
+    if input.len() > MAX_NAME_BYTES {
+        return None;
+    }
     let limit = (input.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .filter(|c| *c != input)
+        .take(MAX_CANDIDATES)
+        .filter(|c| *c != input && c.len() <= MAX_NAME_BYTES)
         .map(|c| (distance(&input.to_lowercase(), &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
+
+/// Longest name compared, in bytes.
+const MAX_NAME_BYTES: usize = 128;
+
+/// Most candidates compared.
+const MAX_CANDIDATES: usize = 1024;
 
 /// `" (did you mean \"x\"?)"` when a candidate is close to `input`, else nothing.
 pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {

@@ -969,6 +969,11 @@ fn load_entry(suite: &Suite, entry: &Entry, out: &mut Vec<Resource>, errors: &mu
                 };
                 errors.push(suite.error(entry.line, format!("{written}: {at}: {}", e.message)));
             }
+            // A file `check` would skip (a Helm values file beside a chart)
+            // would leave the suite with fewer objects than it names: say so.
+            for (file, why) in &loaded.skipped {
+                errors.push(suite.error(entry.line, format!("{written}: {file}: not read: {why}")));
+            }
             out.extend(loaded.resources);
         }
         EntrySource::Object { value, pointer } => {

@@ -176,14 +176,20 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime(args: &PolicyArgs) -> anyhow::Result<Arc<Runtime>> {
-    runtime_reporting(args, compile_progress)
+    runtime_reporting(args, compile_progress, print_policy_log)
 }
 
 /// Makes the compile progress reporter for a cache directory.
 type Reporter = fn(Option<PathBuf>) -> Arc<dyn Fn(CompileProgress) + Send + Sync>;
 
-/// [`runtime`], compiling with the progress `progress` makes for the cache directory.
-fn runtime_reporting(args: &PolicyArgs, progress: Reporter) -> anyhow::Result<Arc<Runtime>> {
+/// [`runtime`], compiling with the progress `progress` makes for the cache
+/// directory, and writing what opted-in components print with `policy_log`
+/// (with `--policy-log`).
+fn runtime_reporting(
+    args: &PolicyArgs,
+    progress: Reporter,
+    policy_log: fn(&str, &palisade::wasi::Captured),
+) -> anyhow::Result<Arc<Runtime>> {
     let limits = SandboxLimits {
         memory_bytes: args.policy_memory_mib << 20,
         call_timeout: Duration::from_millis(args.policy_timeout_ms.max(1)),
@@ -191,16 +197,21 @@ fn runtime_reporting(args: &PolicyArgs, progress: Reporter) -> anyhow::Result<Ar
     let cache = if args.no_cache { None } else { default_cache_dir() };
     let mut runtime = Runtime::new(cache.clone(), limits)?.with_progress(progress(cache));
     if args.policy_log {
-        runtime = runtime.with_policy_log(Arc::new(print_policy_log));
+        runtime = runtime.with_policy_log(Arc::new(policy_log));
     }
     Ok(Arc::new(runtime))
 }
 
 /// `--policy-log`: a call's output on standard error, line by line, after the rule id.
+/// Control characters are escaped: what a rule prints reaches a terminal.
 fn print_policy_log(rule: &str, output: &palisade::wasi::Captured) {
     let mut err = std::io::stderr().lock();
     for line in output.text.lines() {
-        let _ = writeln!(err, "[{rule}] {line}");
+        let shown: String = line
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() })
+            .collect();
+        let _ = writeln!(err, "[{rule}] {shown}");
     }
 }
 

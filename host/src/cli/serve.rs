@@ -97,7 +97,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
         // Compiling is logged as the server's other lines are: JSON.
-        let runtime = runtime_reporting(&args.policy, palisade::serve::log::compile_progress)?;
+        let runtime = runtime_reporting(
+            &args.policy,
+            palisade::serve::log::compile_progress,
+            palisade::serve::log::policy_output,
+        )?;
         let catalog = Catalog::load_opted(
             runtime,
             sources.builtin,

@@ -60,6 +60,36 @@ fn line_at(at: SystemTime, level: Level, msg: &str, fields: Value) -> String {
     out
 }
 
+/// Text from a request (a uid, a user or object name, a refusal that quotes
+/// what was sent), cut to `max` bytes on a character boundary and marked, so
+/// that a client cannot make a log line as large as its body.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &text[..end], text.len())
+}
+
+/// Bytes kept of one field of a request in a log line.
+pub const FIELD_BYTES: usize = 256;
+
+/// Bytes kept of a refusal's message in a log line and in the reply.
+pub const MESSAGE_BYTES: usize = 1024;
+
+/// `--policy-log` in `serve`: what an opted-in component printed during a
+/// call, as one JSON line like the server's others.
+pub fn policy_output(rule: &str, output: &crate::wasi::Captured) {
+    stderr(
+        Level::Info,
+        "policy output",
+        serde_json::json!({"rule": rule, "text": output.text, "droppedBytes": output.dropped}),
+    );
+}
+
 /// Write one line to standard error.
 pub fn stderr(level: Level, msg: &str, fields: Value) {
     eprintln!("{}", line(level, msg, fields));

@@ -102,8 +102,21 @@ impl State {
     /// Wait (up to `limit`) until the lines recorded so far are written.
     fn flush(&self, limit: Duration) {
         let (done, written) = std::sync::mpsc::channel();
-        if self.log.send(Record::Flush(done)).is_ok() {
-            let _ = written.recv_timeout(limit);
+        // The queue may be full and stdout stalled: never wait past `limit`.
+        let deadline = std::time::Instant::now() + limit;
+        let mut record = Record::Flush(done);
+        loop {
+            match self.log.try_send(record) {
+                Ok(()) => {
+                    let _ = written.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+                    return;
+                }
+                Err(std::sync::mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return,
+            }
         }
     }
 }
@@ -471,7 +484,9 @@ async fn post(
             reply(StatusCode::OK, "application/json", value.to_string())
         }
         Ok(Ok(Err(Refusal(code, message)))) => {
-            // A refused request leaves a line too: who sent what is worth an audit trail.
+            // A refused request leaves a line too: who sent what is worth an
+            // audit trail. What it quotes of the request is cut to a bound.
+            let message = log::clip(&message, log::MESSAGE_BYTES);
             state.record(log::line(
                 Level::Warn,
                 "request refused",
@@ -545,10 +560,12 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 
 /// One JSON line per admission decision, for stdout.
 fn decision_line(endpoint: &str, l: &Logged, took: Duration) -> String {
+    let clip = |text: &str| log::clip(text, log::FIELD_BYTES);
     let mut fields = json!({
         "endpoint": endpoint,
-        "uid": l.uid, "user": l.user, "kind": l.kind, "namespace": l.namespace, "name": l.name,
-        "operation": l.operation, "decision": l.decision, "rules": l.rules, "rulesFailed": l.rules_failed,
+        "uid": clip(&l.uid), "user": clip(&l.user), "kind": clip(&l.kind),
+        "namespace": clip(&l.namespace), "name": clip(&l.name),
+        "operation": clip(&l.operation), "decision": l.decision, "rules": l.rules, "rulesFailed": l.rules_failed,
         "durationMs": took.as_secs_f64() * 1e3,
     });
     if !l.pinned.is_empty() {
