@@ -144,6 +144,14 @@ fn mistyped_names_get_a_suggestion() {
         text(&out.stderr)
     );
 
+    let out = run(palisade().args(["policies", "--profile", "hardend"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("(expected one of baseline, restricted, hardened; did you mean \"hardened\"?)"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let dir = tempfile::tempdir().expect("temp dir");
     let cases = [
         (

@@ -65,6 +65,15 @@ impl ActivePolicy {
 /// The profiles Palisade knows; a rule lists the ones it belongs to.
 pub const PROFILES: [&str; 3] = ["baseline", "restricted", "hardened"];
 
+/// `Err` naming the known profiles (and the closest) unless `name` is one.
+pub fn check_profile(name: &str) -> Result<(), String> {
+    if PROFILES.contains(&name) {
+        return Ok(());
+    }
+    let hint = crate::suggest::closest(name, PROFILES).map(|p| format!("; did you mean {p:?}?")).unwrap_or_default();
+    Err(format!("unknown profile {name:?} (expected one of {}{hint})", PROFILES.join(", ")))
+}
+
 /// What a run asks for.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -290,15 +299,8 @@ impl Catalog {
     /// each naming the rule and the key.
     pub fn select(&self, selection: &Selection) -> Result<Vec<ActivePolicy>, Vec<String>> {
         let mut errors = Vec::new();
-        if !PROFILES.contains(&selection.profile.as_str()) {
-            let hint = crate::suggest::closest(&selection.profile, PROFILES)
-                .map(|p| format!("; did you mean {p:?}?"))
-                .unwrap_or_default();
-            errors.push(format!(
-                "unknown profile {:?} (expected one of {}{hint})",
-                selection.profile,
-                PROFILES.join(", ")
-            ));
+        if let Err(e) = check_profile(&selection.profile) {
+            errors.push(e);
         }
         let known = |id: &str| self.get(id).is_some();
         let hint = |id: &str| self.did_you_mean(id);

@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::bail;
-
 use super::{Format, PolicyArgs, catalog, image_verifier, selection};
 use palisade::config::Config;
 use palisade::policy_set::Selection;
@@ -20,13 +18,8 @@ pub(super) fn run(
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(name) = &profile
-        && !palisade::policy_set::PROFILES.contains(&name.as_str())
-    {
-        let profiles = palisade::policy_set::PROFILES;
-        let hint =
-            palisade::suggest::closest(name, profiles).map(|p| format!("; did you mean {p:?}?")).unwrap_or_default();
-        bail!("unknown profile {name:?} (expected one of {}{hint})", profiles.join(", "));
+    if let Some(name) = &profile {
+        palisade::policy_set::check_profile(name).map_err(anyhow::Error::msg)?;
     }
     let images = image_verifier(&config, config_path.as_ref(), args, false, false, &[])?;
     let catalog = catalog(args, &config.verify.keys)?;
