@@ -81,6 +81,7 @@ extern crate self as palisade_sdk;
 pub mod attest;
 pub mod cilium;
 pub mod credentials;
+pub mod fields;
 pub mod image;
 pub mod images;
 pub mod inventory;
@@ -94,5 +95,6 @@ mod rule;
 pub mod selector;
 pub mod workload;
 
+pub use fields::Fields;
 pub use rule::*;
 pub use workload::{ContainerKind, ContainerRef, POD_KINDS, WORKLOAD_KINDS, Workload, join_kinds};

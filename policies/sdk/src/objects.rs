@@ -74,10 +74,19 @@ pub fn hpa_for(kind: &str, name: &str, namespace: Option<&str>) -> Result<Option
 
 /// Workloads of the checked set in the same namespace, of the given kinds.
 pub fn workloads(kinds: &[&str], namespace: Option<&str>) -> Result<Vec<crate::Workload>, String> {
+    workloads_reading(kinds, namespace, crate::Fields::ALL)
+}
+
+/// [`workloads`], building only the parts in `reads` (see [`crate::Fields`]).
+pub fn workloads_reading(
+    kinds: &[&str],
+    namespace: Option<&str>,
+    reads: crate::Fields,
+) -> Result<Vec<crate::Workload>, String> {
     let mut out = Vec::new();
     for kind in kinds {
         for json in inventory::same_namespace(kind, namespace) {
-            if let Some(w) = crate::Workload::from_json(&json).map_err(|e| e.0)? {
+            if let Some(w) = crate::Workload::from_json_reading(&json, reads).map_err(|e| e.0)? {
                 out.push(w);
             }
         }

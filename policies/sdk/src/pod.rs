@@ -13,6 +13,24 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::fields::{Fields, masked};
+
+masked!(labels, Fields::LABELS);
+masked!(annotations, Fields::ANNOTATIONS);
+masked!(containers, Fields::CONTAINERS);
+masked!(security_context, Fields::SECURITY_CONTEXT);
+masked!(ports, Fields::PORTS);
+masked!(resources, Fields::RESOURCES);
+masked!(env, Fields::ENV);
+masked!(probes, Fields::PROBES);
+masked!(lifecycle, Fields::LIFECYCLE);
+masked!(pod_security_context, Fields::POD_SECURITY_CONTEXT);
+masked!(volumes, Fields::VOLUMES);
+masked!(affinity, Fields::AFFINITY);
+masked!(topology_spread, Fields::TOPOLOGY_SPREAD);
+masked!(selector, Fields::SELECTOR);
+masked!(volume_claim_templates, Fields::VOLUME_CLAIM_TEMPLATES);
+
 /// Read a field whose JSON `null` means "not set", for types with a natural empty value.
 pub(crate) fn nullable<'de, D, T>(de: D) -> Result<T, D::Error>
 where
@@ -29,9 +47,9 @@ pub struct ObjectMeta {
     pub name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub namespace: String,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "labels")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "annotations")]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -45,14 +63,15 @@ pub struct PodSpec {
     pub host_ipc: Option<bool>,
     pub host_users: Option<bool>,
     pub os: Option<PodOs>,
+    #[serde(default, deserialize_with = "pod_security_context")]
     pub security_context: Option<PodSecurityContext>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "volumes")]
     pub volumes: Vec<Volume>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "containers")]
     pub init_containers: Vec<Container>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "containers")]
     pub containers: Vec<Container>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "containers")]
     pub ephemeral_containers: Vec<Container>,
     // A controller's spec holds its pod template here. Reading the controller
     // fields and the pod fields with one struct reads all nine kinds in one pass
@@ -61,16 +80,18 @@ pub struct PodSpec {
     pub(crate) job_template: Option<Box<JobTemplate>>,
     // Controller fields, surfaced by `Workload`.
     pub(crate) replicas: Option<i64>,
+    #[serde(default, deserialize_with = "selector")]
     pub(crate) selector: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "volume_claim_templates")]
     pub(crate) volume_claim_templates: Vec<PersistentVolumeClaim>,
     pub service_account_name: Option<String>,
     /// Deprecated alias of `serviceAccountName`.
     pub service_account: Option<String>,
     pub restart_policy: Option<String>,
     pub automount_service_account_token: Option<bool>,
+    #[serde(default, deserialize_with = "affinity")]
     pub affinity: Option<Affinity>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "topology_spread")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
@@ -207,12 +228,44 @@ pub struct WindowsOptions {
 
 /// A volume: its name and which volume sources it sets (a source set to
 /// `null` is not set).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub struct Volume {
-    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
-    #[serde(flatten)]
     pub sources: BTreeMap<String, Option<IgnoredAny>>,
+}
+
+// By hand rather than with `#[serde(flatten)]`, which buffers every volume
+// before reading it.
+impl<'de> Deserialize<'de> for Volume {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Volume;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct Volume")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Volume, A::Error> {
+                let mut volume = Volume::default();
+                let mut named = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "name" {
+                        if named {
+                            return Err(serde::de::Error::duplicate_field("name"));
+                        }
+                        named = true;
+                        volume.name = map.next_value::<Option<String>>()?.unwrap_or_default();
+                    } else {
+                        let value = map.next_value::<Option<IgnoredAny>>()?;
+                        volume.sources.insert(key, value);
+                    }
+                }
+                Ok(volume)
+            }
+        }
+        de.deserialize_map(Visit)
+    }
 }
 
 impl Volume {
@@ -233,15 +286,21 @@ pub struct Container {
     pub name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub image: String,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "ports")]
     pub ports: Vec<ContainerPort>,
+    #[serde(default, deserialize_with = "security_context")]
     pub security_context: Option<SecurityContext>,
+    #[serde(default, deserialize_with = "resources")]
     pub resources: Option<ResourceRequirements>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "env")]
     pub env: Vec<EnvVar>,
+    #[serde(default, deserialize_with = "probes")]
     pub liveness_probe: Option<Probe>,
+    #[serde(default, deserialize_with = "probes")]
     pub readiness_probe: Option<Probe>,
+    #[serde(default, deserialize_with = "probes")]
     pub startup_probe: Option<Probe>,
+    #[serde(default, deserialize_with = "lifecycle")]
     pub lifecycle: Option<Lifecycle>,
 }
 

@@ -164,6 +164,9 @@ pub fn container_label(name: &str) -> String {
 
 /// One Pod Security Standards control: its documentation and its check.
 pub trait Control: 'static {
+    /// The parts of the workload `check` reads, as [`crate::PodRule::READS`].
+    const READS: crate::Fields = crate::Fields::ALL;
+
     fn metadata() -> crate::Metadata;
     fn check(settings: &Settings, workload: &crate::Workload) -> Vec<crate::Violation>;
 }
@@ -176,6 +179,8 @@ pub struct PssRule<C> {
 
 impl<C: Control> crate::PodRule for PssRule<C> {
     type Settings = Settings;
+
+    const READS: crate::Fields = C::READS;
 
     fn metadata() -> crate::Metadata {
         C::metadata()
@@ -225,11 +230,16 @@ pub const fn metadata(
 }
 
 /// Run a control natively on a JSON object, for unit tests.
+/// Natively it also checks the control's `READS`, as `check_reads` does.
 pub fn check_json<C: Control>(json: &str, version: &str, level: Level) -> Vec<crate::Violation> {
-    let workload =
-        crate::Workload::from_json(json).expect("test object is readable").expect("test object is a workload");
+    let workload = crate::Workload::from_json_reading(json, C::READS)
+        .expect("test object is readable")
+        .expect("test object is a workload");
     let settings = Settings { version: Version::parse(version).expect("test version is valid"), level };
-    C::check(&settings, &workload)
+    let violations = C::check(&settings, &workload);
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::check_reads(C::metadata().id, C::READS, json, &violations, |w| C::check(&settings, w));
+    violations
 }
 
 #[cfg(test)]

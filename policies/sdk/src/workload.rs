@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 
+use crate::fields::Fields;
 use crate::pod::{Container, ObjectMeta, PersistentVolumeClaim, PodSpec, Template, nullable};
 use crate::selector::LabelSelector;
 
@@ -97,8 +98,18 @@ impl Workload {
     /// Read a workload from the object's JSON. `Ok(None)` for an object that is
     /// not a pod-bearing kind.
     pub fn from_json(json: &str) -> Result<Option<Workload>, WorkloadError> {
-        let env: Envelope = serde_json::from_str(json)
-            .map_err(|e| WorkloadError(format!("cannot read the object: {}", crate::json_path::explain(json, &e))))?;
+        Self::from_json_reading(json, Fields::ALL)
+    }
+
+    /// Read a workload from the object's JSON, building only the parts in
+    /// `reads` (a rule's `READS`): the others are skipped and left empty. See
+    /// [`Fields`] for what is always read.
+    pub fn from_json_reading(json: &str, reads: Fields) -> Result<Option<Workload>, WorkloadError> {
+        let env: Envelope = {
+            let _reading = crate::fields::Reading::start(reads);
+            serde_json::from_str(json)
+        }
+        .map_err(|e| WorkloadError(format!("cannot read the object: {}", crate::json_path::explain(json, &e))))?;
         Self::from_envelope(env)
     }
 
@@ -368,6 +379,84 @@ mod tests {
     fn wrong_field_types_are_errors() {
         let err = Workload::from_json(r#"{"kind":"Pod","spec":{"hostNetwork":"yes"}}"#).unwrap_err();
         assert!(err.0.contains("invalid type"), "{err}");
+    }
+
+    const FULL: &str = r#"{"kind":"StatefulSet","metadata":{"name":"s","namespace":"n","labels":{"a":"1"},"annotations":{"b":"2"}},
+        "spec":{"replicas":2,"selector":{"matchLabels":{"a":"1"}},"volumeClaimTemplates":[{"metadata":{"name":"d"}}],
+        "template":{"metadata":{"labels":{"a":"1"}},"spec":{"hostNetwork":true,"hostUsers":false,"os":{"name":"linux"},
+        "restartPolicy":"Always","serviceAccountName":"sa","automountServiceAccountToken":false,
+        "securityContext":{"runAsNonRoot":true},"volumes":[{"name":"v","emptyDir":{}}],"affinity":{"podAntiAffinity":{}},
+        "topologySpreadConstraints":[{"topologyKey":"zone"}],
+        "containers":[{"name":"c","image":"i","ports":[{"containerPort":80}],"securityContext":{"privileged":true},
+        "resources":{"limits":{"cpu":"1"}},"env":[{"name":"E","value":"v"}],"livenessProbe":{"tcpSocket":{"port":80}},
+        "lifecycle":{"preStop":{"tcpSocket":{"host":"h"}}}}]}}}}"#;
+
+    #[test]
+    fn a_mask_builds_only_its_parts_and_the_scalars() {
+        let w = Workload::from_json_reading(FULL, Fields::NONE).unwrap().unwrap();
+        assert_eq!((w.kind.as_str(), w.name(), w.namespace()), ("StatefulSet", "s", Some("n")));
+        assert_eq!(w.replicas, Some(2));
+        assert_eq!((w.spec.host_network, w.spec.host_users), (Some(true), Some(false)));
+        assert!(!w.is_windows() && w.spec.os.is_some());
+        assert_eq!(w.spec.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(w.spec.service_account_name.as_deref(), Some("sa"));
+        assert_eq!(w.spec.automount_service_account_token, Some(false));
+        assert!(
+            w.object_meta.labels.is_empty() && w.object_meta.annotations.is_empty() && w.pod_meta.labels.is_empty()
+        );
+        assert!(w.selector.is_none() && w.volume_claim_templates.is_empty());
+        assert!(w.spec.security_context.is_none() && w.spec.volumes.is_empty() && w.spec.affinity.is_none());
+        assert!(w.spec.topology_spread_constraints.is_empty());
+        assert_eq!(w.containers().count(), 0);
+
+        let w = Workload::from_json_reading(FULL, Fields::CONTAINERS | Fields::LABELS).unwrap().unwrap();
+        assert_eq!(w.pod_meta.labels.len(), 1);
+        assert!(w.object_meta.annotations.is_empty());
+        let c = w.containers().next().unwrap().container;
+        assert_eq!((c.name.as_str(), c.image.as_str()), ("c", "i"));
+        assert!(c.ports.is_empty() && c.security_context.is_none() && c.resources.is_none() && c.env.is_empty());
+        assert!(c.liveness_probe.is_none() && c.lifecycle.is_none());
+
+        let w = Workload::from_json_reading(FULL, Fields::SECURITY_CONTEXT | Fields::PROBES).unwrap().unwrap();
+        let c = w.containers().next().unwrap().container;
+        assert!(c.security_context.is_some() && c.liveness_probe.is_some());
+        assert!(c.ports.is_empty() && c.lifecycle.is_none());
+
+        let all = Workload::from_json(FULL).unwrap().unwrap();
+        let c = all.containers().next().unwrap().container;
+        assert!(c.resources.is_some() && c.lifecycle.is_some() && c.env.len() == 1 && c.ports.len() == 1);
+        assert!(all.selector.is_some() && all.volume_claim_templates.len() == 1 && all.spec.volumes.len() == 1);
+        assert!(all.spec.affinity.is_some() && all.spec.topology_spread_constraints.len() == 1);
+        assert!(all.spec.security_context.is_some() && all.object_meta.annotations.len() == 1);
+    }
+
+    #[test]
+    fn a_skipped_field_of_the_wrong_type_is_not_an_error() {
+        let json = r#"{"kind":"Pod","spec":{"volumes":"none","containers":[{"name":"a","ports":7}]}}"#;
+        assert!(Workload::from_json(json).is_err());
+        assert!(Workload::from_json_reading(json, Fields::PORTS).is_err());
+        let w = Workload::from_json_reading(json, Fields::CONTAINERS).unwrap().unwrap();
+        assert_eq!(w.containers().count(), 1);
+        // The mask holds for one parse only.
+        assert!(Workload::from_json(json).is_err());
+    }
+
+    #[test]
+    fn volumes_keep_their_name_and_set_sources() {
+        let w = Workload::from_json(
+            r#"{"kind":"Pod","spec":{"volumes":[{"hostPath":{"path":"/"},"name":null,"secret":null},{"name":"b","configMap":{}}]}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(w.spec.volumes[0].name, "");
+        assert_eq!(w.spec.volumes[0].set_sources().collect::<Vec<_>>(), ["hostPath"]);
+        assert!(w.spec.volumes[0].sources.contains_key("secret") && !w.spec.volumes[0].has_source("secret"));
+        assert_eq!(w.spec.volumes[1].name, "b");
+        assert!(w.spec.volumes[1].has_source("configMap"));
+        for bad in [r#"[{"name":1}]"#, r#"[{"name":"a","name":"b"}]"#, "[3]"] {
+            let json = format!(r#"{{"kind":"Pod","spec":{{"volumes":{bad}}}}}"#);
+            assert!(Workload::from_json(&json).is_err(), "{bad}");
+        }
     }
 
     #[test]
