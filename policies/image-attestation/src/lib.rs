@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use palisade_sdk::attest::{Requirement, Requirements, Unmet};
 use palisade_sdk::images::{self, AttestationSet, PolicyMatch, Status};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 /// The attestation requirements of the trust policies that declare any, by policy name.
@@ -124,9 +125,33 @@ impl Rule for ImageAttestation {
         if images::status() != Status::Enabled || self.requirements.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(workload) = Workload::from_json(object)? else {
-            return Ok(Vec::new());
+        let found = match Workload::from_json_reading(object, READS)? {
+            Some(workload) => self.check(&workload, context),
+            None => Ok(Vec::new()),
         };
+        #[cfg(not(target_arch = "wasm32"))]
+        palisade_sdk::check_reads("image-attestation", READS, object, &found, |w| {
+            w.map_or(Ok(Vec::new()), |w| self.check(w, context))
+        });
+        found
+    }
+
+    fn inactive_reason(&self) -> Option<String> {
+        images::inactive_reason("image-attestation").or_else(|| {
+            self.requirements.is_empty().then(|| {
+                "no trust policy declares attestations (imageVerification.policies[].attestations; \
+                 see `palisade explain image-attestation`)"
+                    .into()
+            })
+        })
+    }
+}
+
+/// The parts of a workload the rule reads (see `Fields`): the images.
+const READS: Fields = Fields::CONTAINERS;
+
+impl ImageAttestation {
+    fn check(&self, workload: &Workload, context: &Context) -> Result<Vec<Violation>, String> {
         let namespace = workload.namespace().map(str::to_string).or_else(|| context.namespace.clone());
         let mut findings = images::Findings::default();
         for c in workload.containers() {
@@ -155,16 +180,6 @@ impl Rule for ImageAttestation {
             }
         }
         findings.finish()
-    }
-
-    fn inactive_reason(&self) -> Option<String> {
-        images::inactive_reason("image-attestation").or_else(|| {
-            self.requirements.is_empty().then(|| {
-                "no trust policy declares attestations (imageVerification.policies[].attestations; \
-                 see `palisade explain image-attestation`)"
-                    .into()
-            })
-        })
     }
 }
 

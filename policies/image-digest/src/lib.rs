@@ -6,13 +6,16 @@
 
 use palisade_sdk::image::ImageRef;
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 pub struct ImageDigest;
 
 impl PodRule for ImageDigest {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::CONTAINERS;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -7,7 +7,7 @@
 //! says so, and `palisade policies` shows it as unconfigured.
 
 use palisade_sdk::image::ImageRef;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +48,8 @@ impl ImageRegistry {
 
 impl PodRule for ImageRegistry {
     type Settings = Settings;
+
+    const READS: Fields = Fields::CONTAINERS;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -13,7 +13,8 @@
 
 use palisade_sdk::images::{self, PolicyMatch, Status};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 pub struct ImageSignature;
@@ -77,9 +78,27 @@ impl Rule for ImageSignature {
         if images::status() != Status::Enabled {
             return Ok(Vec::new());
         }
-        let Some(workload) = Workload::from_json(object)? else {
-            return Ok(Vec::new());
+        let found = match Workload::from_json_reading(object, READS)? {
+            Some(workload) => self.check(&workload, context),
+            None => Ok(Vec::new()),
         };
+        #[cfg(not(target_arch = "wasm32"))]
+        palisade_sdk::check_reads("image-signature", READS, object, &found, |w| {
+            w.map_or(Ok(Vec::new()), |w| self.check(w, context))
+        });
+        found
+    }
+
+    fn inactive_reason(&self) -> Option<String> {
+        images::inactive_reason("image-signature")
+    }
+}
+
+/// The parts of a workload the rule reads (see `Fields`): the images.
+const READS: Fields = Fields::CONTAINERS;
+
+impl ImageSignature {
+    fn check(&self, workload: &Workload, context: &Context) -> Result<Vec<Violation>, String> {
         let namespace = workload.namespace().map(str::to_string).or_else(|| context.namespace.clone());
         let mut findings = images::Findings::default();
         for c in workload.containers() {
@@ -114,10 +133,6 @@ impl Rule for ImageSignature {
             }
         }
         findings.finish()
-    }
-
-    fn inactive_reason(&self) -> Option<String> {
-        images::inactive_reason("image-signature")
     }
 }
 

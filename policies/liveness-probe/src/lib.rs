@@ -10,14 +10,16 @@
 //! ephemeral containers", `EphemeralContainerCommon` in `k8s.io/api/core/v1`).
 
 use palisade_sdk::{
-    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
-    Violation, Workload,
+    ContainerKind, Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError,
+    Severity, Violation, Workload,
 };
 
 pub struct LivenessProbe;
 
 impl PodRule for LivenessProbe {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::PROBES;
 
     fn metadata() -> Metadata {
         Metadata {

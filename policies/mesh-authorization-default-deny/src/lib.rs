@@ -28,7 +28,7 @@
 //! namespace that runs workloads for one that denies by default.
 
 use palisade_sdk::istio::{self, AuthorizationPolicy, MESH_SETTINGS_SCHEMA, Mesh, MeshSettings};
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 
 pub const KINDS: [&str; 8] = palisade_sdk::WORKLOAD_KINDS;
 
@@ -97,6 +97,8 @@ impl MeshAuthorizationDefaultDeny {
 
 impl PodRule for MeshAuthorizationDefaultDeny {
     type Settings = MeshSettings;
+
+    const READS: Fields = Fields::LABELS;
 
     fn metadata() -> Metadata {
         Metadata {

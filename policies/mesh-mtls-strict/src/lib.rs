@@ -55,7 +55,7 @@ use palisade_sdk::istio::{
     self, DestinationRule, HostTarget, MESH_SETTINGS_SCHEMA, Mesh, MeshSettings, MtlsMode, PeerAuthentication, Scope,
     Service, ServiceEntry,
 };
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, Rule, SettingsError, Severity, Violation, Workload};
 
 /// The workload kinds evaluated (a bare PodTemplate runs nothing), and the
 /// policies whose own settings can weaken mTLS.
@@ -312,10 +312,17 @@ impl Rule for MeshMtlsStrict {
             }
             "PeerAuthentication" => self.peer_authentication(object),
             "DestinationRule" => self.destination_rule(object),
-            _ => match Workload::from_json(object)? {
-                Some(w) => self.workload(&w),
-                None => Ok(Vec::new()),
-            },
+            _ => {
+                let found = match Workload::from_json_reading(object, WORKLOAD_READS)? {
+                    Some(w) => self.workload(&w),
+                    None => Ok(Vec::new()),
+                };
+                #[cfg(not(target_arch = "wasm32"))]
+                palisade_sdk::check_reads("mesh-mtls-strict", WORKLOAD_READS, object, &found, |w| {
+                    w.map_or(Ok(Vec::new()), |w| self.workload(w))
+                });
+                found
+            }
         }
     }
 
@@ -323,6 +330,10 @@ impl Rule for MeshMtlsStrict {
         self.mesh.inactive_reason()
     }
 }
+
+/// The parts of a workload `workload` reads (see `Fields`): the pod's labels,
+/// and its annotations for the sidecar opt-out.
+const WORKLOAD_READS: Fields = Fields::LABELS.union(Fields::ANNOTATIONS);
 
 palisade_sdk::export_rule!(MeshMtlsStrict);
 

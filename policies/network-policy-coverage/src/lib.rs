@@ -26,7 +26,8 @@
 
 use palisade_sdk::cilium::{Direction, Endpoint, NamespaceInfo, PolicySet, READ_KINDS, WORKLOAD_KINDS};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 pub const KINDS: [&str; 8] = WORKLOAD_KINDS;
@@ -81,6 +82,8 @@ impl NetworkPolicyCoverage {
 
 impl PodRule for NetworkPolicyCoverage {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::LABELS;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -15,7 +15,8 @@
 use palisade_sdk::inventory;
 use palisade_sdk::objects::{PodDisruptionBudget, hpa_for};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 pub struct PdbCoverage;
@@ -56,6 +57,8 @@ impl PdbCoverage {
 
 impl PodRule for PdbCoverage {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::LABELS;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -11,9 +11,9 @@
 //! selects (an HPA's minReplicas when one scales them: the low point is when
 //! a drain blocks).
 
-use palisade_sdk::objects::{PodDisruptionBudget, hpa_for, workloads};
+use palisade_sdk::objects::{PodDisruptionBudget, hpa_for, workloads_reading};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, Rule, SettingsError, Severity, Violation,
 };
 use serde_json::Value;
 
@@ -90,6 +90,23 @@ impl Rule for PdbDisruptionAllowed {
     }
 
     fn evaluate(&self, object: &str, _: &Context) -> Result<Vec<Violation>, String> {
+        let found = Self::evaluate_reading(object, READS);
+        #[cfg(not(target_arch = "wasm32"))]
+        assert_eq!(
+            found,
+            Self::evaluate_reading(object, Fields::ALL),
+            "pdb-disruption-allowed reads a field outside its READS"
+        );
+        found
+    }
+}
+
+/// The parts of the selected workloads the rule reads (see `Fields`): their
+/// pods' labels (kind, name and replicas are always read).
+const READS: Fields = Fields::LABELS;
+
+impl PdbDisruptionAllowed {
+    fn evaluate_reading(object: &str, reads: Fields) -> Result<Vec<Violation>, String> {
         let pdb: PodDisruptionBudget =
             serde_json::from_str(object).map_err(|e| format!("cannot read the PodDisruptionBudget: {e}"))?;
         let name = &pdb.metadata.name;
@@ -127,7 +144,9 @@ impl Rule for PdbDisruptionAllowed {
         let namespace = Some(pdb.metadata.namespace.as_str()).filter(|n| !n.is_empty());
         let mut total = 0;
         let mut selected = Vec::new();
-        for w in workloads(&["Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"], namespace)? {
+        for w in
+            workloads_reading(&["Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"], namespace, reads)?
+        {
             if selector.matches(&w.pod_meta.labels)? {
                 let replicas = match hpa_for(&w.kind, w.name(), namespace)? {
                     Some(h) => h.min_replicas(),

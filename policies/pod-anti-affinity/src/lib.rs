@@ -11,7 +11,8 @@
 
 use palisade_sdk::selector::LabelSelector;
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -24,6 +25,8 @@ fn selects_own(selector: &Option<LabelSelector>, w: &Workload) -> bool {
 
 impl PodRule for PodAntiAffinity {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::LABELS.union(Fields::AFFINITY).union(Fields::TOPOLOGY_SPREAD);
 
     fn metadata() -> Metadata {
         Metadata {

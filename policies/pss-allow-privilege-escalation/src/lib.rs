@@ -6,11 +6,13 @@
 //! with `spec.os.name: windows` are exempt.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct AllowPrivilegeEscalation;
 
 impl Control for AllowPrivilegeEscalation {
+    const READS: Fields = Fields::SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-allow-privilege-escalation",

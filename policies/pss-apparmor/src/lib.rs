@@ -10,7 +10,7 @@
 
 use palisade_sdk::pod::AppArmorProfile;
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 const ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
@@ -39,6 +39,8 @@ fn field_message(subject: &str, profile: &AppArmorProfile) -> String {
 }
 
 impl Control for AppArmor {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT).union(Fields::ANNOTATIONS);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-apparmor",

@@ -9,7 +9,7 @@
 //! from v1.22 on, which exempts Windows pods from v1.25.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 /// Upstream's `capabilities_allowed_1_0`.
 const ALLOWED: [&str; 13] = [
@@ -31,6 +31,8 @@ const ALLOWED: [&str; 13] = [
 pub struct CapabilitiesBaseline;
 
 impl Control for CapabilitiesBaseline {
+    const READS: Fields = Fields::SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-capabilities-baseline",

@@ -7,11 +7,13 @@
 //! check with this one (`OverrideCheckIDs`).
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct CapabilitiesRestricted;
 
 impl Control for CapabilitiesRestricted {
+    const READS: Fields = Fields::SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-capabilities-restricted",

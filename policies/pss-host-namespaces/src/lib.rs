@@ -5,11 +5,13 @@
 //! `spec.hostIPC` must be unset or false.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct HostNamespaces;
 
 impl Control for HostNamespaces {
+    const READS: Fields = Fields::NONE;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-host-namespaces",

@@ -4,11 +4,13 @@
 //! (version 1.0): no volume may set `hostPath`.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct HostPathVolumes;
 
 impl Control for HostPathVolumes {
+    const READS: Fields = Fields::VOLUMES;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-host-path-volumes",

@@ -4,11 +4,13 @@
 //! (version 1.0): `ports[*].hostPort` of every container must be unset or 0.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct HostPorts;
 
 impl Control for HostPorts {
+    const READS: Fields = Fields::PORTS;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-host-ports",

@@ -10,7 +10,7 @@
 
 use palisade_sdk::pod::Handler;
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{ContainerRef, Metadata, Severity, Violation, Workload};
+use palisade_sdk::{ContainerRef, Fields, Metadata, Severity, Violation, Workload};
 
 pub struct HostProbesLifecycle;
 
@@ -33,6 +33,8 @@ fn check_handler(c: &ContainerRef<'_>, where_: &str, handler: Option<&Handler>, 
 }
 
 impl Control for HostProbesLifecycle {
+    const READS: Fields = Fields::PROBES.union(Fields::LIFECYCLE);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-host-probes-lifecycle",

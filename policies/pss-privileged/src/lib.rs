@@ -5,11 +5,13 @@
 //! container and ephemeral container must be unset or false.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct Privileged;
 
 impl Control for Privileged {
+    const READS: Fields = Fields::SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-privileged",

@@ -10,11 +10,13 @@
 //! therefore never applies the user-namespace relaxation.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct ProcMount;
 
 impl Control for ProcMount {
+    const READS: Fields = Fields::SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-proc-mount",

@@ -13,11 +13,13 @@
 //! 1.35, so earlier versions are evaluated without it (`runAsNonRoot_1_0`).
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct RunAsNonRoot;
 
 impl Control for RunAsNonRoot {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-run-as-non-root",

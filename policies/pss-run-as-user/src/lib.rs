@@ -12,11 +12,13 @@
 //! it (`runAsUser_1_23`).
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct RunAsUser;
 
 impl Control for RunAsUser {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-run-as-user",

@@ -8,7 +8,7 @@
 //! the baseline seccomp check with this one (`OverrideCheckIDs`).
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct SeccompRestricted;
 
@@ -30,6 +30,8 @@ fn invalid_message(subject: &str, type_: &str) -> String {
 }
 
 impl Control for SeccompRestricted {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-seccomp-restricted",

@@ -7,7 +7,7 @@
 
 use palisade_sdk::pod::SeLinuxOptions;
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 const TYPES_1_0: [&str; 4] = ["", "container_t", "container_init_t", "container_kvm_t"];
 
@@ -52,6 +52,8 @@ fn message(settings: &Settings, subject: &str, opts: &SeLinuxOptions) -> Option<
 }
 
 impl Control for SeLinux {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-selinux",

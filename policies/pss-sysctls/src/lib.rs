@@ -8,7 +8,7 @@
 //! `net.ipv4.tcp_slow_start_after_idle` and `net.ipv4.tcp_notsent_lowat`.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 /// (minimum minor version, sysctl) pairs.
 const SAFE: &[(u32, &str)] = &[
@@ -35,6 +35,8 @@ pub fn allowed(settings: &Settings, name: &str) -> bool {
 }
 
 impl Control for Sysctls {
+    const READS: Fields = Fields::POD_SECURITY_CONTEXT;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-sysctls",

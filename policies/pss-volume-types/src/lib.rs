@@ -16,7 +16,7 @@
 //! outside the allowed list.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 const ALLOWED: [&str; 9] = [
     "configMap",
@@ -33,6 +33,8 @@ const ALLOWED: [&str; 9] = [
 pub struct VolumeTypes;
 
 impl Control for VolumeTypes {
+    const READS: Fields = Fields::VOLUMES;
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-volume-types",

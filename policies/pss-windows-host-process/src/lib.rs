@@ -5,11 +5,13 @@
 //! of every container must be unset or false.
 
 use palisade_sdk::pss::{self, Control, Level, Settings};
-use palisade_sdk::{Metadata, Severity, Violation, Workload};
+use palisade_sdk::{Fields, Metadata, Severity, Violation, Workload};
 
 pub struct WindowsHostProcess;
 
 impl Control for WindowsHostProcess {
+    const READS: Fields = Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT);
+
     fn metadata() -> Metadata {
         pss::metadata(
             "pss-windows-host-process",

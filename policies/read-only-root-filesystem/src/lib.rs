@@ -9,13 +9,16 @@
 //! as any other.
 
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 
 pub struct ReadOnlyRootFilesystem;
 
 impl PodRule for ReadOnlyRootFilesystem {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::SECURITY_CONTEXT;
 
     fn metadata() -> Metadata {
         Metadata {

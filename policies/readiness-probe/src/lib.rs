@@ -15,14 +15,16 @@
 //! container of every long-running workload.
 
 use palisade_sdk::{
-    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
-    Violation, Workload,
+    ContainerKind, Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError,
+    Severity, Violation, Workload,
 };
 
 pub struct ReadinessProbe;
 
 impl PodRule for ReadinessProbe {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::PROBES;
 
     fn metadata() -> Metadata {
         Metadata {

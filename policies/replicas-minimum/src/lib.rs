@@ -6,7 +6,7 @@
 //! target (<https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/>).
 
 use palisade_sdk::objects::hpa_for;
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,8 @@ pub struct ReplicasMinimum {
 
 impl PodRule for ReplicasMinimum {
     type Settings = Settings;
+
+    const READS: Fields = Fields::NONE;
 
     fn metadata() -> Metadata {
         Metadata {

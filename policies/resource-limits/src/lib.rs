@@ -9,7 +9,9 @@
 //! containers", `EphemeralContainerCommon` in `k8s.io/api/core/v1`), so they
 //! are never reported.
 
-use palisade_sdk::{ContainerKind, Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{
+    ContainerKind, Context, Fields, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +31,8 @@ pub struct ResourceLimits {
 
 impl PodRule for ResourceLimits {
     type Settings = Settings;
+
+    const READS: Fields = Fields::RESOURCES;
 
     fn metadata() -> Metadata {
         Metadata {

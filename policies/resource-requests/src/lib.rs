@@ -11,14 +11,16 @@
 //! never reported.
 
 use palisade_sdk::{
-    ContainerKind, Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity,
-    Violation, Workload,
+    ContainerKind, Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError,
+    Severity, Violation, Workload,
 };
 
 pub struct ResourceRequests;
 
 impl PodRule for ResourceRequests {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::RESOURCES;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -138,7 +138,9 @@ impl<R: PodRule> Rule for PodRuleAdapter<R> {
             None => Vec::new(),
         };
         #[cfg(not(target_arch = "wasm32"))]
-        check_reads(R::metadata().id, R::READS, object, &violations, |w| self.0.check(w, context));
+        check_reads(R::metadata().id, R::READS, object, &violations, |w| {
+            w.map(|w| self.0.check(w, context)).unwrap_or_default()
+        });
         Ok(violations)
     }
 
@@ -148,25 +150,25 @@ impl<R: PodRule> Rule for PodRuleAdapter<R> {
 }
 
 /// The safety net of [`Fields`] in native builds (unit tests): when `reads` is
-/// not [`Fields::ALL`], evaluate `check` again on the whole workload and panic
-/// if the violations differ from `violations`, found with `reads`. An object
-/// that cannot be read whole is not compared (a field the rule skips may have
-/// the wrong type). For rules that read a [`Workload`] themselves; pod rules
-/// get it from [`PodRuleAdapter`].
+/// not [`Fields::ALL`], evaluate again on the whole workload (`None` for an
+/// object that is not one) and panic if the outcome differs from `found`, the
+/// outcome with `reads`. An object that cannot be read whole is not compared
+/// (a field the rule skips may have the wrong type). For rules that read a
+/// [`Workload`] themselves; pod rules get this from [`PodRuleAdapter`].
 #[cfg(not(target_arch = "wasm32"))]
-pub fn check_reads(
+pub fn check_reads<T: PartialEq + std::fmt::Debug>(
     id: &str,
     reads: Fields,
     object: &str,
-    violations: &[Violation],
-    check: impl FnOnce(&Workload) -> Vec<Violation>,
+    found: &T,
+    evaluate: impl FnOnce(Option<&Workload>) -> T,
 ) {
     if reads == Fields::ALL {
         return;
     }
     let Ok(whole) = Workload::from_json(object) else { return };
-    let all = whole.map(|w| check(&w)).unwrap_or_default();
-    assert_eq!(violations, all.as_slice(), "{id} reads a field outside its READS ({reads:?})");
+    let all = evaluate(whole.as_ref());
+    assert_eq!(found, &all, "{id} reads a field outside its READS ({reads:?})");
 }
 
 /// Parse a settings object into `S`, naming the offending field on failure.

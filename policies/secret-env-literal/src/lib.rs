@@ -22,7 +22,7 @@
 //! (`GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/key.json`) passes here.
 
 use palisade_sdk::credentials::{self, Credential, Detector};
-use palisade_sdk::{Context, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, PodRule, SettingsError, Severity, Violation, Workload};
 
 pub use palisade_sdk::credentials::Settings;
 
@@ -30,6 +30,8 @@ pub struct SecretEnvLiteral(Detector);
 
 impl PodRule for SecretEnvLiteral {
     type Settings = Settings;
+
+    const READS: Fields = Fields::ENV;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -11,7 +11,8 @@
 
 use palisade_sdk::inventory::{self};
 use palisade_sdk::{
-    Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation, Workload,
+    Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, PodRule, SettingsError, Severity, Violation,
+    Workload,
 };
 use serde::Deserialize;
 
@@ -30,6 +31,8 @@ const FIX: &str = "set spec.automountServiceAccountToken to false unless the pod
 
 impl PodRule for ServiceAccountToken {
     type Settings = NoSettings;
+
+    const READS: Fields = Fields::NONE;
 
     fn metadata() -> Metadata {
         Metadata {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use palisade_sdk::inventory::{self, Header};
 use palisade_sdk::pod::PersistentVolumeClaim;
-use palisade_sdk::{Context, HARDENED, Metadata, Rule, SettingsError, Severity, Violation, Workload};
+use palisade_sdk::{Context, Fields, HARDENED, Metadata, Rule, SettingsError, Severity, Violation, Workload};
 use serde::Deserialize;
 
 /// How a provisioner is told to encrypt: a parameter, and the value it must
@@ -209,12 +209,13 @@ impl Rule for StorageEncryption {
                 self.claim(&claim, "the claim", "/spec/storageClassName".into(), &mut classes, &mut out)?;
             }
             "StatefulSet" => {
-                let Some(w) = Workload::from_json(object)? else { return Ok(out) };
-                for (i, t) in w.volume_claim_templates.iter().enumerate() {
-                    let what = format!("volumeClaimTemplate {:?}", t.metadata.name);
-                    let path = format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName");
-                    self.claim(t, &what, path, &mut classes, &mut out)?;
-                }
+                out = self.stateful_set(object, STATEFUL_SET_READS)?;
+                #[cfg(not(target_arch = "wasm32"))]
+                assert_eq!(
+                    Ok(&out),
+                    self.stateful_set(object, Fields::ALL).as_ref(),
+                    "storage-encryption reads a field outside its READS"
+                );
             }
             "StorageClass" => {
                 let class: StorageClass =
@@ -227,6 +228,23 @@ impl Rule for StorageEncryption {
                 }
             }
             _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// The parts of a StatefulSet the rule reads (see `Fields`): its claim templates.
+const STATEFUL_SET_READS: Fields = Fields::VOLUME_CLAIM_TEMPLATES;
+
+impl StorageEncryption {
+    fn stateful_set(&self, object: &str, reads: Fields) -> Result<Vec<Violation>, String> {
+        let mut out = Vec::new();
+        let Some(w) = Workload::from_json_reading(object, reads)? else { return Ok(out) };
+        let mut classes = None;
+        for (i, t) in w.volume_claim_templates.iter().enumerate() {
+            let what = format!("volumeClaimTemplate {:?}", t.metadata.name);
+            let path = format!("/spec/volumeClaimTemplates/{i}/spec/storageClassName");
+            self.claim(t, &what, path, &mut classes, &mut out)?;
         }
         Ok(out)
     }
