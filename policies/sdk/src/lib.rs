@@ -11,14 +11,17 @@
 //!
 //! ```
 //! use palisade_sdk::{
-//!     Context, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, POD_KINDS, PodRule, SettingsError, Severity,
-//!     Violation, Workload,
+//!     Context, Fields, HARDENED, Metadata, NO_SETTINGS_SCHEMA, NoSettings, POD_KINDS, PodRule, SettingsError,
+//!     Severity, Violation, Workload,
 //! };
 //!
 //! pub struct NoPrivileged;
 //!
 //! impl PodRule for NoPrivileged {
 //!     type Settings = NoSettings;
+//!
+//!     // Only the containers' securityContext is built (the default, `Fields::ALL`, builds everything).
+//!     const READS: Fields = Fields::SECURITY_CONTEXT;
 //!
 //!     fn metadata() -> Metadata {
 //!         Metadata {

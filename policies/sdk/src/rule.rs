@@ -240,12 +240,16 @@ pub mod glue {
         object: &str,
         context: wit::AdmissionContext,
     ) -> Result<Vec<exports::Violation>, String> {
+        let (username, groups) = match context.user_info {
+            Some(u) => (Some(u.username), u.groups),
+            None => (None, Vec::new()),
+        };
         let context = Context {
             operation: context.operation,
             namespace: context.namespace,
             old_object: context.old_object,
-            username: context.user_info.as_ref().map(|u| u.username.clone()),
-            groups: context.user_info.map(|u| u.groups).unwrap_or_default(),
+            username,
+            groups,
             offline: context.offline,
         };
         let violations = rule.evaluate(object, &context)?;
