@@ -20,7 +20,7 @@
 use std::cell::Cell;
 
 /// A set of workload parts; see the module documentation.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fields(u32);
 
 impl Fields {
@@ -68,6 +68,46 @@ impl Fields {
     /// Whether every part of `other` is in this set.
     pub const fn contains(self, other: Fields) -> bool {
         self.0 & other.0 == other.0
+    }
+}
+
+/// The named parts, in the order `Debug` lists them.
+const NAMES: [(&str, Fields); 15] = [
+    ("LABELS", Fields::LABELS),
+    ("ANNOTATIONS", Fields::ANNOTATIONS),
+    ("CONTAINERS", Fields::CONTAINERS),
+    ("SECURITY_CONTEXT", Fields::SECURITY_CONTEXT),
+    ("PORTS", Fields::PORTS),
+    ("RESOURCES", Fields::RESOURCES),
+    ("ENV", Fields::ENV),
+    ("PROBES", Fields::PROBES),
+    ("LIFECYCLE", Fields::LIFECYCLE),
+    ("POD_SECURITY_CONTEXT", Fields::POD_SECURITY_CONTEXT),
+    ("VOLUMES", Fields::VOLUMES),
+    ("AFFINITY", Fields::AFFINITY),
+    ("TOPOLOGY_SPREAD", Fields::TOPOLOGY_SPREAD),
+    ("SELECTOR", Fields::SELECTOR),
+    ("VOLUME_CLAIM_TEMPLATES", Fields::VOLUME_CLAIM_TEMPLATES),
+];
+
+impl std::fmt::Debug for Fields {
+    /// `Fields(SECURITY_CONTEXT | POD_SECURITY_CONTEXT)`, `Fields::ALL`, `Fields::NONE`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Fields::ALL => return f.write_str("Fields::ALL"),
+            Fields::NONE => return f.write_str("Fields::NONE"),
+            _ => {}
+        }
+        // CONTAINERS is named only when no container part (which includes it) is.
+        let container_part = NAMES
+            .iter()
+            .any(|(_, part)| *part != Fields::CONTAINERS && part.contains(Fields::CONTAINERS) && self.contains(*part));
+        let names: Vec<&str> = NAMES
+            .iter()
+            .filter(|(name, part)| self.contains(*part) && !(*name == "CONTAINERS" && container_part))
+            .map(|(name, _)| *name)
+            .collect();
+        write!(f, "Fields({})", names.join(" | "))
     }
 }
 
@@ -141,6 +181,17 @@ mod tests {
         assert!(!Fields::NONE.contains(Fields::LABELS));
         assert!(Fields::LABELS.contains(Fields::NONE));
         assert!(!(Fields::PORTS | Fields::ENV).contains(Fields::PROBES));
+    }
+
+    #[test]
+    fn debug_names_the_parts() {
+        assert_eq!(
+            format!("{:?}", Fields::SECURITY_CONTEXT | Fields::POD_SECURITY_CONTEXT),
+            "Fields(SECURITY_CONTEXT | POD_SECURITY_CONTEXT)"
+        );
+        assert_eq!(format!("{:?}", Fields::CONTAINERS | Fields::LABELS), "Fields(LABELS | CONTAINERS)");
+        assert_eq!(format!("{:?}", Fields::ALL), "Fields::ALL");
+        assert_eq!(format!("{:?}", Fields::NONE), "Fields::NONE");
     }
 
     #[test]
