@@ -14,6 +14,9 @@ use std::process::Command;
 #[path = "build/tools.rs"]
 mod tools;
 
+#[path = "build/sha256.rs"]
+mod sha256;
+
 // The same encoding and contract check as `palisade build` (the library's `componentize`).
 #[allow(dead_code)]
 #[path = "src/componentize.rs"]
@@ -81,6 +84,10 @@ fn main() {
 
     let mut table = String::from("/// Built-in policy components: (crate name, component bytes).\n");
     table.push_str("pub static BUILTIN: &[(&str, &[u8])] = &[\n");
+    // Hashed here, not at every start: the SHA-256 each is cached under.
+    let mut hashes =
+        String::from("/// The SHA-256 of each of [`BUILTIN`]'s components (same order), as 64 lowercase hex digits.\n");
+    hashes.push_str("pub static BUILTIN_SHA256: &[&str] = &[\n");
     for name in &all {
         let module_path = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
         let module = fs::read(&module_path).unwrap_or_else(|e| stop(&format!("read {}: {e}", module_path.display())));
@@ -99,9 +106,12 @@ fn main() {
         write_if_changed(&embedded, &component);
         if is_builtin {
             table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", embedded.display().to_string()));
+            hashes.push_str(&format!("    {:?},\n", sha256::sha256_hex(&component)));
         }
     }
     table.push_str("];\n");
+    hashes.push_str("];\n");
+    table.push_str(&hashes);
     write_if_changed(&out_dir.join("builtin.rs"), table.as_bytes());
 }
 

@@ -1,6 +1,7 @@
 //! Loading policy components, reading their metadata, and choosing and
 //! configuring the set one run evaluates.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,14 +142,124 @@ pub fn load_component(runtime: &Runtime, origin: &str, bytes: &[u8]) -> anyhow::
 fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str, wasi: bool) -> anyhow::Result<LoadedPolicy> {
     let mut compiled = runtime.compile_opted(bytes, hex, wasi).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     compiled.name = Arc::from(origin);
-    let mut instance = runtime
-        .instantiate(&compiled, Arc::new(Inventory::default()))
-        .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
-    let meta = runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
+    // `describe` is pure: its answer is kept next to the compiled form, under
+    // the same digest. An opted-in WASI component is described every time, so
+    // what it writes while doing so reaches the policy log as before.
+    let cached = if wasi { None } else { runtime.read_cached_meta(hex).and_then(|b| cached_meta::read(&b, hex)) };
+    let meta = match cached {
+        Some(meta) => meta,
+        None => {
+            let mut instance = runtime
+                .instantiate(&compiled, Arc::new(Inventory::default()))
+                .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
+            let meta =
+                runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
+            if !wasi && let Some(file) = cached_meta::write(&meta, hex) {
+                runtime.write_cached_meta(hex, &file);
+            }
+            meta
+        }
+    };
     let meta = meta_from_wit(meta).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     // Its output is logged under its rule id from now on.
     compiled.name = Arc::from(meta.id.as_str());
     Ok(LoadedPolicy { meta, origin: origin.to_string(), compiled })
+}
+
+/// The metadata file kept next to a compiled component (`<hex>.meta.json`):
+/// the component's digest, the metadata as JSON text, and the SHA-256 of that
+/// text. A file that is damaged, truncated, or for another component is not
+/// used (the component is described again); what it holds goes through the
+/// same checks as a fresh `describe` answer ([`meta_from_wit`]).
+mod cached_meta {
+    use serde::{Deserialize, Serialize};
+
+    use crate::runtime::{sha256_hex, wit};
+    use crate::severity::Severity;
+
+    #[derive(Serialize, Deserialize)]
+    struct File {
+        component: String,
+        sha256: String,
+        metadata: String,
+    }
+
+    /// `wit::Metadata`, field for field.
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Meta {
+        id: String,
+        title: String,
+        description: String,
+        rationale: String,
+        remediation: String,
+        severity: Severity,
+        category: String,
+        applies_to: Vec<String>,
+        reads_kinds: Vec<String>,
+        settings_schema: String,
+        references: Vec<String>,
+        profiles: Vec<(String, String)>,
+    }
+
+    pub(super) fn write(m: &wit::Metadata, hex: &str) -> Option<Vec<u8>> {
+        let meta = Meta {
+            id: m.id.clone(),
+            title: m.title.clone(),
+            description: m.description.clone(),
+            rationale: m.rationale.clone(),
+            remediation: m.remediation.clone(),
+            severity: match m.severity {
+                wit::Severity::Info => Severity::Info,
+                wit::Severity::Low => Severity::Low,
+                wit::Severity::Medium => Severity::Medium,
+                wit::Severity::High => Severity::High,
+                wit::Severity::Critical => Severity::Critical,
+            },
+            category: m.category.clone(),
+            applies_to: m.applies_to.clone(),
+            reads_kinds: m.reads_kinds.clone(),
+            settings_schema: m.settings_schema.clone(),
+            references: m.references.clone(),
+            profiles: m.profiles.iter().map(|p| (p.profile.clone(), p.settings.clone())).collect(),
+        };
+        let metadata = serde_json::to_string(&meta).ok()?;
+        let file = File { component: hex.to_string(), sha256: sha256_hex(metadata.as_bytes()), metadata };
+        serde_json::to_vec(&file).ok()
+    }
+
+    /// The metadata in `bytes`, if they are a whole, undamaged file for the component `hex`.
+    pub(super) fn read(bytes: &[u8], hex: &str) -> Option<wit::Metadata> {
+        let file: File = serde_json::from_slice(bytes).ok()?;
+        if file.component != hex || file.sha256 != sha256_hex(file.metadata.as_bytes()) {
+            return None;
+        }
+        let m: Meta = serde_json::from_str(&file.metadata).ok()?;
+        Some(wit::Metadata {
+            id: m.id,
+            title: m.title,
+            description: m.description,
+            rationale: m.rationale,
+            remediation: m.remediation,
+            severity: match m.severity {
+                Severity::Info => wit::Severity::Info,
+                Severity::Low => wit::Severity::Low,
+                Severity::Medium => wit::Severity::Medium,
+                Severity::High => wit::Severity::High,
+                Severity::Critical => wit::Severity::Critical,
+            },
+            category: m.category,
+            applies_to: m.applies_to,
+            reads_kinds: m.reads_kinds,
+            settings_schema: m.settings_schema,
+            references: m.references,
+            profiles: m
+                .profiles
+                .into_iter()
+                .map(|(profile, settings)| wit::ProfileMembership { profile, settings })
+                .collect(),
+        })
+    }
 }
 
 /// The `.wasm` files a `--policies` path names (a file, or a directory's files).
@@ -175,7 +286,37 @@ pub struct Bundled {
     /// `oci://registry/repo@sha256:…#id`, or the layout path and digest.
     pub origin: String,
     pub id: String,
+    /// The SHA-256 of `bytes` in hex: the layer digest the bundle was checked
+    /// against when it was read, so it is not hashed again.
+    pub hex: String,
     pub bytes: Vec<u8>,
+}
+
+/// Run `f` on every item on up to as many threads as there are cores (at most
+/// one per item); the results in the items' order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<R>>> = results.iter_mut().map(std::sync::Mutex::new).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(item);
+                    **slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    drop(slots);
+    // A worker that panicked propagates the panic out of the scope, so every slot is filled.
+    results.into_iter().flatten().collect()
 }
 
 impl Catalog {
@@ -206,65 +347,52 @@ impl Catalog {
         extra: &[PathBuf],
         extra_wasi: &[PathBuf],
     ) -> anyhow::Result<Catalog> {
-        // (origin, bytes, from the command line, opted into WASI)
-        let mut sources: Vec<(String, std::borrow::Cow<'static, [u8]>, bool, bool)> = Vec::new();
+        // (origin, bytes, SHA-256 in hex, from the command line, opted into WASI)
+        type Source = (String, Cow<'static, [u8]>, Cow<'static, str>, bool, bool);
+        let mut sources: Vec<Source> = Vec::new();
         if builtin {
-            for (name, bytes) in crate::builtin::BUILTIN {
-                sources.push((format!("builtin:{name}"), std::borrow::Cow::Borrowed(*bytes), false, false));
+            for (i, (name, bytes)) in crate::builtin::BUILTIN.iter().enumerate() {
+                // Hashed by the build script; the fallback is never taken.
+                let hex = crate::builtin::BUILTIN_SHA256
+                    .get(i)
+                    .map_or_else(|| Cow::Owned(crate::runtime::sha256_hex(bytes)), |hex| Cow::Borrowed(*hex));
+                sources.push((format!("builtin:{name}"), Cow::Borrowed(*bytes), hex, false, false));
             }
         }
         let mut expected_ids = std::collections::HashMap::new();
         for b in bundled {
             expected_ids.insert(b.origin.clone(), b.id);
-            sources.push((b.origin, std::borrow::Cow::Owned(b.bytes), false, false));
+            sources.push((b.origin, Cow::Owned(b.bytes), Cow::Owned(b.hex), false, false));
         }
         let extras = extra.iter().map(|p| (p, false)).chain(extra_wasi.iter().map(|p| (p, true)));
         for (path, wasi) in extras {
             for file in component_files(path)? {
                 let bytes =
                     std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
-                sources.push((file.display().to_string(), std::borrow::Cow::Owned(bytes), true, wasi));
+                let hex = crate::runtime::sha256_hex(&bytes);
+                sources.push((file.display().to_string(), Cow::Owned(bytes), Cow::Owned(hex), true, wasi));
             }
         }
-        let hashes: Vec<String> = sources.iter().map(|(_, bytes, _, _)| crate::runtime::sha256_hex(bytes)).collect();
-        let to_compile = hashes.iter().filter(|hex| !runtime.is_cached(hex)).count();
+        let to_compile = sources.iter().filter(|(_, _, hex, _, _)| !runtime.is_cached(hex)).count();
         if to_compile > 0 {
             runtime.report(CompileProgress::Started { total: to_compile });
         }
         let compiled = std::sync::atomic::AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(sources.len().max(1));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<anyhow::Result<LoadedPolicy>>> = (0..sources.len()).map(|_| None).collect();
-        let slots: Vec<std::sync::Mutex<&mut Option<anyhow::Result<LoadedPolicy>>>> =
-            results.iter_mut().map(std::sync::Mutex::new).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((origin, bytes, _, wasi)) = sources.get(i) else {
-                            break;
-                        };
-                        let loaded = load_hashed(&runtime, origin, bytes, &hashes[i], *wasi);
-                        if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
-                            let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
-                        }
-                        if let Ok(mut slot) = slots[i].lock() {
-                            **slot = Some(loaded);
-                        }
-                    }
-                });
+        let results = parallel_map(&sources, |(origin, bytes, hex, _, wasi)| {
+            let loaded = load_hashed(&runtime, origin, bytes, hex, *wasi);
+            if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
+                let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
             }
+            loaded
         });
-        drop(slots);
         if to_compile > 0 {
             runtime.report(CompileProgress::Finished { total: to_compile });
         }
         let mut policies: Vec<Arc<LoadedPolicy>> = Vec::new();
         let mut explicit = HashSet::new();
-        for (result, (_, _, is_extra, _)) in results.into_iter().zip(&sources) {
-            let loaded = result.ok_or_else(|| anyhow::anyhow!("a policy was not loaded"))??;
+        for (result, (_, _, _, is_extra, _)) in results.into_iter().zip(&sources) {
+            let loaded = result?;
             let id = loaded.meta.id.clone();
             if let Some(expected) = expected_ids.get(&loaded.origin)
                 && *expected != id
@@ -319,12 +447,13 @@ impl Catalog {
                 errors.push(format!("settings.{id}: no rule with this id{}", hint(id)));
             }
         }
-        let mut active = Vec::new();
+        // The settings of each chosen rule, then each rule asked about them: an
+        // instance each, made on as many threads as there are cores.
+        let mut chosen = Vec::new();
         for policy in &self.policies {
             let meta = &policy.meta;
             let in_profile = meta.profiles.get(&selection.profile);
-            let chosen = in_profile.is_some() || self.explicit.contains(&meta.id);
-            if !chosen || selection.disable.contains(&meta.id) {
+            if !(in_profile.is_some() || self.explicit.contains(&meta.id)) || selection.disable.contains(&meta.id) {
                 continue;
             }
             let mut settings = Map::new();
@@ -338,14 +467,19 @@ impl Catalog {
             if let Some(Value::Object(user)) = selection.settings.get(&meta.id) {
                 settings.extend(user.clone());
             }
-            let settings = Value::Object(settings).to_string();
-            let inactive = match self.validate(policy, &settings) {
+            chosen.push((policy, Value::Object(settings).to_string()));
+        }
+        let validated = parallel_map(&chosen, |(policy, settings)| self.validate(policy, settings));
+        let mut active = Vec::new();
+        for ((policy, settings), inactive) in chosen.into_iter().zip(validated) {
+            let inactive = match inactive {
                 Ok(inactive) => inactive,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
+            let meta = &policy.meta;
             active.push(ActivePolicy {
                 policy: policy.clone(),
                 severity: selection.severity.get(&meta.id).copied().unwrap_or(meta.severity),
@@ -384,5 +518,124 @@ impl Catalog {
             }
             Err(e) => Err(format!("{id}: configuring the rule failed: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{SandboxLimits, sha256_hex};
+
+    /// The build script's own SHA-256, checked against `sha2` here.
+    mod build_sha256 {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/build/sha256.rs"));
+    }
+
+    #[test]
+    fn the_build_scripts_sha256_is_sha256() {
+        assert_eq!(build_sha256::sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            build_sha256::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Every way the padding can fall: lengths around one and two blocks.
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in [1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 300] {
+            assert_eq!(build_sha256::sha256_hex(&data[..len]), sha256_hex(&data[..len]), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn built_in_hashes_are_those_of_the_built_in_components() {
+        let builtin = crate::builtin::BUILTIN;
+        assert_eq!(crate::builtin::BUILTIN_SHA256.len(), builtin.len());
+        for ((name, bytes), hex) in builtin.iter().zip(crate::builtin::BUILTIN_SHA256) {
+            assert_eq!(*hex, sha256_hex(bytes), "{name}");
+        }
+    }
+
+    fn metadata() -> wit::Metadata {
+        wit::Metadata {
+            id: "a-rule".into(),
+            title: "A \"rule\"\nover lines".into(),
+            description: "d".into(),
+            rationale: "r".into(),
+            remediation: "fix ✓".into(),
+            severity: wit::Severity::High,
+            category: "c".into(),
+            applies_to: vec!["Pod".into(), "Deployment".into()],
+            reads_kinds: vec![],
+            settings_schema: r#"{"type":"object"}"#.into(),
+            references: vec!["https://example.com".into()],
+            profiles: vec![wit::ProfileMembership { profile: "hardened".into(), settings: r#"{"x":1}"#.into() }],
+        }
+    }
+
+    fn same(a: &wit::Metadata, b: &wit::Metadata) -> bool {
+        let (a, b) = (meta_from_wit(a.clone()).unwrap(), meta_from_wit(b.clone()).unwrap());
+        serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
+    }
+
+    #[test]
+    fn cached_metadata_round_trips_and_damage_is_refused() {
+        let hex = "ab".repeat(32);
+        let file = cached_meta::write(&metadata(), &hex).unwrap();
+        let read = cached_meta::read(&file, &hex).expect("read back");
+        assert!(same(&read, &metadata()));
+        // Another component's file, a truncated one, garbage.
+        assert!(cached_meta::read(&file, &"cd".repeat(32)).is_none());
+        assert!(cached_meta::read(&file[..file.len() - 1], &hex).is_none());
+        assert!(cached_meta::read(b"\0\xff not json", &hex).is_none());
+        assert!(cached_meta::read(b"{}", &hex).is_none());
+        // One character of the metadata changed (the file still parses): its checksum no longer matches.
+        let text = String::from_utf8(file.clone()).unwrap();
+        let flipped = text.replacen("hardened", "hardenes", 1);
+        assert_ne!(flipped, text);
+        assert!(serde_json::from_str::<Value>(&flipped).is_ok());
+        assert!(cached_meta::read(flipped.as_bytes(), &hex).is_none());
+    }
+
+    /// The smallest built-in component.
+    fn small_builtin() -> (&'static str, &'static [u8], &'static str) {
+        let i = (0..crate::builtin::BUILTIN.len()).min_by_key(|&i| crate::builtin::BUILTIN[i].1.len()).unwrap();
+        let (name, bytes) = crate::builtin::BUILTIN[i];
+        (name, bytes, crate::builtin::BUILTIN_SHA256[i])
+    }
+
+    #[test]
+    fn describe_is_cached_by_digest_and_a_damaged_cache_is_described_again() {
+        let cache = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(Some(cache.path().to_path_buf()), SandboxLimits::default()).unwrap();
+        let (name, bytes, hex) = small_builtin();
+        let fresh = load_hashed(&runtime, name, bytes, hex, false).unwrap();
+        let dir = runtime.cache_dir().unwrap().to_path_buf();
+        let meta_file = dir.join(format!("{hex}.meta.json"));
+        let written = std::fs::read(&meta_file).expect("the metadata is kept next to the compiled component");
+        assert!(dir.join(format!("{hex}.cwasm")).is_file());
+
+        // A valid file is used as it is: no instance, no call.
+        let mut changed = cached_meta::read(&written, hex).unwrap();
+        changed.title = "from the cache".into();
+        std::fs::write(&meta_file, cached_meta::write(&changed, hex).unwrap()).unwrap();
+        let loaded = load_hashed(&runtime, name, bytes, hex, false).unwrap();
+        assert!(loaded.compiled.cached);
+        assert_eq!(loaded.meta.title, "from the cache");
+        assert_eq!(&*loaded.compiled.name, fresh.meta.id.as_str());
+
+        // Damaged, truncated, or another component's: described again, and the file rewritten.
+        let other = cached_meta::write(&changed, &"0".repeat(64)).unwrap();
+        for damaged in [b"garbage".to_vec(), written[..written.len() / 2].to_vec(), other] {
+            std::fs::write(&meta_file, &damaged).unwrap();
+            let loaded = load_hashed(&runtime, name, bytes, hex, false).unwrap();
+            assert_eq!(serde_json::to_value(&loaded.meta).unwrap(), serde_json::to_value(&fresh.meta).unwrap());
+            assert_eq!(std::fs::read(&meta_file).unwrap(), written);
+        }
+    }
+
+    #[test]
+    fn parallel_map_keeps_the_order() {
+        let items: Vec<usize> = (0..100).collect();
+        assert_eq!(parallel_map(&items, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(parallel_map(&[] as &[usize], |i| *i).is_empty());
     }
 }

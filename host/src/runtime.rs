@@ -79,6 +79,8 @@ pub const MAX_INSTANCES: usize = 32;
 pub const MAX_VIOLATIONS: usize = 1000;
 /// Bytes of one message or path a rule returns; longer ones are cut.
 pub const MAX_TEXT_BYTES: usize = 4096;
+/// The largest cached metadata file read back ([`Runtime::read_cached_meta`]).
+const MAX_META_BYTES: u64 = 4 << 20;
 
 /// Why a call into a policy failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -428,6 +430,34 @@ impl Runtime {
         self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.cwasm")))
     }
 
+    /// Where the metadata (`describe`) of the component whose SHA-256 is `hex`
+    /// is cached, next to its compiled form.
+    fn meta_path(&self, hex: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.meta.json")))
+    }
+
+    /// The cached metadata file of the component whose SHA-256 is `hex`, as
+    /// written by [`Runtime::write_cached_meta`]; `None` if there is none (or it
+    /// cannot be read, or is larger than any metadata a rule may have). The
+    /// caller checks what it holds.
+    pub fn read_cached_meta(&self, hex: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let file = std::fs::File::open(self.meta_path(hex)?).ok()?;
+        let mut bytes = Vec::new();
+        file.take(MAX_META_BYTES + 1).read_to_end(&mut bytes).ok()?;
+        (bytes.len() as u64 <= MAX_META_BYTES).then_some(bytes)
+    }
+
+    /// Keep the metadata file of the component whose SHA-256 is `hex`. A cache
+    /// that cannot be written only costs time next run.
+    pub fn write_cached_meta(&self, hex: &str, bytes: &[u8]) {
+        if let Some(path) = self.meta_path(hex)
+            && bytes.len() as u64 <= MAX_META_BYTES
+        {
+            let _ = write_atomically(&path, bytes);
+        }
+    }
+
     /// Whether the component whose SHA-256 is `hex` is compiled already.
     pub fn is_cached(&self, hex: &str) -> bool {
         self.cached_path(hex).is_some_and(|p| p.is_file())
@@ -700,6 +730,7 @@ impl Runtime {
 
     /// Evaluate one object, stopping at `deadline` if one is given.
     /// `Ok(Err(..))`: the rule reported that it could not decide.
+    #[inline(never)]
     pub fn evaluate(
         &self,
         instance: &mut Instance,
@@ -784,6 +815,10 @@ fn cap_text_to(text: &mut String, max: usize) {
 
 fn write_cache(path: &Path, component: &Component) -> std::io::Result<()> {
     let bytes = component.serialize().map_err(std::io::Error::other)?;
+    write_atomically(path, &bytes)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

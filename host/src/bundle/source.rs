@@ -62,6 +62,15 @@ impl Opened {
         self.content.policies()
     }
 
+    /// [`Opened::policies`], the components moved out rather than copied.
+    pub fn into_policies(self, keys: &[PublicKey]) -> Result<Vec<PolicyArtifact>> {
+        self.content.check_contract().map_err(|e| Error::Contract(format!("{}: {e}", self.pinned())))?;
+        if !keys.is_empty() {
+            self.verify(keys)?;
+        }
+        self.content.into_policies()
+    }
+
     /// The tag a layout entry or a pushed copy gets by default: the bundle version.
     pub fn default_tag(&self) -> Option<String> {
         let version = match self.content.index() {

@@ -191,20 +191,28 @@ pub fn load_bundle(
     } else {
         Some(opened.verify(&keys).with_context(|| format!("--bundle {text}"))?.name)
     };
-    let policies = opened.policies(&[]).with_context(|| format!("--bundle {text}"))?;
-    if policies.is_empty() {
-        bail!("--bundle {text}: the bundle holds no policies");
-    }
     let bundle = PolicyBundle {
         reference: text.to_string(),
         pinned: opened.pinned(),
         digest: opened.digest().to_string(),
         verified_by,
     };
-    let bundled = policies
-        .into_iter()
-        .map(|p| Bundled { origin: format!("{}#{}", opened.pinned(), p.id), id: p.id, bytes: p.component })
-        .collect();
+    // The signature, when keys are given, was checked above.
+    let policies = opened.into_policies(&[]).with_context(|| format!("--bundle {text}"))?;
+    if policies.is_empty() {
+        bail!("--bundle {text}: the bundle holds no policies");
+    }
+    let mut bundled = Vec::with_capacity(policies.len());
+    for p in policies {
+        // Each layer was checked against this digest when the bundle was read: not hashed again.
+        let hex = palisade::bundle::digest_hex(&p.layer.digest).with_context(|| format!("--bundle {text}"))?;
+        bundled.push(Bundled {
+            origin: format!("{}#{}", bundle.pinned, p.id),
+            id: p.id,
+            hex: hex.to_string(),
+            bytes: p.component,
+        });
+    }
     Ok((bundled, bundle))
 }
 
