@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -175,6 +176,30 @@ pub struct Report {
     /// exactly which signed policy set judged the manifests.
     #[serde(rename = "policyBundle", skip_serializing_if = "Option::is_none")]
     pub policy_bundle: Option<PolicyBundle>,
+    /// Where the run's time went, for `palisade bench`; never printed.
+    #[serde(skip)]
+    pub timing: Timing,
+}
+
+/// Where a run's time went (wall-clock, for `palisade bench`).
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    /// The worker phase: every policy on every resource, findings placed on
+    /// their lines, on all threads (wall time), and gathering them in order.
+    pub evaluate: Duration,
+    /// After the workers: sorting, exceptions, summary.
+    pub report: Duration,
+    /// Per policy, in policy order.
+    pub per_policy: Vec<PolicyTime>,
+}
+
+/// The calls to one policy, over all threads.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyTime {
+    pub rule: String,
+    pub calls: usize,
+    /// Summed time inside `Worker::run` for that policy, all threads.
+    pub time: Duration,
 }
 
 /// The bundle a run's policies came from.
@@ -215,6 +240,7 @@ pub fn run(
 ) -> Report {
     let inventory = Arc::new(Inventory::new(&loaded.resources));
     let evaluation = evaluate(runtime, policies, &loaded.resources, inventory, threads);
+    let report_start = Instant::now();
     let mut errors = loaded.errors;
     errors.extend(evaluation.errors);
     errors.sort_by(|a, b| a.source.cmp(&b.source));
@@ -273,5 +299,77 @@ pub fn run(
             rules: by.iter().map(|&p| policies[p].id().to_string()).collect(),
         })
         .collect();
-    Report { findings, errors, resources, exceptions: exception_status, summary, policy_bundle: None }
+    let timing = Timing {
+        evaluate: evaluation.elapsed,
+        report: report_start.elapsed(),
+        per_policy: policies
+            .iter()
+            .zip(&evaluation.policy_time)
+            .map(|(p, &(calls, time))| PolicyTime { rule: p.id().to_string(), calls, time })
+            .collect(),
+    };
+    Report { findings, errors, resources, exceptions: exception_status, summary, policy_bundle: None, timing }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents::read_documents;
+    use crate::policy_set::{Catalog, Selection};
+    use crate::runtime::SandboxLimits;
+
+    #[test]
+    fn findings_are_in_order_whatever_the_threads_and_the_time_is_counted_per_rule() {
+        // The compile cache the end-to-end tests share.
+        let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache");
+        let runtime = Arc::new(Runtime::new(Some(cache), SandboxLimits::default()).unwrap());
+        let catalog = Catalog::load(runtime.clone(), true, &[]).unwrap();
+        let selection = Selection { profile: "restricted".into(), ..Selection::default() };
+        let policies = catalog.select(&selection).unwrap();
+        let pod = |name: &str| {
+            format!(
+                "- apiVersion: v1\n  kind: Pod\n  metadata: {{name: {name}}}\n  spec:\n    hostNetwork: true\n    \
+                 containers:\n    - name: c\n      image: x\n      securityContext: {{privileged: true}}\n"
+            )
+        };
+        let text = format!(
+            "apiVersion: v1\nkind: List\nitems:\n{}{}- {{apiVersion: v1, kind: Service, metadata: {{name: s}}}}\n{}",
+            pod("a"),
+            pod("b"),
+            pod("c")
+        );
+        let report = |threads: usize| {
+            let mut loaded = Loaded { files: 1, ..Loaded::default() };
+            read_text("list.yaml", read_documents(&text, &Limits::default()), &mut loaded);
+            assert_eq!(loaded.resources.len(), 4, "{:?}", loaded.errors);
+            run(&runtime, &policies, loaded, &[], threads)
+        };
+        let one = report(1);
+        let three = report(3);
+        let json = |r: &Report| serde_json::to_value(r).unwrap();
+        assert_eq!(json(&one), json(&three));
+        assert!(json(&one).get("timing").is_none(), "the timing is not part of the report");
+        // By resource, then by rule in the order of the policies.
+        let position = |id: &str| policies.iter().position(|p| p.id() == id).unwrap();
+        let order: Vec<(usize, usize)> = one.findings.iter().map(|f| (f.resource_index, position(&f.rule))).collect();
+        assert!(order.len() > 6 && order.is_sorted(), "{order:?}");
+        assert_eq!(order.iter().map(|o| o.0).collect::<std::collections::BTreeSet<_>>(), [0, 1, 3].into());
+        // Findings on the lines of their fields, in the List's items.
+        let privileged = one.findings.iter().find(|f| f.rule == "pss-privileged" && f.resource_index == 1).unwrap();
+        assert_eq!(
+            (privileged.path.as_str(), privileged.source.line, privileged.source.column),
+            ("/spec/containers/0/securityContext/privileged", 21, Some(25))
+        );
+        for r in [&one, &three] {
+            let t = &r.timing;
+            let rules: Vec<&str> = t.per_policy.iter().map(|p| p.rule.as_str()).collect();
+            assert_eq!(rules, policies.iter().map(ActivePolicy::id).collect::<Vec<_>>());
+            assert_eq!(t.per_policy.iter().map(|p| p.calls).sum::<usize>(), r.summary.evaluations);
+            // Three Pods for each PSS rule, the Service for none.
+            assert!(t.per_policy.iter().all(|p| p.calls == 3), "{:?}", t.per_policy);
+            assert!(t.per_policy.iter().all(|p| p.time > Duration::ZERO), "{:?}", t.per_policy);
+        }
+        // On one thread, the calls are inside the worker phase.
+        assert!(one.timing.evaluate >= one.timing.per_policy.iter().map(|p| p.time).sum::<Duration>());
+    }
 }

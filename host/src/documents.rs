@@ -201,111 +201,198 @@ fn helm_source(chunk: &str) -> Option<String> {
 /// empty pointer. A node that is not written there (a missing field, one a
 /// merge key brings in) is placed at the deepest ancestor that is. `None`
 /// when the text does not parse.
+///
+/// Each call reads the whole text: to place many pointers in one document,
+/// build a [`Locator`] once.
 pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
-    let target: Vec<String> = pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
-    /// The key a mapping's next value is under: `None` while a key is
-    /// expected, `Some(None)` for a key that is not a plain scalar.
-    type PendingKey = Option<Option<String>>;
-    /// A collection being read, and how much of the target its path matches.
-    struct Open {
-        /// Mapping: the key of the value being read (`Some(None)`: a key that is
-        /// not a plain scalar), `None` while a key is expected; and where the key is.
-        map: Option<(PendingKey, (usize, usize))>,
-        /// Sequence: the index of the next item.
-        next: usize,
-        /// Target segments its own path matches, when it is on the target's path.
-        depth: Option<usize>,
-        /// A collection used as a mapping key: nothing inside it counts.
-        in_key: bool,
+    Locator::new(text)?.locate(pointer)
+}
+
+/// Where every written node of one document is, from a single walk of its
+/// text: [`Locator::locate`] places a pointer as [`locate`] does, without
+/// reading the text again.
+pub struct Locator {
+    /// Each written node by its pointer (tokens escaped as a JSON pointer's):
+    /// when it was read (its order among the nodes), and its 1-based line
+    /// and column. A path written twice (the same key spelt two ways that
+    /// read as different fields, a second document in the text) keeps the
+    /// node read last, since the placement of [`locate`] is that of the last
+    /// written node on the pointer's path.
+    nodes: HashMap<String, (usize, (usize, usize))>,
+}
+
+impl std::fmt::Debug for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Locator({} nodes)", self.nodes.len())
     }
-    let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Open> = Vec::new();
-    let mut best: Option<(usize, usize)> = None;
-    // The parser places a block mapping after its first key: such a mapping
-    // is placed at that key instead, when it arrives.
-    let mut at_first_key = false;
-    let lines: Vec<&str> = text.lines().collect();
-    let is_flow = |(line, column): (usize, usize)| {
-        lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
-    };
-    loop {
-        let (event, mark) = parser.next_token().ok()?;
-        let here = (mark.line(), mark.col() + 1);
-        let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
-        match event {
-            Event::StreamEnd => break,
-            Event::SequenceEnd | Event::MappingEnd => {
-                let closed = stack.pop()?;
-                if let Some(parent) = stack.last_mut()
-                    && let Some((key, _)) = &mut parent.map
-                {
-                    // The collection was a key (its value follows), or a value (a key follows).
-                    *key = if closed.in_key { Some(None) } else { None };
-                }
-            }
-            Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
-                // A key of a mapping?
-                if let Some(parent) = stack.last_mut()
-                    && let Some((key, at)) = &mut parent.map
-                    && key.is_none()
-                {
-                    if collection {
-                        stack.push(Open { map: None, next: 0, depth: None, in_key: true });
-                        if let Event::MappingStart(..) = event {
-                            stack.last_mut()?.map = Some((None, here));
-                        }
-                    } else {
-                        let name = match event {
-                            Event::Scalar(text, ..) => Some(text),
-                            _ => None,
-                        };
-                        *key = Some(name);
-                        *at = here;
-                    }
-                    if std::mem::take(&mut at_first_key) {
-                        best = Some(here);
-                    }
-                    continue;
-                }
-                // A value: of the root, of a mapping's key, or a sequence's next item.
-                let (depth, in_key) = match stack.last_mut() {
-                    None => {
-                        if best.is_none() {
-                            best = Some(here);
-                            at_first_key = matches!(event, Event::MappingStart(..)) && !is_flow(here);
-                        }
-                        (Some(0), false)
-                    }
-                    Some(parent) => {
-                        let (segment, at) = match &mut parent.map {
-                            Some((key, at)) => (key.take().flatten(), *at),
-                            None => {
-                                parent.next += 1;
-                                (Some((parent.next - 1).to_string()), here)
-                            }
-                        };
-                        let depth = parent.depth.and_then(|d| {
-                            (target.get(d).is_some() && segment.as_deref() == target.get(d).map(String::as_str))
-                                .then_some(d + 1)
-                        });
-                        if depth.is_some() && !parent.in_key {
-                            best = Some(at);
-                            // A mapping item of a sequence: at its first key.
-                            at_first_key =
-                                parent.map.is_none() && matches!(event, Event::MappingStart(..)) && !is_flow(here);
-                        }
-                        (depth, parent.in_key)
-                    }
-                };
-                if collection {
-                    let map = matches!(event, Event::MappingStart(..)).then_some((None, here));
-                    stack.push(Open { map, next: 0, depth, in_key });
-                }
-            }
-            _ => {}
+}
+
+/// `token` added to `pointer`, escaped (`~` as `~0`, `/` as `~1`).
+fn push_token(pointer: &mut String, token: &str) {
+    pointer.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
         }
     }
-    best
+}
+
+impl Locator {
+    /// Read `text` once, recording where each node on a path of plain
+    /// tokens is written. `None` when the text does not parse.
+    ///
+    /// The placement rules are [`locate`]'s: a field is at its key (only
+    /// keys that are scalars name a field; nothing inside a key counts), a
+    /// sequence item at itself, except that a block mapping (an item, or
+    /// the document) is at its first key, since the parser marks it after
+    /// that key; an alias is written where it is but its content is not
+    /// (nor that of a merge key, whose token is `<<`).
+    pub fn new(text: &str) -> Option<Locator> {
+        /// The key a mapping's next value is under: `None` while a key is
+        /// expected, `Some(None)` for a key that is not a scalar.
+        type PendingKey = Option<Option<String>>;
+        /// A collection being read.
+        struct Open {
+            /// Mapping: the key of the value being read, `None` while a key is
+            /// expected; and where the key is.
+            map: Option<(PendingKey, (usize, usize))>,
+            /// Sequence: the index of the next item.
+            next: usize,
+            /// Its pointer, when it is a written node (not inside a key, nor
+            /// under a key that is not a scalar).
+            path: Option<String>,
+            /// A collection used as a mapping key: nothing inside it counts.
+            in_key: bool,
+        }
+        let mut parser = Parser::new_from_str(text);
+        let mut stack: Vec<Open> = Vec::new();
+        let mut nodes: HashMap<String, (usize, (usize, usize))> = HashMap::new();
+        let mut order = 0;
+        let mut rooted = false;
+        // Block mappings waiting for their first key: (pointer, order). Any
+        // key read next is that key, whatever it belongs to.
+        let mut at_first_key: Vec<(String, usize)> = Vec::new();
+        let lines: Vec<&str> = text.lines().collect();
+        let is_flow = |(line, column): (usize, usize)| {
+            lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
+        };
+        loop {
+            let (event, mark) = parser.next_token().ok()?;
+            let here = (mark.line(), mark.col() + 1);
+            let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+            let block_mapping = matches!(event, Event::MappingStart(..)) && !is_flow(here);
+            match event {
+                Event::StreamEnd => break,
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let closed = stack.pop()?;
+                    if let Some(parent) = stack.last_mut()
+                        && let Some((key, _)) = &mut parent.map
+                    {
+                        // The collection was a key (its value follows), or a value (a key follows).
+                        *key = if closed.in_key { Some(None) } else { None };
+                    }
+                }
+                Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                    // A key of a mapping?
+                    if let Some(parent) = stack.last_mut()
+                        && let Some((key, at)) = &mut parent.map
+                        && key.is_none()
+                    {
+                        if collection {
+                            stack.push(Open { map: None, next: 0, path: None, in_key: true });
+                            if let Event::MappingStart(..) = event {
+                                stack.last_mut()?.map = Some((None, here));
+                            }
+                        } else {
+                            let name = match event {
+                                Event::Scalar(text, ..) => Some(text),
+                                _ => None,
+                            };
+                            *key = Some(name);
+                            *at = here;
+                        }
+                        for (path, when) in at_first_key.drain(..) {
+                            if let Some(node) = nodes.get_mut(&path)
+                                && node.0 == when
+                            {
+                                node.1 = here;
+                            }
+                        }
+                        continue;
+                    }
+                    // A value: of the root, of a mapping's key, or a sequence's next item.
+                    let (path, in_key) = match stack.last_mut() {
+                        None => {
+                            if !rooted {
+                                rooted = true;
+                                order += 1;
+                                nodes.insert(String::new(), (order, here));
+                                if block_mapping {
+                                    at_first_key.push((String::new(), order));
+                                }
+                            }
+                            (Some(String::new()), false)
+                        }
+                        Some(parent) => {
+                            let (segment, at) = match &mut parent.map {
+                                Some((key, at)) => (key.take().flatten(), *at),
+                                None => {
+                                    parent.next += 1;
+                                    (Some((parent.next - 1).to_string()), here)
+                                }
+                            };
+                            let path = match (&parent.path, segment) {
+                                (Some(within), Some(token)) if !parent.in_key => {
+                                    let mut path = within.clone();
+                                    push_token(&mut path, &token);
+                                    order += 1;
+                                    // A mapping item of a sequence: at its first key.
+                                    if parent.map.is_none() && block_mapping {
+                                        at_first_key.push((path.clone(), order));
+                                    }
+                                    nodes.insert(path.clone(), (order, at));
+                                    Some(path)
+                                }
+                                _ => None,
+                            };
+                            (path, parent.in_key)
+                        }
+                    };
+                    if collection {
+                        let map = matches!(event, Event::MappingStart(..)).then_some((None, here));
+                        stack.push(Open { map, next: 0, path, in_key });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(Locator { nodes })
+    }
+
+    /// Where the node `pointer` names is written, or its deepest written
+    /// ancestor: as [`locate`] places it. `None` for a text with no node.
+    pub fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
+        let mut best = self.nodes.get("")?;
+        let mut path = String::with_capacity(pointer.len());
+        for token in pointer.split('/').skip(1) {
+            if token.contains('~') {
+                push_token(&mut path, &token.replace("~1", "/").replace("~0", "~"));
+            } else {
+                // Written as it reads: no `~`, and no `/` inside a token.
+                path.push('/');
+                path.push_str(token);
+            }
+            let Some(node) = self.nodes.get(&path) else {
+                break;
+            };
+            if node.0 > best.0 {
+                best = node;
+            }
+        }
+        Some(best.1)
+    }
 }
 
 struct Chunk<'a> {
@@ -824,8 +911,295 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The placement rules as they were first written, one walk per
+    /// pointer: the oracle [`Locator`] must agree with.
+    ///
+    /// Where the node a JSON pointer names is written in a document's `text`: the
+    /// 1-based line and column of its key, for a field of a mapping; of the item
+    /// itself, for an item of a sequence; of the document's first node, for the
+    /// empty pointer. A node that is not written there (a missing field, one a
+    /// merge key brings in) is placed at the deepest ancestor that is. `None`
+    /// when the text does not parse.
+    fn locate_walk(text: &str, pointer: &str) -> Option<(usize, usize)> {
+        let target: Vec<String> = pointer.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+        /// The key a mapping's next value is under: `None` while a key is
+        /// expected, `Some(None)` for a key that is not a plain scalar.
+        type PendingKey = Option<Option<String>>;
+        /// A collection being read, and how much of the target its path matches.
+        struct Open {
+            /// Mapping: the key of the value being read (`Some(None)`: a key that is
+            /// not a plain scalar), `None` while a key is expected; and where the key is.
+            map: Option<(PendingKey, (usize, usize))>,
+            /// Sequence: the index of the next item.
+            next: usize,
+            /// Target segments its own path matches, when it is on the target's path.
+            depth: Option<usize>,
+            /// A collection used as a mapping key: nothing inside it counts.
+            in_key: bool,
+        }
+        let mut parser = Parser::new_from_str(text);
+        let mut stack: Vec<Open> = Vec::new();
+        let mut best: Option<(usize, usize)> = None;
+        // The parser places a block mapping after its first key: such a mapping
+        // is placed at that key instead, when it arrives.
+        let mut at_first_key = false;
+        let lines: Vec<&str> = text.lines().collect();
+        let is_flow = |(line, column): (usize, usize)| {
+            lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
+        };
+        loop {
+            let (event, mark) = parser.next_token().ok()?;
+            let here = (mark.line(), mark.col() + 1);
+            let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+            match event {
+                Event::StreamEnd => break,
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let closed = stack.pop()?;
+                    if let Some(parent) = stack.last_mut()
+                        && let Some((key, _)) = &mut parent.map
+                    {
+                        // The collection was a key (its value follows), or a value (a key follows).
+                        *key = if closed.in_key { Some(None) } else { None };
+                    }
+                }
+                Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                    // A key of a mapping?
+                    if let Some(parent) = stack.last_mut()
+                        && let Some((key, at)) = &mut parent.map
+                        && key.is_none()
+                    {
+                        if collection {
+                            stack.push(Open { map: None, next: 0, depth: None, in_key: true });
+                            if let Event::MappingStart(..) = event {
+                                stack.last_mut()?.map = Some((None, here));
+                            }
+                        } else {
+                            let name = match event {
+                                Event::Scalar(text, ..) => Some(text),
+                                _ => None,
+                            };
+                            *key = Some(name);
+                            *at = here;
+                        }
+                        if std::mem::take(&mut at_first_key) {
+                            best = Some(here);
+                        }
+                        continue;
+                    }
+                    // A value: of the root, of a mapping's key, or a sequence's next item.
+                    let (depth, in_key) = match stack.last_mut() {
+                        None => {
+                            if best.is_none() {
+                                best = Some(here);
+                                at_first_key = matches!(event, Event::MappingStart(..)) && !is_flow(here);
+                            }
+                            (Some(0), false)
+                        }
+                        Some(parent) => {
+                            let (segment, at) = match &mut parent.map {
+                                Some((key, at)) => (key.take().flatten(), *at),
+                                None => {
+                                    parent.next += 1;
+                                    (Some((parent.next - 1).to_string()), here)
+                                }
+                            };
+                            let depth = parent.depth.and_then(|d| {
+                                (target.get(d).is_some() && segment.as_deref() == target.get(d).map(String::as_str))
+                                    .then_some(d + 1)
+                            });
+                            if depth.is_some() && !parent.in_key {
+                                best = Some(at);
+                                // A mapping item of a sequence: at its first key.
+                                at_first_key =
+                                    parent.map.is_none() && matches!(event, Event::MappingStart(..)) && !is_flow(here);
+                            }
+                            (depth, parent.in_key)
+                        }
+                    };
+                    if collection {
+                        let map = matches!(event, Event::MappingStart(..)).then_some((None, here));
+                        stack.push(Open { map, next: 0, depth, in_key });
+                    }
+                }
+                _ => {}
+            }
+        }
+        best
+    }
+
     fn values(text: &str) -> Vec<Result<Value, ReadError>> {
         read_documents(text, &Limits::default()).into_iter().map(|d| d.content.map(|p| p.value)).collect()
+    }
+
+    /// Every pointer of `value` (the empty one first), and beside each
+    /// collection's a field or item it does not have.
+    fn pointers(value: &Value, at: &mut String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        let len = at.len();
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    push_token(at, key);
+                    pointers(v, at, out);
+                    at.truncate(len);
+                }
+                out.push(format!("{at}/notWritten"));
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    push_token(at, &i.to_string());
+                    pointers(v, at, out);
+                    at.truncate(len);
+                }
+                out.push(format!("{at}/{}", items.len()));
+            }
+            _ => out.push(format!("{at}/0")),
+        }
+    }
+
+    /// Pointers that are not plain paths of a value.
+    const ODD_POINTERS: [&str; 9] = ["", "/", "//", "x", "/~2", "/a~1b", "/a~0b", "/0/", "/items/01"];
+
+    /// The [`Locator`] against the walk per pointer, on `text` for
+    /// `pointers`; the mismatches, described.
+    fn disagreements<'a>(text: &str, pointers: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let locator = Locator::new(text);
+        let mut wrong = Vec::new();
+        for pointer in pointers {
+            let indexed = locator.as_ref().and_then(|l| l.locate(pointer));
+            let walked = locate_walk(text, pointer);
+            if indexed != walked {
+                wrong.push(format!("{pointer:?}: index {indexed:?}, walk {walked:?}"));
+            }
+        }
+        wrong
+    }
+
+    #[test]
+    fn the_locator_places_tricky_yaml_as_the_walk_does() {
+        let texts = [
+            "kind: Pod\nspec:\n  containers:\n  - name: a\n    image: x\n  - {name: b, image: y}\n  - - nested\n",
+            // Merge keys and aliases: what they bring in is not written there.
+            "base: &b {x: 1, w: 2}\nother: &o {z: 3}\nm:\n  <<: [*b, *o]\n  w: 9\nk: *b\nl: &l\n  a: 1\nn: *l\n",
+            "items:\n- &x {}\n- a: 1\n- &y {a: 1}\n- !!map {b: 2}\n- &z\n  c: 3\n- []\n- {}\n- !!map {}\n- [0]\n- d: 4\n",
+            // Keys that are collections or aliases, quoted keys, keys with `/` and `~`.
+            "? [a, b]\n: v\n? {c: d}\n: w\n*k : 1\n\"q\": {'r': 2}\na/b: 3\na~b: 4\n\"\": 5\n",
+            "{\"kind\": \"List\", \"items\": [{\"a\": [1, {\"b\": 2}]}, {\"c\": 3}]}\n",
+            "- - - deep\n  - x\n- y: {z: [1, 2]}\n",
+            "# comment\n\nkey:\n\n  # more\n  inner: value\n  list:\n  - 1\n  -\n  - null\n",
+            "a: |\n  text\n  more\nb: >-\n  folded\nc: 'quoted\n  on two lines'\nd: [x,\n  y]\n",
+            "&root\nkey: 1\n",
+            "!!map\nkey: 1\n",
+            "plain scalar\n",
+            "",
+            "a: [1, 2\n",
+            "kind: List\nitems:\n- kind: List\n  items:\n  - {kind: Pod, spec: {containers: [{name: c}]}}\n  - kind: Pod\n    metadata:\n      name: p\n",
+            "x:\n  y: 1\n...\n",
+        ];
+        let fixed = [
+            "/a",
+            "/a/b",
+            "/0",
+            "/0/a",
+            "/0/0/0",
+            "/1/y/z/1",
+            "/k",
+            "/k/x",
+            "/m/x",
+            "/m/w",
+            "/<<",
+            "/n/a",
+            "/l/a",
+            "/items/0/a",
+            "/items/1/a",
+            "/items/3/a",
+            "/items/4/b",
+            "/items/5/c",
+            "/items/6/0",
+            "/items/7/x",
+            "/items/0/items/0/spec/containers/0/name",
+            "/items/0/items/1/metadata/name",
+            "/q/r",
+            "/a~1b",
+            "/a~0b",
+            "/key/inner",
+            "/key/list/1",
+            "/key/list/2",
+            "/d/1",
+            "/x/y",
+        ];
+        for text in texts {
+            let mut all: Vec<String> = Vec::new();
+            for document in read_documents(text, &Limits::default()) {
+                if let Ok(parsed) = document.content {
+                    pointers(&parsed.value, &mut String::new(), &mut all);
+                }
+            }
+            let wrong = disagreements(text, all.iter().map(String::as_str).chain(fixed).chain(ODD_POINTERS));
+            assert!(wrong.is_empty(), "{text:?}:\n{}", wrong.join("\n"));
+        }
+        // The index does place things: a block item at its first key, a flow
+        // item at itself, a merged field at its mapping's key, and an
+        // unreadable text nowhere.
+        let locator = Locator::new(texts[2]).unwrap();
+        assert_eq!(locator.locate("/items/1/a"), Some((3, 3)));
+        assert_eq!(locator.locate("/items/2/a"), Some((4, 7)));
+        assert_eq!(locator.locate("/items/3/a"), Some((5, 9)), "a missing field at its item");
+        assert_eq!(locator.locate("/items/0"), Some((2, 6)), "a flow item at its brace, not its anchor");
+        assert_eq!(locator.locate("/items/7"), Some((10, 9)), "nor its tag");
+        assert_eq!(locator.locate("/items/4/c"), Some((7, 3)));
+        assert_eq!(locator.locate("/items/9"), Some((12, 3)));
+        let locator = Locator::new(texts[1]).unwrap();
+        assert_eq!(locator.locate("/m/x"), Some((3, 1)));
+        assert_eq!(locator.locate("/m/w"), Some((5, 3)));
+        assert!(Locator::new(texts[12]).is_none());
+    }
+
+    #[test]
+    fn the_locator_places_every_field_of_the_real_world_corpus_as_the_walk_does() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real-world");
+        assert!(root.is_dir(), "the shared corpus is missing at {}", root.display());
+        let mut files = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        // Each pointer costs the walk a reading of the whole document: in a
+        // large document, an even sample of its pointers.
+        const BUDGET: usize = 1 << 20;
+        let (mut compared, mut in_lists, mut wrong) = (0, 0, Vec::new());
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for document in read_documents(&text, &Limits::default()) {
+                let Ok(parsed) = document.content else {
+                    continue;
+                };
+                let mut all = Vec::new();
+                pointers(&parsed.value, &mut String::new(), &mut all);
+                let step = (all.len() * document.text.len()).div_ceil(BUDGET).max(1);
+                let sample: Vec<&str> =
+                    all.iter().step_by(step).chain(all.last()).map(String::as_str).chain(ODD_POINTERS).collect();
+                compared += sample.len();
+                if !parsed.item_lines.is_empty() {
+                    in_lists += sample.iter().filter(|p| p.starts_with("/items/")).count();
+                }
+                for w in disagreements(&document.text, sample) {
+                    wrong.push(format!("{} document {}: {w}", file.display(), document.index));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{} of {compared} pointers placed apart:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(compared > 50_000 && in_lists > 300, "{compared} pointers compared, {in_lists} in Lists");
     }
 
     #[test]

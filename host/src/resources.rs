@@ -1,11 +1,11 @@
 //! Documents → resources: Kubernetes objects with their identity and where
 //! they came from; `List` and `*List` documents are expanded into their items.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
-use crate::documents::{Document, Parsed};
+use crate::documents::{Document, Locator, Parsed};
 
 /// Where a resource, or an error, was found.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -37,6 +37,25 @@ pub struct Written {
     /// The line of the file the text starts on.
     pub first_line: usize,
     pub prefix: String,
+    /// Where each node of `text` is, read on the first finding placed in the
+    /// document and shared by the items of a List (`None`: the text does not
+    /// parse). Build a `Written` with [`Written::new`].
+    pub locator: SharedLocator,
+}
+
+/// A document's [`Locator`], made on first use and shared by its resources.
+pub type SharedLocator = Arc<OnceLock<Option<Locator>>>;
+
+impl Written {
+    /// The whole document `text`, starting on line `first_line` of its file.
+    pub fn new(text: Arc<str>, first_line: usize) -> Written {
+        Written { text, first_line, prefix: String::new(), locator: Arc::default() }
+    }
+
+    /// Where `pointer` (from the document's root) is written: see [`Locator::locate`].
+    fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
+        self.locator.get_or_init(|| Locator::new(&self.text)).as_ref()?.locate(pointer)
+    }
 }
 
 /// One Kubernetes object to evaluate.
@@ -56,18 +75,39 @@ pub struct Resource {
 impl Resource {
     /// Where the field `path` (a JSON pointer into the object) is written: the
     /// source with the line and column of that field, or of its deepest
-    /// ancestor that is written (see [`crate::documents::locate`]).
+    /// ancestor that is written (see [`crate::documents::locate`]). The
+    /// document is read for that once, on its first call.
     pub fn source_of(&self, path: &str) -> Source {
         let Some(w) = &self.written else {
             return self.source.clone();
         };
-        match crate::documents::locate(&w.text, &format!("{}{path}", w.prefix)) {
+        match w.locate(&format!("{}{path}", w.prefix)) {
             Some((line, column)) => {
                 Source { line: w.first_line + line - 1, column: Some(column), ..self.source.clone() }
             }
             None => self.source.clone(),
         }
     }
+}
+
+/// Copies of `resources` whose documents are not yet read for positions,
+/// the items of a List still sharing one reading: a clone of a resource
+/// shares the index its first findings built, so a benchmark that evaluates
+/// clones round after round would leave that reading out of every round but
+/// the first.
+pub fn unlocated_copies(resources: &[Resource]) -> Vec<Resource> {
+    let mut fresh: std::collections::HashMap<*const OnceLock<Option<Locator>>, SharedLocator> =
+        std::collections::HashMap::new();
+    resources
+        .iter()
+        .map(|r| {
+            let mut copy = r.clone();
+            if let Some(w) = &mut copy.written {
+                w.locator = fresh.entry(Arc::as_ptr(&w.locator)).or_default().clone();
+            }
+            copy
+        })
+        .collect()
 }
 
 /// A document or list item that is not a usable Kubernetes object.
@@ -87,7 +127,7 @@ pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resour
                 message: format!("{} (column {})", e.message, e.column),
             }),
             Ok(parsed) => {
-                let written = Written { text: doc.text, first_line: parsed.first_line, prefix: String::new() };
+                let written = Written::new(doc.text, parsed.first_line);
                 from_value(parsed, source, written, out, errors)
             }
         }
@@ -313,6 +353,40 @@ mod tests {
             let (r, e) = load(&format!("apiVersion: {good}\nkind: CiliumNetworkPolicy\nmetadata: {{name: p}}\n"));
             assert_eq!(r.len(), 1, "{good}: {e:?}");
         }
+    }
+
+    #[test]
+    fn findings_in_list_items_are_placed_with_one_reading_of_the_document() {
+        let (r, e) = load(
+            "# head\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: {name: a}\n  spec:\n    containers:\n    - name: c\n      image: x\n- {apiVersion: v1, kind: Pod, metadata: {name: b}}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: d\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let placed = |r: &Resource, path: &str| {
+            let s = r.source_of(path);
+            (s.line, s.column)
+        };
+        // Before any finding, no document has been read for positions.
+        assert!(r.iter().all(|r| r.written.as_ref().is_some_and(|w| w.locator.get().is_none())));
+        assert_eq!(placed(&r[0], "/spec/containers/0/image"), (11, Some(7)));
+        assert_eq!(placed(&r[0], "/spec/containers/0/securityContext"), (10, Some(7)));
+        assert_eq!(placed(&r[0], ""), (5, Some(3)));
+        assert_eq!(placed(&r[1], "/metadata/name"), (12, Some(42)));
+        assert_eq!(placed(&r[1], "/spec"), (12, Some(3)));
+        assert_eq!(placed(&r[2], "/metadata/name"), (17, Some(3)));
+        let (w0, w1, w2) =
+            (r[0].written.as_ref().unwrap(), r[1].written.as_ref().unwrap(), r[2].written.as_ref().unwrap());
+        // The items of the List share the one index of their document; the next document has its own.
+        assert!(Arc::ptr_eq(&w0.locator, &w1.locator) && w0.locator.get().is_some_and(Option::is_some));
+        assert!(!Arc::ptr_eq(&w0.locator, &w2.locator));
+        // Copies for another run share nothing read yet, but List items still share.
+        let copies = unlocated_copies(&r);
+        let (c0, c1) = (copies[0].written.as_ref().unwrap(), copies[1].written.as_ref().unwrap());
+        assert!(Arc::ptr_eq(&c0.locator, &c1.locator) && c0.locator.get().is_none());
+        assert!(!Arc::ptr_eq(&c0.locator, &w0.locator));
+        assert_eq!(placed(&copies[1], "/metadata/name"), (12, Some(42)));
+        // A resource read from no text keeps its own source.
+        let bare = Resource { written: None, ..r[2].clone() };
+        assert_eq!(bare.source_of("/metadata/name"), r[2].source);
     }
 
     #[test]
