@@ -23,11 +23,13 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Start-up and evaluation speed on real-world manifests and on the PSS fixtures.
-bench:
-    cargo build --release -p palisade
-    ./target/release/palisade bench ../shared/corpus/real-world
-    ./target/release/palisade bench --profile restricted ../shared/corpus/pss/test/testdata
+# Start-up and evaluation speed, issue 16's figures with their aims: the 18 PSS rules on the PSS
+# fixtures (with the cold start), the whole default set on real-world (per rule), warm start from a bundle.
+bench: release
+    ./target/release/palisade bench --profile restricted --rounds 10 ../shared/corpus/pss/test/testdata
+    ./target/release/palisade bench --skip-cold --rounds 10 --per-rule ../shared/corpus/real-world
+    ./target/release/palisade bundle build --name hardened --version 0.0.0-bench --output target/bench-bundle.tar
+    ./target/release/palisade bench --skip-cold --bundle target/bench-bundle.tar ../shared/corpus/real-world
 
 # The default policy set as a bundle (OCI layout tarball), ready to sign and push.
 bundle VERSION="0.1.0":
@@ -37,6 +39,11 @@ bundle VERSION="0.1.0":
 bench-bundle: release
     ./target/release/palisade bundle build --name hardened --version 0.0.0-bench --output target/bench-bundle.tar
     ./target/release/palisade bench --bundle target/bench-bundle.tar ../shared/corpus/real-world
+
+# Instructions per evaluation by rule family, under callgrind (valgrind): `just callgrind`, `just callgrind pss probes`;
+# another binary: `PALISADE_BIN=/path/to/palisade just callgrind pss`. See host/benches/callgrind.sh --help.
+callgrind *ARGS:
+    host/benches/callgrind.sh {{ARGS}}
 
 # Load on `palisade serve` over TLS: requests/s, p50/p95/p99, peak memory.
 bench-serve:

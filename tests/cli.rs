@@ -310,3 +310,60 @@ fn every_rule_is_documented() {
         assert_eq!(m["settingsSchema"]["type"], "object", "{id}");
     }
 }
+
+/// `palisade bench` names what produced its figures: the command line, the
+/// machine, the rules that ran (inactive ones with their reason), each figure
+/// with its aim, and with --per-rule one row per rule that was called.
+/// Nothing here is timed: only the report's shape and counts are checked.
+#[test]
+fn bench_prints_its_command_machine_rules_and_each_rule() {
+    let fixture = root().join("host/benches/fixtures/deployment-2k.json");
+    let mut cmd = palisade();
+    cmd.args(["bench", "--skip-cold", "--rounds", "2", "--threads", "1", "--per-rule"]).arg(&fixture);
+    let out = run(&mut cmd);
+    let text = succeeded(&cmd, &out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("$ ") && lines[0].contains(" bench --skip-cold --rounds 2 --threads 1 --per-rule "),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("machine: ") && lines[1].contains(" cores, "), "{text}");
+    assert!(!text.contains("cold start"), "--skip-cold: {text}");
+    let rules_line = lines.iter().find(|l| l.starts_with("rules: ")).unwrap_or_else(|| panic!("{text}"));
+    let count = |after: &str| -> usize {
+        let at = rules_line.find(after).unwrap_or_else(|| panic!("{after:?} in {rules_line}"));
+        rules_line[..at]
+            .rsplit([' ', ','])
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{rules_line}"))
+    };
+    let (total, active, inactive) = (count(" rules (profile hardened)"), count(" active"), count(" inactive"));
+    assert_eq!(active + inactive, total, "{rules_line}");
+    let named: Vec<&&str> = lines.iter().filter(|l| l.starts_with("  inactive: ")).collect();
+    assert_eq!(named.len(), inactive, "{text}");
+    assert!(text.contains("  inactive: image-registry: "), "unconfigured, so inactive: {text}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("resources/s (best round)")
+            && l.ends_with("(aim ≥ 15,000/s, whole default set on ../shared/corpus/real-world)")),
+        "{text}"
+    );
+    // One Deployment: each rule that judges Deployments is called once a round.
+    let evaluations: usize = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("evaluations per round"))
+        .and_then(|n| n.trim().replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let table = text.split_once("per rule, per round").unwrap_or_else(|| panic!("{text}")).1;
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("  ") && !l.starts_with("  no calls"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), evaluations, "{text}");
+    assert!(rows.iter().all(|r| r.len() == 5 && r[1] == "1" && r[4].ends_with('%')), "{text}");
+    let idle = table.lines().find_map(|l| l.strip_prefix("  no calls (")).unwrap_or_else(|| panic!("{text}"));
+    let idle: usize = idle.split(')').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(rows.len() + idle, total, "every rule is in the table or among those not called: {text}");
+}

@@ -124,7 +124,8 @@ enum Command {
         #[command(subcommand)]
         what: bundle::BundleCommand,
     },
-    /// Measure start-up and evaluation speed.
+    /// Measure start-up and evaluation speed; every figure is printed after the
+    /// command line and the machine.
     Bench {
         /// Manifests to evaluate (files or directories).
         #[arg(value_name = "PATH", required = true)]
@@ -140,6 +141,13 @@ enum Command {
         /// With --bundle, opening it (digests, signature) is timed inside each start.
         #[command(flatten)]
         source: bundle::BundleArgs,
+        /// Skip the cold start (a full compile into an empty temporary cache);
+        /// warm starts then use the usual compile cache.
+        #[arg(long)]
+        skip_cold: bool,
+        /// Also print each rule's calls, time, time per call and share, per round.
+        #[arg(long)]
+        per_rule: bool,
     },
     /// Start a rule crate of your own: metadata, an example check, a unit test
     /// and a test suite (see docs/write-a-rule.md).
@@ -158,9 +166,15 @@ pub fn main() -> ExitCode {
         Command::Explain { rules, format, policy } => explain::run(&rules, format, &policy),
         Command::Serve(args) => serve::run(args),
         Command::Export { what, common } => export::run(what, common),
-        Command::Bench { paths, profile, rounds, threads, source } => {
-            bench::run(&paths, &profile, rounds, threads, &source)
-        }
+        Command::Bench { paths, profile, rounds, threads, source, skip_cold, per_rule } => bench::run(bench::Options {
+            paths: &paths,
+            profile: &profile,
+            rounds,
+            threads,
+            source: &source,
+            skip_cold,
+            per_rule,
+        }),
         Command::Bundle { what } => bundle::run(what),
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
