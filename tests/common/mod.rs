@@ -55,8 +55,11 @@ pub fn testing_component(name: &str) -> PathBuf {
 }
 
 /// The real binary, with a compile cache shared by every test of the run.
+/// `PALISADE_BENCH_BIN` names another binary instead (an A/B benchmark
+/// against an earlier build).
 pub fn palisade() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    let bin = std::env::var_os("PALISADE_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_palisade").into());
+    let mut cmd = Command::new(bin);
     cmd.env("PALISADE_CACHE_DIR", root().join("target").join("test-cache"));
     cmd.env("NO_COLOR", "1");
     cmd.stdin(Stdio::null());

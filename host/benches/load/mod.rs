@@ -3,6 +3,7 @@
 //! AdmissionReviews at a fixed rate or as fast as they can, with latency
 //! measured from each request's scheduled send time, so a stalled server
 //! cannot hide its queue.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -126,4 +127,88 @@ pub fn report(label: &str, latencies: &[Duration], duration: Duration) {
         percentile(latencies, 0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
+}
+
+/// CPU seconds used so far: this process (the load generator: its client
+/// threads) and the server, read from `/proc/<pid>/stat` (utime + stime).
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    at: Instant,
+    generator: f64,
+    server: f64,
+}
+
+impl Cpu {
+    pub fn now(server_pid: u32) -> Cpu {
+        Cpu { at: Instant::now(), generator: own_cpu_seconds(), server: process_cpu_seconds(server_pid) }
+    }
+
+    /// "load generator X of N cores, server Y" since `self`, as shares of the machine's cores.
+    pub fn shares_since(&self, server_pid: u32) -> String {
+        let later = Cpu::now(server_pid);
+        let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!(
+            "load generator {:.2} of {cores} cores, server {:.2}",
+            (later.generator - self.generator) / wall,
+            (later.server - self.server) / wall,
+        )
+    }
+}
+
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct we pass, nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// utime + stime of process `pid`, in seconds (0 when it cannot be read).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line are the 12th and 13th after the name.
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / hz
+}
+
+/// A `/proc/<pid>/status` line's value in MiB (`VmHWM`, `VmRSS`), if present.
+pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Requests/s and latency quantiles of one phase, in ms.
+pub struct Summary {
+    pub requests: usize,
+    pub rate: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+pub fn summary(latencies: &[Duration], duration: Duration) -> Summary {
+    Summary {
+        requests: latencies.len(),
+        rate: latencies.len() as f64 / duration.as_secs_f64(),
+        p50: percentile(latencies, 0.50),
+        p99: percentile(latencies, 0.99),
+        p999: percentile(latencies, 0.999),
+        max: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    }
 }

@@ -35,6 +35,11 @@ pub(super) struct ServeArgs {
     /// Requests evaluated at once; more wait, up to the request deadline.
     #[arg(long, default_value_t = 64)]
     max_concurrency: usize,
+    /// Objects evaluated at once, each with its own set of instances (made at start); other
+    /// requests wait for a free set, up to the request deadline. Default: the cores, or
+    /// --max-concurrency when images are verified (evaluation then waits on registries).
+    #[arg(long, value_name = "N")]
+    evaluation_threads: Option<usize>,
     /// Deadline of one request, in milliseconds (keep it below the webhook's timeoutSeconds);
     /// past it the request gets 500 and its evaluation is interrupted.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
@@ -93,6 +98,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
     let images = image_verifier(&config, args.config.as_ref(), &args.policy, true, false, &[])?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool_size = match args.evaluation_threads {
+        Some(n) => n.max(1),
+        // Verifying an image waits on its registry, not on a core.
+        None if images.status() == palisade::images::Status::Enabled => cores.max(args.max_concurrency),
+        None => cores,
+    };
     let sources = policy_sources(&args.policy, &config.verify.keys)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
@@ -122,7 +134,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !errors.is_empty() {
             bail!("invalid configuration:\n  {}", errors.join("\n  "));
         }
-        Ok(palisade::serve::engine::Engine::new(catalog.runtime.clone(), policies, config.admission.clone()))
+        Ok(palisade::serve::engine::Engine::new(catalog.runtime.clone(), policies, config.admission.clone(), pool_size))
     };
     palisade::serve::run(options, load)
 }

@@ -90,18 +90,18 @@ pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
     let mut causes = Vec::new();
     let mut violations = Vec::new();
     let mut warnings = Vec::new();
-    let mut denied_by = Vec::new();
-    let mut fired = Vec::new();
+    let mut denied_by: Vec<String> = Vec::new();
+    let mut fired: Vec<String> = Vec::new();
     let mut failures = Vec::new();
     for r in &results {
         match &r.verdict {
             Verdict::Violations(vs) => {
-                if !fired.contains(&r.rule) {
-                    fired.push(r.rule.clone());
+                if !fired.iter().any(|f| **f == *r.rule) {
+                    fired.push(r.rule.to_string());
                 }
                 for v in vs {
                     let cause = Cause {
-                        rule: r.rule.clone(),
+                        rule: r.rule.to_string(),
                         field: dotted(&v.path),
                         path: v.path.clone(),
                         message: v.message.clone(),
@@ -114,13 +114,13 @@ pub fn decide(results: Vec<RuleResult>, subject: &str) -> Decision {
                     }
                     violations.push(cause);
                 }
-                if r.mode == Mode::Enforce && !denied_by.contains(&r.rule) {
-                    denied_by.push(r.rule.clone());
+                if r.mode == Mode::Enforce && !denied_by.iter().any(|d| **d == *r.rule) {
+                    denied_by.push(r.rule.to_string());
                 }
             }
             Verdict::Error(e) if r.failure_policy == FailurePolicy::Fail => {
                 failures.push(format!("[{}] could not evaluate: {e}", r.rule));
-                denied_by.push(r.rule.clone());
+                denied_by.push(r.rule.to_string());
             }
             Verdict::Error(e) => {
                 warnings.push(warning(&r.rule, &format!("could not evaluate, allowed as failurePolicy is ignore: {e}")))

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::decision::{Decision, decide};
-use super::engine::Engine;
+use super::engine::{Counted, Engine};
 pub use super::wire::Refusal;
 use super::wire::{self, Operation, ProviderKey, str_at};
 use crate::runtime::wit;
@@ -29,8 +29,8 @@ pub struct Logged {
     pub rules: Vec<String>,
     /// Rules that denied the request (enforced violations, failures that fail closed).
     pub rules_failed: Vec<String>,
-    /// (rule, result) of every evaluation: pass, fail, error or skipped.
-    pub evaluations: Vec<(String, &'static str)>,
+    /// (rule index, result) of every evaluation: pass, fail, error or skipped.
+    pub evaluations: Vec<(usize, Counted)>,
     /// `/mutate`: the images pinned, as `pointer=reference@digest`.
     pub pinned: Vec<String>,
 }
@@ -50,19 +50,8 @@ impl Logged {
     }
 }
 
-fn tally(d: &Decision) -> Vec<(String, &'static str)> {
-    d.results
-        .iter()
-        .map(|r| {
-            let result = match &r.verdict {
-                super::engine::Verdict::Pass => "pass",
-                super::engine::Verdict::Violations(_) => "fail",
-                super::engine::Verdict::Error(_) => "error",
-                super::engine::Verdict::Skipped(_) => "skipped",
-            };
-            (r.rule.clone(), result)
-        })
-        .collect()
+fn tally(d: &Decision) -> Vec<(usize, Counted)> {
+    d.results.iter().map(|r| (r.index, r.verdict.result())).collect()
 }
 
 /// The engine's name for an operation that carries an object.
@@ -253,7 +242,7 @@ pub fn gatekeeper(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Va
             .iter()
             .filter_map(|r| match &r.verdict {
                 super::engine::Verdict::Error(e) => {
-                    Some(json!({"rule": r.rule, "error": e, "failurePolicy": r.failure_policy}))
+                    Some(json!({"rule": &*r.rule, "error": e, "failurePolicy": r.failure_policy}))
                 }
                 _ => None,
             })

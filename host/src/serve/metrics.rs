@@ -2,8 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use super::engine::Counted;
 
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
@@ -14,10 +18,74 @@ struct Histogram {
     count: u64,
 }
 
+/// The endpoints that evaluate rules, as counted in `palisade_evaluations_total`.
+pub const EVALUATING: [&str; 4] = ["validate", "mutate", "gatekeeper", "kyverno"];
+
+/// `palisade_evaluations_total` and `palisade_policy_errors_total`, one atomic
+/// counter per (endpoint, rule, result) and per rule, allocated once the
+/// rules are known: counting takes no lock and builds no key.
+pub struct Evaluations {
+    rules: Vec<Arc<str>>,
+    /// Index: (endpoint × rules + rule) × results + result.
+    counts: Vec<AtomicU64>,
+    /// Per rule.
+    errors: Vec<AtomicU64>,
+}
+
+impl Evaluations {
+    pub fn new(rules: Vec<Arc<str>>) -> Evaluations {
+        let n = rules.len();
+        Evaluations {
+            counts: (0..EVALUATING.len() * n * Counted::ALL.len()).map(|_| AtomicU64::new(0)).collect(),
+            errors: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            rules,
+        }
+    }
+
+    /// One evaluation of rule `rule` (its index) on `endpoint`.
+    pub fn count(&self, endpoint: &str, rule: usize, result: Counted) {
+        let Some(e) = EVALUATING.iter().position(|x| *x == endpoint) else {
+            return;
+        };
+        let r = Counted::ALL.iter().position(|x| *x == result).unwrap_or(0);
+        if let Some(c) = self.counts.get((e * self.rules.len() + rule) * Counted::ALL.len() + r) {
+            c.fetch_add(1, Relaxed);
+        }
+        if result == Counted::Error
+            && let Some(c) = self.errors.get(rule)
+        {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The counters that are not zero, keyed as [`Metrics::inc`] keys them.
+    fn merge_into(&self, counters: &mut BTreeMap<String, u64>) {
+        for (e, endpoint) in EVALUATING.iter().enumerate() {
+            for (i, rule) in self.rules.iter().enumerate() {
+                for (r, result) in Counted::ALL.iter().enumerate() {
+                    let value = self.counts[(e * self.rules.len() + i) * Counted::ALL.len() + r].load(Relaxed);
+                    if value > 0 {
+                        let labels = [("endpoint", *endpoint), ("rule", rule), ("result", result.as_str())];
+                        *counters.entry(key("palisade_evaluations_total", &labels)).or_insert(0) += value;
+                    }
+                }
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let value = self.errors[i].load(Relaxed);
+            if value > 0 {
+                *counters.entry(key("palisade_policy_errors_total", &[("rule", rule)])).or_insert(0) += value;
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// `name{labels}` → value.
     counters: Mutex<BTreeMap<String, u64>>,
+    /// Counted apart, once the rules are loaded.
+    pub evaluations: OnceLock<Evaluations>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// The loaded policy set's digest, once loaded.
     pub digest: Mutex<Option<String>>,
@@ -27,10 +95,15 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `name{k="v",…}`, values escaped.
+fn key(name: &str, labels: &[(&str, &str)]) -> String {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
 impl Metrics {
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-        let key = format!("{name}{{{}}}", labels.join(","));
+        let key = key(name, labels);
         if let Ok(mut c) = self.counters.lock() {
             *c.entry(key).or_insert(0) += 1;
         }
@@ -39,7 +112,12 @@ impl Metrics {
     pub fn observe(&self, endpoint: &str, took: Duration) {
         let secs = took.as_secs_f64();
         if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry(endpoint.to_string()).or_default();
+            if !l.contains_key(endpoint) {
+                l.insert(endpoint.to_string(), Histogram::default());
+            }
+            let Some(h) = l.get_mut(endpoint) else {
+                return;
+            };
             for (i, b) in BUCKETS.iter().enumerate() {
                 if secs <= *b {
                     h.counts[i] += 1;
@@ -52,7 +130,10 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut counters = self.counters.lock().map(|c| c.clone()).unwrap_or_default();
+        if let Some(evaluations) = self.evaluations.get() {
+            evaluations.merge_into(&mut counters);
+        }
         let mut typed = std::collections::BTreeSet::new();
         for (key, value) in &counters {
             let name = key.split('{').next().unwrap_or(key);
@@ -109,4 +190,33 @@ pub fn render_images(m: &crate::images::Metrics) -> String {
         let _ = writeln!(out, "{name} {value}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_counters_render_as_the_keyed_counters_did() {
+        let keyed = Metrics::default();
+        let rule = "odd \"rule\"\\";
+        keyed.inc("palisade_evaluations_total", &[("endpoint", "validate"), ("rule", rule), ("result", "error")]);
+        keyed.inc("palisade_policy_errors_total", &[("rule", rule)]);
+        for _ in 0..2 {
+            keyed.inc("palisade_evaluations_total", &[("endpoint", "kyverno"), ("rule", "b"), ("result", "pass")]);
+        }
+        keyed.inc("palisade_requests_total", &[("endpoint", "validate"), ("code", "200")]);
+
+        let counted = Metrics::default();
+        let _ = counted.evaluations.set(Evaluations::new(vec![Arc::from(rule), Arc::from("b")]));
+        let evaluations = counted.evaluations.get().expect("set");
+        evaluations.count("validate", 0, Counted::Error);
+        evaluations.count("kyverno", 1, Counted::Pass);
+        evaluations.count("kyverno", 1, Counted::Pass);
+        counted.inc("palisade_requests_total", &[("endpoint", "validate"), ("code", "200")]);
+        assert_eq!(counted.render(), keyed.render());
+        assert!(
+            counted.render().contains("palisade_evaluations_total{endpoint=\"kyverno\",rule=\"b\",result=\"pass\"} 2")
+        );
+    }
 }

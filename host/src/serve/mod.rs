@@ -130,19 +130,36 @@ pub fn log_fatal(error: &anyhow::Error) {
 fn logger() -> std::sync::mpsc::SyncSender<Record> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(10_000);
     std::thread::spawn(move || {
-        let mut out = std::io::stdout().lock();
-        for record in rx {
+        // Buffered, and flushed once the queue is empty: under load one
+        // write carries many lines, and no line waits for the next one.
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+        let mut next = rx.recv().ok();
+        while let Some(record) = next {
             match record {
                 Record::Line(line) => {
-                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                    if writeln!(out, "{line}").is_err() {
                         break;
                     }
                 }
                 Record::Flush(done) => {
+                    if out.flush().is_err() {
+                        break;
+                    }
                     let _ = done.send(());
                 }
             }
+            next = match rx.try_recv() {
+                Ok(record) => Some(record),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    if out.flush().is_err() {
+                        break;
+                    }
+                    rx.recv().ok()
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+            };
         }
+        let _ = out.flush();
     });
     tx
 }
@@ -184,7 +201,8 @@ async fn serve(opts: Options, load: impl FnOnce() -> anyhow::Result<Engine> + Se
         let state = state.clone();
         tokio::task::spawn_blocking(move || match load() {
             Ok(engine) => {
-                engine.warm(&["Pod", "Deployment"]);
+                engine.warm();
+                let _ = state.metrics.evaluations.set(metrics::Evaluations::new(engine.rule_ids()));
                 let mut digests: Vec<String> =
                     engine.policies().iter().map(|p| p.policy.compiled.digest.clone()).collect();
                 digests.sort();
@@ -470,12 +488,9 @@ async fn post(
     let outcome = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), work).await;
     match outcome {
         Ok(Ok(Ok((value, logged)))) => {
-            for (rule, result) in &logged.evaluations {
-                state
-                    .metrics
-                    .inc("palisade_evaluations_total", &[("endpoint", endpoint), ("rule", rule), ("result", result)]);
-                if *result == "error" {
-                    state.metrics.inc("palisade_policy_errors_total", &[("rule", rule)]);
+            if let Some(counters) = state.metrics.evaluations.get() {
+                for &(rule, result) in &logged.evaluations {
+                    counters.count(endpoint, rule, result);
                 }
             }
             if endpoint != "gatekeeper" {

@@ -124,7 +124,7 @@ pub struct Review {
 
 /// Decode a `POST /validate` body.
 pub fn admission_review(body: &[u8]) -> Result<Review, Refusal> {
-    let review = parse(body)?;
+    let mut review = parse(body)?;
     if review["apiVersion"] != "admission.k8s.io/v1" || review["kind"] != "AdmissionReview" {
         return Err(Refusal(
             400,
@@ -145,8 +145,12 @@ pub fn admission_review(body: &[u8]) -> Result<Review, Refusal> {
     let operation = operation_field(request, "operation", None)
         .map_err(|Refusal(code, message)| Refusal(code, format!("request.{message}")))?;
     let mut object = Value::Null;
+    if operation.judges_object() {
+        // Moved out, not copied: nothing below reads request.object.
+        object = review.pointer_mut("/request/object").map(Value::take).unwrap_or(Value::Null);
+    }
+    let request = &review["request"];
     let kind = if operation.judges_object() {
-        object = request.get("object").cloned().unwrap_or(Value::Null);
         if !object.is_object() {
             return Err(Refusal(400, format!("request.object of a {} is not an object", operation.as_str())));
         }
