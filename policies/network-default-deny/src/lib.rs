@@ -110,7 +110,7 @@ fn cilium_denies(d: Direction, namespace: &NamespaceInfo, policies: &PolicySet) 
 /// (or is not in it, as nothing else would report for its namespace then).
 fn is_first_workload(header: &Header) -> Result<bool, String> {
     for kind in WORKLOAD_KINDS {
-        if let Some(first) = inventory::same_namespace(kind, header.namespace()).first() {
+        if let Some(first) = inventory::same_namespace_shared(kind, header.namespace()).first() {
             let first = Header::read(first)?;
             return Ok(first.kind == header.kind && first.metadata.name == header.metadata.name);
         }

@@ -28,9 +28,8 @@ impl PdbCoverage {
         if replicas <= 1 && hpa_min.is_none_or(|m| m <= 1) {
             return Ok(Vec::new());
         }
-        let objects = inventory::same_namespace("PodDisruptionBudget", w.namespace());
-        let pdbs: Vec<PodDisruptionBudget> = inventory::parse_all("PodDisruptionBudget", &objects)?;
-        for pdb in &pdbs {
+        let pdbs = inventory::same_namespace_cached::<PodDisruptionBudget>("PodDisruptionBudget", w.namespace())?;
+        for pdb in pdbs.iter() {
             if let Some(selector) = pdb.spec.selector.as_ref()
                 && selector
                     .matches(&w.pod_meta.labels)

@@ -45,6 +45,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -615,10 +616,10 @@ impl NamespaceInfo {
 
 /// The Namespace object named `name` in the checked set, if any.
 pub fn namespace_object(name: &str) -> Result<Option<inventory::Header>, String> {
-    for json in inventory::list("Namespace", None) {
-        let header = inventory::Header::read(&json)?;
+    for header in inventory::headers_cached("Namespace", None).iter() {
+        let header = header.as_ref().map_err(String::clone)?;
         if header.metadata.name == name {
-            return Ok(Some(header));
+            return Ok(Some(header.clone()));
         }
     }
     Ok(None)
@@ -653,15 +654,22 @@ pub struct PolicySet {
 
 impl PolicySet {
     /// Read from the inventory. An object without a namespace goes with others
-    /// without one (see [`inventory::same_namespace`]).
-    pub fn read(namespace: Option<&str>) -> Result<PolicySet, String> {
-        let network_policies =
-            inventory::parse_all("NetworkPolicy", &inventory::same_namespace("NetworkPolicy", namespace))?;
-        let mut cilium: Vec<CiliumPolicy> =
-            inventory::parse_all("CiliumNetworkPolicy", &inventory::same_namespace("CiliumNetworkPolicy", namespace))?;
-        let kind = "CiliumClusterwideNetworkPolicy";
-        cilium.extend(inventory::parse_all::<CiliumPolicy>(kind, &inventory::list(kind, None))?);
-        Ok(PolicySet { network_policies, cilium })
+    /// without one (see [`inventory::same_namespace`]). Read once per instance
+    /// and namespace, then shared (see [`inventory`]).
+    pub fn read(namespace: Option<&str>) -> Result<Rc<PolicySet>, String> {
+        let read = |_: &[String]| -> Result<Rc<PolicySet>, String> {
+            let network_policies =
+                inventory::parse_all("NetworkPolicy", &inventory::same_namespace_shared("NetworkPolicy", namespace))?;
+            let mut cilium: Vec<CiliumPolicy> = inventory::parse_all(
+                "CiliumNetworkPolicy",
+                &inventory::same_namespace_shared("CiliumNetworkPolicy", namespace),
+            )?;
+            let kind = "CiliumClusterwideNetworkPolicy";
+            cilium.extend(inventory::parse_all_cached::<CiliumPolicy>(kind, None)?.iter().cloned());
+            Ok(Rc::new(PolicySet { network_policies, cilium }))
+        };
+        // Kept under the NetworkPolicy list of the namespace, by its type.
+        (*inventory::derived("NetworkPolicy", Some(namespace.unwrap_or("")), read)).clone()
     }
 }
 

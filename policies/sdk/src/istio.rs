@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::inventory::{self, Header};
+use crate::inventory;
 use crate::pod::nullable;
 use crate::{SettingsError, Violation, Workload};
 
@@ -83,7 +83,7 @@ pub fn in_api_groups(api_version: &str) -> bool {
 /// the Kubernetes Gateway API (`gateway.networking.k8s.io`) does not count.
 pub fn in_checked_set() -> bool {
     KINDS.iter().any(|kind| {
-        inventory::list(kind, None).iter().any(|json| Header::read(json).is_ok_and(|h| in_api_groups(&h.api_version)))
+        inventory::headers_cached(kind, None).iter().any(|h| h.as_ref().is_ok_and(|h| in_api_groups(&h.api_version)))
     })
 }
 
@@ -369,11 +369,16 @@ impl PeerAuthentication {
     /// The policies that can apply to a workload in `namespace`: its own
     /// namespace's and the root namespace's, valid ones only.
     pub fn for_namespace(namespace: Option<&str>, root: &str) -> Result<Vec<PeerAuthentication>, String> {
-        let mut objects = inventory::same_namespace("PeerAuthentication", namespace);
+        let mut lists = vec![inventory::same_namespace_cached::<PeerAuthentication>("PeerAuthentication", namespace)?];
         if namespace != Some(root) {
-            objects.extend(inventory::list("PeerAuthentication", Some(root)));
+            lists.push(inventory::parse_all_cached("PeerAuthentication", Some(root))?);
         }
-        Ok(Self::parse_all(&objects)?.into_iter().filter(|p| p.problems().is_empty()).collect())
+        Ok(lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .filter(|p| in_api_groups(&p.api_version) && p.problems().is_empty())
+            .cloned()
+            .collect())
     }
 
     pub fn has_workload_selector(&self) -> bool {
@@ -595,9 +600,8 @@ pub struct TlsDisabled {
 impl DestinationRule {
     /// Every DestinationRule of the checked set, Istio's only.
     pub fn all() -> Result<Vec<DestinationRule>, String> {
-        let all: Vec<DestinationRule> =
-            inventory::parse_all("DestinationRule", &inventory::list("DestinationRule", None))?;
-        Ok(all.into_iter().filter(|d| in_api_groups(&d.api_version)).collect())
+        let all = inventory::parse_all_cached::<DestinationRule>("DestinationRule", None)?;
+        Ok(all.iter().filter(|d| in_api_groups(&d.api_version)).cloned().collect())
     }
 
     /// Every place the rule sets `tls.mode: DISABLE`.
@@ -806,12 +810,12 @@ impl AuthorizationPolicy {
     /// The policies that can apply to a workload in `namespace`: its own
     /// namespace's and the root namespace's, Istio's only.
     pub fn for_namespace(namespace: Option<&str>, root: &str) -> Result<Vec<AuthorizationPolicy>, String> {
-        let mut objects = inventory::same_namespace("AuthorizationPolicy", namespace);
+        let mut lists =
+            vec![inventory::same_namespace_cached::<AuthorizationPolicy>("AuthorizationPolicy", namespace)?];
         if namespace != Some(root) {
-            objects.extend(inventory::list("AuthorizationPolicy", Some(root)));
+            lists.push(inventory::parse_all_cached("AuthorizationPolicy", Some(root))?);
         }
-        let all: Vec<AuthorizationPolicy> = inventory::parse_all("AuthorizationPolicy", &objects)?;
-        Ok(all.into_iter().filter(|p| in_api_groups(&p.api_version)).collect())
+        Ok(lists.iter().flat_map(|l| l.iter()).filter(|p| in_api_groups(&p.api_version)).cloned().collect())
     }
 
     /// `spec.action`, `ALLOW` when unset.

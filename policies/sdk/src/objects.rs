@@ -1,6 +1,9 @@
 //! Small typed views of the non-pod objects more than one rule reads, with the
 //! field names of the Kubernetes API types.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde::Deserialize;
 
 use crate::inventory;
@@ -67,9 +70,8 @@ pub struct PdbSpec {
 /// The HorizontalPodAutoscaler of the checked set, in the same namespace, that
 /// scales `kind`/`name`, if any.
 pub fn hpa_for(kind: &str, name: &str, namespace: Option<&str>) -> Result<Option<HorizontalPodAutoscaler>, String> {
-    let objects = inventory::same_namespace("HorizontalPodAutoscaler", namespace);
-    let hpas: Vec<HorizontalPodAutoscaler> = inventory::parse_all("HorizontalPodAutoscaler", &objects)?;
-    Ok(hpas.into_iter().find(|h| h.targets(kind, name)))
+    let hpas = inventory::same_namespace_cached::<HorizontalPodAutoscaler>("HorizontalPodAutoscaler", namespace)?;
+    Ok(hpas.iter().find(|h| h.targets(kind, name)).cloned())
 }
 
 /// Workloads of the checked set in the same namespace, of the given kinds.
@@ -85,11 +87,30 @@ pub fn workloads_reading(
 ) -> Result<Vec<crate::Workload>, String> {
     let mut out = Vec::new();
     for kind in kinds {
-        for json in inventory::same_namespace(kind, namespace) {
-            if let Some(w) = crate::Workload::from_json_reading(&json, reads).map_err(|e| e.0)? {
-                out.push(w);
-            }
-        }
+        out.extend(workloads_of_kind(kind, namespace, reads)?.iter().cloned());
     }
     Ok(out)
+}
+
+/// The workloads of one kind, read once per instance, namespace and `reads`
+/// (see [`inventory`]); the first object that does not read is the error.
+fn workloads_of_kind(
+    kind: &str,
+    namespace: Option<&str>,
+    reads: crate::Fields,
+) -> Result<Rc<Vec<crate::Workload>>, String> {
+    /// Per list: the workloads read with each `Fields` asked for.
+    type ByFields = RefCell<Vec<(crate::Fields, Result<Rc<Vec<crate::Workload>>, String>)>>;
+    let namespace = Some(namespace.unwrap_or(""));
+    let memo = inventory::derived::<ByFields>(kind, namespace, |_| RefCell::new(Vec::new()));
+    if let Some((_, found)) = memo.borrow().iter().find(|(f, _)| *f == reads) {
+        return found.clone();
+    }
+    let read = inventory::list_shared(kind, namespace)
+        .iter()
+        .filter_map(|json| crate::Workload::from_json_reading(json, reads).map_err(|e| e.0).transpose())
+        .collect::<Result<Vec<_>, String>>()
+        .map(Rc::new);
+    memo.borrow_mut().push((reads, read.clone()));
+    read
 }

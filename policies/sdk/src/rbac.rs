@@ -28,6 +28,7 @@
 //! (<https://kubernetes.io/docs/reference/access-authn-authz/rbac/#default-roles-and-role-bindings>).
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use serde::{Deserialize, Deserializer};
 
@@ -329,9 +330,9 @@ fn matching<'a>(selector: &LabelSelector, roles: &'a [Role], own: &str) -> Resul
     Ok(out)
 }
 
-/// The ClusterRoles of the checked set.
-pub fn cluster_roles() -> Result<Vec<Role>, String> {
-    inventory::parse_all("ClusterRole", &inventory::list("ClusterRole", None))
+/// The ClusterRoles of the checked set (read once per instance, see [`inventory`]).
+pub fn cluster_roles() -> Result<Rc<Vec<Role>>, String> {
+    inventory::parse_all_cached("ClusterRole", None)
 }
 
 /// The `kind` of an object, read alone: an object of another kind is none of
@@ -418,13 +419,12 @@ impl Binding {
     /// The role `roleRef` names, if the checked set holds it: a ClusterRole by
     /// name, a Role by name in the binding's namespace.
     pub fn role_in_set(&self) -> Result<Option<Role>, String> {
-        let objects = match self.role_ref.kind.as_str() {
-            "ClusterRole" => inventory::list("ClusterRole", None),
-            "Role" => inventory::same_namespace("Role", self.namespace()),
+        let roles = match self.role_ref.kind.as_str() {
+            "ClusterRole" => cluster_roles()?,
+            "Role" => inventory::same_namespace_cached::<Role>("Role", self.namespace())?,
             _ => return Ok(None),
         };
-        let roles: Vec<Role> = inventory::parse_all(&self.role_ref.kind, &objects)?;
-        Ok(roles.into_iter().find(|r| r.name() == self.role_ref.name))
+        Ok(roles.iter().find(|r| r.name() == self.role_ref.name).cloned())
     }
 }
 

@@ -81,8 +81,7 @@ impl PodRule for ServiceAccountToken {
             .filter(|n| !n.is_empty())
             .or_else(|| w.spec.service_account.clone().filter(|n| !n.is_empty()))
             .unwrap_or_else(|| "default".to_string());
-        let objects = inventory::same_namespace("ServiceAccount", w.namespace());
-        let accounts = match inventory::parse_all::<ServiceAccount>("ServiceAccount", &objects) {
+        let accounts = match inventory::same_namespace_cached::<ServiceAccount>("ServiceAccount", w.namespace()) {
             Ok(a) => a,
             Err(e) => return vec![Violation::new(format!("cannot read the ServiceAccounts: {e}"), path)],
         };
