@@ -159,16 +159,19 @@ pub enum NotCredential {
 
 /// Is the value a credential whatever its name?
 pub fn secret_in_value(value: &str) -> Option<Credential> {
-    if looks_like_private_key(value) {
+    // Each test runs only if the value has every byte of what it looks for:
+    // one pass over the value instead of one a test.
+    let bytes = Bytes::of(value);
+    if bytes.all("PRIVATE KEY") && looks_like_private_key(value) {
         return Some(Credential::PrivateKey);
     }
-    if let Some(what) = token(value) {
+    if let Some(what) = token(value, &bytes) {
         return Some(Credential::Token(what));
     }
-    if password_hash(value) {
+    if (bytes.all("$") || bytes.all("{SHA}")) && password_hash(value) {
         return Some(Credential::PasswordHash);
     }
-    if url_with_password(value) {
+    if bytes.all("://") && url_with_password(value) {
         return Some(Credential::UrlPassword);
     }
     None
@@ -209,7 +212,16 @@ pub fn not_a_credential(name: &str, value: &str) -> Option<NotCredential> {
 
 /// Sensitive-name patterns (see [`DEFAULT_PATTERNS`] for their syntax).
 #[derive(Debug, Clone)]
-pub struct NamePatterns(Vec<(String, Pattern)>);
+pub struct NamePatterns(Vec<(String, Pattern, Ascii)>);
+
+/// A set of ASCII bytes, bit `b` for byte `b`.
+type Ascii = u128;
+
+/// The ASCII bytes of `text` but `*`: those a name must hold (in lower case,
+/// or as the `_` that [`words`] puts between words) to match a pattern.
+fn needed(text: &str) -> Ascii {
+    text.bytes().filter(|&c| c.is_ascii() && c != b'*').fold(0, |set, c| set | 1 << c)
+}
 
 #[derive(Debug, Clone)]
 enum Pattern {
@@ -227,7 +239,10 @@ impl NamePatterns {
             if matches!(&parsed, Pattern::Substring(s) | Pattern::Glob(s) if s.is_empty()) {
                 return Err(i);
             }
-            out.push((p.to_string(), parsed));
+            let needs = match &parsed {
+                Pattern::Substring(s) | Pattern::Glob(s) => needed(s),
+            };
+            out.push((p.to_string(), parsed, needs));
         }
         Ok(NamePatterns(out))
     }
@@ -238,14 +253,39 @@ impl NamePatterns {
 
     /// The first pattern (as written) that `name` matches.
     pub fn matches(&self, name: &str) -> Option<&str> {
-        let (joined, words) = (joined(name), words(name));
+        // Most names are short and ASCII, and lack a byte of every pattern
+        // (`expr`, `title`): those are told without their forms. The others
+        // have their forms built on the stack, byte by byte, not in two
+        // strings a char at a time.
+        const MAX: usize = 128;
+        if name.is_ascii() && name.len() <= MAX {
+            let has = name.bytes().fold(1 << b'_', |set: Ascii, c| set | 1 << c.to_ascii_lowercase());
+            if self.0.iter().all(|(_, _, needs)| needs & !has != 0) {
+                return None;
+            }
+            let (mut j, mut w) = ([0; MAX], [0; 2 * MAX]);
+            let j = joined_ascii(name.as_bytes(), &mut j);
+            let w = words_ascii(name.as_bytes(), &mut w);
+            if let (Ok(joined), Ok(words)) = (std::str::from_utf8(j), std::str::from_utf8(w)) {
+                return self.first_match(joined, words, has);
+            }
+        }
+        self.first_match(&joined(name), &words(name), Ascii::MAX)
+    }
+
+    /// The first pattern that the forms of a name match, of those whose
+    /// bytes it `has`.
+    fn first_match(&self, joined: &str, words: &str, has: Ascii) -> Option<&str> {
         self.0
             .iter()
-            .find(|(_, p)| match p {
-                Pattern::Substring(s) => joined.contains(s.as_str()),
-                Pattern::Glob(g) => glob(g, &words),
+            .find(|(_, p, needs)| {
+                needs & !has == 0
+                    && match p {
+                        Pattern::Substring(s) => contains(joined, s),
+                        Pattern::Glob(g) => glob(g, words),
+                    }
             })
-            .map(|(written, _)| written.as_str())
+            .map(|(written, _, _)| written.as_str())
     }
 }
 
@@ -358,6 +398,45 @@ pub fn words(name: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
+/// [`joined`] of an ASCII name, written in `out` (as long as the name).
+fn joined_ascii<'a>(name: &[u8], out: &'a mut [u8]) -> &'a [u8] {
+    let mut n = 0;
+    for &c in name.iter().filter(|c| !matches!(c, b'_' | b'-' | b'.' | b' ')) {
+        out[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    &out[..n]
+}
+
+/// [`words`] of an ASCII name, written in `out` (twice as long as the name:
+/// each byte gives at most itself and a `_`).
+fn words_ascii<'a>(name: &[u8], out: &'a mut [u8]) -> &'a [u8] {
+    let mut n = 0;
+    let mut prev_lower = false;
+    for &c in name {
+        let after_underscore = n > 0 && out[n - 1] == b'_';
+        if matches!(c, b'_' | b'-' | b'.' | b' ' | b'/') {
+            if n > 0 && !after_underscore {
+                out[n] = b'_';
+                n += 1;
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !after_underscore {
+            out[n] = b'_';
+            n += 1;
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    while n > 0 && out[n - 1] == b'_' {
+        n -= 1;
+    }
+    &out[..n]
+}
+
 /// `*` matches any run of characters; everything else itself.
 pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
@@ -384,7 +463,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 /// A PEM-style private key: `-----BEGIN RSA PRIVATE KEY-----` and the like
 /// (any label of capitals, digits and spaces before `PRIVATE KEY`).
 pub fn looks_like_private_key(value: &str) -> bool {
-    value.match_indices("PRIVATE KEY").any(|(i, _)| {
+    find_all(value, "PRIVATE KEY").any(|i| {
         value[..i]
             .rfind("BEGIN ")
             .is_some_and(|b| value[b + 6..i].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' '))
@@ -454,25 +533,68 @@ const TOKENS: &[TokenFormat] = &[
     TokenFormat { prefixes: &["npm_"], body: alnum, min: 36, max: 36, what: "an npm token" },
 ];
 
-/// A token in a documented format anywhere in the text, or an HTTP
-/// `Authorization` value (`Bearer …`, `Basic …`) as the whole text.
-fn token(text: &str) -> Option<&'static str> {
-    let b = text.as_bytes();
-    let starts_word = |i: usize| i == 0 || !b[i - 1].is_ascii_alphanumeric();
-    for format in TOKENS {
-        for prefix in format.prefixes {
-            for (i, _) in text.match_indices(prefix) {
-                let body = i + prefix.len();
-                let len = b[body..].iter().take_while(|&&c| (format.body)(c)).count();
-                if starts_word(i) && (format.min..=format.max).contains(&len) {
-                    return Some(format.what);
-                }
-            }
+/// Which bytes start a prefix of [`TOKENS`].
+const TOKEN_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut f = 0;
+    while f < TOKENS.len() {
+        let mut p = 0;
+        while p < TOKENS[f].prefixes.len() {
+            starts[TOKENS[f].prefixes[p].as_bytes()[0] as usize] = true;
+            p += 1;
         }
+        f += 1;
     }
-    if jwt(text) {
+    starts
+};
+
+/// A token in a documented format anywhere in the text, or an HTTP
+/// `Authorization` value (`Bearer …`, `Basic …`) as the whole text. Of
+/// several tokens, the one whose format comes first in [`TOKENS`].
+fn token(text: &str, bytes: &Bytes) -> Option<&'static str> {
+    let possible = TOKENS.iter().any(|format| format.prefixes.iter().any(|prefix| bytes.all(prefix)));
+    if let Some(f) = possible.then(|| first_token(text)).flatten() {
+        return Some(TOKENS[f].what);
+    }
+    if bytes.all("eyJ") && jwt(text) {
         return Some("a JSON Web Token");
     }
+    authorization(text)
+}
+
+/// The index in [`TOKENS`] of the first format with a token in the text.
+///
+/// One pass over the starts of words (a token follows no letter or digit),
+/// not one search a prefix. A prefix found where an earlier occurrence of
+/// itself overlaps (`AKIAKIA…`) follows a letter, so it never counts: each
+/// start of a word found here is one `str::match_indices` would report.
+fn first_token(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut first: Option<usize> = None;
+    for (i, &c) in b.iter().enumerate() {
+        if !TOKEN_STARTS[usize::from(c)] || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            continue;
+        }
+        let rest = &b[i..];
+        let upto = first.unwrap_or(TOKENS.len());
+        let found = TOKENS[..upto].iter().position(|format| {
+            format.prefixes.iter().any(|prefix| {
+                prefix.as_bytes()[0] == c && rest.starts_with(prefix.as_bytes()) && {
+                    let len = rest[prefix.len()..].iter().take_while(|&&c| (format.body)(c)).count();
+                    (format.min..=format.max).contains(&len)
+                }
+            })
+        });
+        if found == Some(0) {
+            return found;
+        }
+        first = found.or(first);
+    }
+    first
+}
+
+/// An HTTP `Authorization` value (`Bearer …`, `Basic …`) as the whole text.
+fn authorization(text: &str) -> Option<&'static str> {
     let t = unquote(text.trim());
     for scheme in ["Bearer ", "Basic "] {
         if let Some(rest) = strip_prefix_ignore_case(t, scheme) {
@@ -500,7 +622,7 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 /// `header.payload.signature`, header and payload base64url JSON objects (`eyJ`).
 fn jwt(text: &str) -> bool {
     let b = text.as_bytes();
-    text.match_indices("eyJ").any(|(i, _)| {
+    find_all(text, "eyJ").any(|i| {
         if i > 0 && base64url(b[i - 1]) {
             return false;
         }
@@ -545,12 +667,12 @@ fn password_hash(text: &str) -> bool {
             return salted(r, 16, 86);
         }
         ["argon2id$v=", "argon2i$v=", "argon2d$v="].iter().any(|p| rest.starts_with(p))
-    }) || ["{SHA}", "{SSHA}"].iter().any(|p| text.match_indices(p).any(|(i, _)| run(&text[i + p.len()..], &b64) >= 28))
+    }) || ["{SHA}", "{SSHA}"].iter().any(|p| find_all(text, p).any(|i| run(&text[i + p.len()..], &b64) >= 28))
 }
 
 /// A `scheme://user:password@host` with a literal password.
 fn url_with_password(text: &str) -> bool {
-    text.match_indices("://").any(|(i, _)| {
+    find_all(text, "://").any(|i| {
         let scheme = text[..i].bytes().rev().take_while(|c| c.is_ascii_alphanumeric() || b"+.-".contains(c)).count();
         if scheme == 0 {
             return false;
@@ -563,6 +685,49 @@ fn url_with_password(text: &str) -> bool {
             .split_once(':')
             .is_some_and(|(_, password)| !password.is_empty() && !is_reference(password) && !is_placeholder(password))
     })
+}
+
+/// The bytes a text holds.
+struct Bytes([bool; 256]);
+
+impl Bytes {
+    fn of(text: &str) -> Self {
+        let mut seen = [false; 256];
+        for &c in text.as_bytes() {
+            seen[usize::from(c)] = true;
+        }
+        Bytes(seen)
+    }
+
+    /// Does the text hold every byte of `needle` (so that it may hold `needle`)?
+    fn all(&self, needle: &str) -> bool {
+        needle.bytes().all(|c| self.0[usize::from(c)])
+    }
+}
+
+/// Where `needle` (not empty) occurs in `text`, the occurrences not
+/// overlapping, from the left: what `str::match_indices` finds, without the
+/// set-up of its searcher, which costs more than the search itself on the
+/// short lines and names read here, many times over.
+fn find_all<'a>(text: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let (hay, pat) = (text.as_bytes(), needle.as_bytes());
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let (&head, tail) = pat.split_first()?;
+        while from + pat.len() <= hay.len() {
+            let i = from + hay[from..hay.len() - tail.len()].iter().position(|&c| c == head)?;
+            if hay[i + 1..].iter().zip(tail).all(|(a, b)| a == b) {
+                from = i + pat.len();
+                return Some(i);
+            }
+            from = i + 1;
+        }
+        None
+    })
+}
+
+fn contains(text: &str, needle: &str) -> bool {
+    find_all(text, needle).next().is_some()
 }
 
 fn unquote(v: &str) -> &str {
@@ -581,7 +746,7 @@ fn is_identifier(v: &str) -> bool {
 }
 
 fn is_reference(v: &str) -> bool {
-    ["$(", "${", "{{", "#{", "%{", "<%"].iter().any(|open| v.contains(open))
+    ["$(", "${", "{{", "#{", "%{", "<%"].iter().any(|open| contains(v, open))
         || v.strip_prefix('$').is_some_and(is_identifier)
         || v.strip_prefix('%').and_then(|v| v.strip_suffix('%')).is_some_and(is_identifier)
         || ["vault:", "ref+", "arn:"].iter().any(|p| v.starts_with(p))
@@ -590,11 +755,11 @@ fn is_reference(v: &str) -> bool {
 fn is_placeholder(v: &str) -> bool {
     (v.len() >= 3 && v.bytes().all(|c| c == b'*'))
         || (v.len() > 2 && v.starts_with('<') && v.ends_with('>') && !v[1..v.len() - 1].contains(['<', '>']))
-        || v.to_ascii_lowercase().contains("placeholder")
+        || v.as_bytes().windows(11).any(|w| w.eq_ignore_ascii_case(b"placeholder"))
 }
 
 fn is_path(last_word: &str, v: &str) -> bool {
-    if v.contains(char::is_whitespace) || v.contains("://") {
+    if v.contains(char::is_whitespace) || contains(v, "://") {
         return false;
     }
     let path_chars = v.chars().all(|c| c.is_alphanumeric() || "/._-~+@:\\".contains(c));
@@ -615,7 +780,8 @@ fn is_path(last_word: &str, v: &str) -> bool {
 }
 
 fn is_url(v: &str) -> bool {
-    let Some((scheme, rest)) = v.split_once("://") else { return false };
+    let Some(at) = find_all(v, "://").next() else { return false };
+    let (scheme, rest) = (&v[..at], &v[at + 3..]);
     let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
     scheme_ok && !rest.is_empty() && !v.contains(char::is_whitespace) && !url_with_password(v)
@@ -700,7 +866,7 @@ fn assignment(line: &str) -> Option<(&str, &str)> {
         read_value(value)
     } else {
         // A YAML comment after the value, a JSON comma, a configuration `;`.
-        let value = value.split_once(" #").map_or(value, |(v, _)| v).trim();
+        let value = find_all(value, " #").next().map_or(value, |at| &value[..at]).trim();
         value.strip_suffix([',', ';']).unwrap_or(value).trim()
     };
     // A nested block (`{`, `[`, YAML `|`, `>-`): its lines are read on their own.
@@ -746,6 +912,9 @@ fn read_value(text: &str) -> &str {
     let end = text.find(|c: char| c.is_whitespace() || ";&,)\"'}]".contains(c)).unwrap_or(text.len());
     &text[..end]
 }
+
+#[cfg(test)]
+mod oracle;
 
 #[cfg(test)]
 mod tests {
@@ -960,5 +1129,180 @@ if [ \"$password\" != \"PONG\" ]; then
         assert_eq!(assignment("rename-command FLUSHDB \"\""), None);
         assert_eq!(assignment("if [ a != b ]; then"), None);
         assert_eq!(assignment("<password>x</password>"), Some(("password", "x")));
+    }
+
+    /// Detectors configured with the defaults, with custom patterns (a
+    /// substring and globs) and with an allow-list.
+    fn detectors() -> Vec<(Detector, oracle::Detector)> {
+        [
+            "{}",
+            r#"{"allow":["db_*","password","*token*"]}"#,
+            r#"{"patterns":["LOG_LEVEL","a*b","*key","session","x*"],"allow":["*_PASSWORD"]}"#,
+        ]
+        .iter()
+        .map(|s| {
+            let settings = || serde_json::from_str::<Settings>(s).unwrap();
+            (Detector::configure(settings()).unwrap(), oracle::Detector::configure(settings()).unwrap())
+        })
+        .collect()
+    }
+
+    /// What each reading of `text` finds, by the fast scanning and by the
+    /// oracle: the whole text as an embedded file, each line as a value, and
+    /// each line's assignment as `name = value`.
+    fn assert_same(detectors: &[(Detector, oracle::Detector)], text: &str, origin: &str) {
+        for (new, old) in detectors {
+            let (found, expected) = (new.scan_text(text), old.scan_text(text));
+            if found != expected {
+                let i = found.iter().zip(&expected).take_while(|(f, e)| f == e).count();
+                panic!(
+                    "{origin}: {} hits, the oracle {}; first difference: {:?}, the oracle {:?}",
+                    found.len(),
+                    expected.len(),
+                    found.get(i),
+                    expected.get(i)
+                );
+            }
+        }
+        let (new, old) = &detectors[0];
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            let at = || format!("{origin}:{}: {line}", i + 1);
+            assert_eq!(secret_in_value(line), oracle::secret_in_value(line), "{}", at());
+            assert_eq!(new.check("LINE", line), old.check("LINE", line), "{}", at());
+            assert_eq!(assignment(line), oracle::assignment(line), "{}", at());
+            assert_eq!(inner_pairs(line), oracle::inner_pairs(line), "{}", at());
+            if let Some((name, value)) = assignment(line) {
+                assert_eq!(new.check(name, value), old.check(name, value), "{}", at());
+                assert_eq!(not_a_credential(name, value), oracle::not_a_credential(name, value), "{}", at());
+                assert_eq!(words(name), oracle::words(name), "{}", at());
+                for (new, old) in detectors {
+                    assert_eq!(new.patterns.matches(name), old.patterns.matches(name), "{}", at());
+                }
+                assert_eq!(joined(name), oracle::joined(name), "{}", at());
+            }
+        }
+    }
+
+    /// The fast scanning reports exactly what the scanning before it did, on
+    /// every file of the real-world corpus (the grafana dashboards, Bitnami's
+    /// configuration files and scripts, CRDs with long descriptions) and on
+    /// each string of its JSON files.
+    #[test]
+    fn same_findings_as_the_oracle_on_the_real_world_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/real-world");
+        assert!(root.is_dir(), "the shared corpus is missing at {}", root.display());
+        let detectors = detectors();
+        let (mut files, mut stack) = (0, vec![root]);
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                let origin = path.display().to_string();
+                assert_same(&detectors, &text, &origin);
+                files += 1;
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+                    let mut values = vec![&json];
+                    while let Some(v) = values.pop() {
+                        match v {
+                            serde_json::Value::String(s) => assert_same(&detectors, s, &origin),
+                            serde_json::Value::Array(a) => values.extend(a),
+                            serde_json::Value::Object(o) => values.extend(o.values()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        assert!(files > 100, "{files} files read");
+    }
+
+    /// The same on lines made to reach the corners of each test: tokens at
+    /// the start, middle and end of a line, after a letter, cut short or too
+    /// long; hashes, URLs, pairs, quotes, case and non-ASCII names.
+    #[test]
+    fn same_findings_as_the_oracle_on_edge_cases() {
+        let detectors = detectors();
+        let pieces = [
+            "AKIAIOSFODNN7EXAMPLE",
+            "xAKIAIOSFODNN7EXAMPLE",
+            "AKIAIOSFODNN7EXAMPL",
+            "ASIAIOSFODNN7EXAMPLEE",
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "ghp_0123456789",
+            "github_pat_0123456789abcdefghij_XY",
+            "glpat-0123456789abcdefghij",
+            "xoxb-123456789012-abcdefABCDEF",
+            "xoxe-1",
+            "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+            "sk_live_0123456789abcdef",
+            "rk_live_0123",
+            "AIzaSyA0123456789abcdefghijklmnopqrstu",
+            "AIza0123",
+            "npm_0123456789abcdefghij0123456789abcdef",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+            "aeyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+            "Bearer abcdefgh12345678",
+            "bearer $(TOKEN)",
+            "BASIC dXNlcjpwYXNz",
+            "$2y$10$abcdefghijklmnopqrstuu0123456789abcdefghijklmnopqrstu",
+            "$apr1$abcdefgh$0123456789abcdefghijkl",
+            "$6$rounds=5000$salt$0123456789",
+            "$argon2id$v=19$m=65536",
+            "{SSHA}0123456789abcdefghijklmnopqrstuvwxyz",
+            "{SHA}short",
+            "postgres://user:pass@db:5432/app",
+            "redis://:${REDIS_PASSWORD}@redis",
+            "s3://bucket/key",
+            "://x:y@z",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----",
+            "BEGIN not a PRIVATE KEY",
+            "password=hunter2",
+            "-Dtrust.storePassword=changeit",
+            "?token=abc&x=y",
+            "\"apiKey\": \"k1\"",
+            "\"apiKey\":\"k1\",\"secret\":\"${S}\"",
+            "dbPassword: ''",
+            "Pässwort=geheim",
+            "ПАРОЛЬ = x",
+            "secret_ttl = 60s",
+            "tokenType: Bearer",
+            "existingSecret: db",
+            "password_file = conf/db.pass",
+            "password: <changeme>",
+            "password: ****",
+            "password: PLACEHOLDER",
+            "<password>tomcat</password>",
+            "- token: 'x' # note",
+            "export API_TOKEN=abc",
+            "requirepass foobared",
+            "rabbitmqDefaultPass: guest",
+            "AZURE_BATCH_KEY=x",
+            "a == b",
+            "x := y",
+            "k: |",
+            "Ünïcödé: ✓",
+            "",
+        ];
+        let mut text = String::new();
+        for a in pieces {
+            for b in pieces {
+                for sep in [" ", "", "\"", ":", "="] {
+                    text.push_str(&format!("{a}{sep}{b}\n"));
+                }
+            }
+        }
+        assert_same(&detectors, &text, "edge cases");
+        for p in pieces {
+            for (new, old) in &detectors {
+                assert_eq!(new.check(p, p), old.check(p, p), "{p}");
+                assert_eq!(new.check("password", p), old.check("password", p), "{p}");
+            }
+        }
     }
 }
