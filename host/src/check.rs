@@ -367,7 +367,6 @@ mod tests {
             assert_eq!(t.per_policy.iter().map(|p| p.calls).sum::<usize>(), r.summary.evaluations);
             // Three Pods for each PSS rule, the Service for none.
             assert!(t.per_policy.iter().all(|p| p.calls == 3), "{:?}", t.per_policy);
-            assert!(t.per_policy.iter().all(|p| p.time > Duration::ZERO), "{:?}", t.per_policy);
         }
         // On one thread, the calls are inside the worker phase.
         assert!(one.timing.evaluate >= one.timing.per_policy.iter().map(|p| p.time).sum::<Duration>());

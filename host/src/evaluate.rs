@@ -134,7 +134,7 @@ pub fn evaluate(
     let results: Mutex<Vec<(usize, Judged)>> = Mutex::new(Vec::with_capacity(resources.len()));
     let policy_time: Mutex<Vec<(usize, Duration)>> = Mutex::new(vec![(0, Duration::ZERO); policies.len()]);
     let threads = threads.clamp(1, resources.len().max(1));
-    // Resources a worker takes at a time (up to 16, fewer for small inputs so
+    // Resources a worker takes at a time (up to 64, fewer for small inputs so
     // every thread still gets work).
     let chunk = (resources.len() / (threads * 8)).clamp(1, 64);
     std::thread::scope(|scope| {
@@ -165,7 +165,7 @@ pub fn evaluate(
                                 continue;
                             }
                             times[p].0 += 1;
-                            let outcome = if policy.inactive.is_some() {
+                            let outcome = if policy.needs_no_call() {
                                 // The rule said that, as configured, it can report
                                 // nothing at all (`inactive-reason`): not called.
                                 Outcome::Violations(Vec::new())

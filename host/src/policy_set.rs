@@ -58,6 +58,15 @@ impl ActivePolicy {
         self.applies.contains(kind) || self.applies.contains("*")
     }
 
+    /// Whether `evaluate` need not be called: the rule says that, so
+    /// configured, it can report nothing (`inactive-reason`), and its contract
+    /// lets the host take that word (the current one does; a 0.2.0 rule, whose
+    /// contract only shows the reason, is still called). Such a rule counts as
+    /// evaluated, with no findings.
+    pub fn needs_no_call(&self) -> bool {
+        self.inactive.is_some() && self.policy.compiled.contract == crate::runtime::CONTRACTS[0]
+    }
+
     pub fn id(&self) -> &str {
         &self.policy.meta.id
     }

@@ -149,7 +149,7 @@ impl Engine {
                 mode: admission.mode(p.id(), p.severity),
                 failure_policy: admission.failure_policy(p.id()),
                 skipped: !p.policy.meta.reads_kinds.is_empty(),
-                inactive: p.inactive.is_some(),
+                inactive: p.needs_no_call(),
             })
             .collect();
         let applicable = |kind: &str| -> Arc<[usize]> {
@@ -244,16 +244,17 @@ impl Engine {
 
     /// A free instance set, waiting for one up to `deadline`.
     fn lease(&self, deadline: Option<Instant>) -> Option<Lease<'_>> {
-        let mut free = self.pool.free.lock().ok()?;
+        // Only pushes and pops run under the lock: a poisoned one holds a sound list.
+        let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(slots) = free.pop() {
                 return Some(Lease { pool: &self.pool, slots: Some(slots), rules: self.policies.len() });
             }
             free = match deadline {
-                None => self.pool.returned.wait(free).ok()?,
+                None => self.pool.returned.wait(free).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
                     let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
-                    self.pool.returned.wait_timeout(free, left).ok()?.0
+                    self.pool.returned.wait_timeout(free, left).unwrap_or_else(|e| e.into_inner()).0
                 }
             };
         }

@@ -14,8 +14,10 @@
 //! is each parse of it ([`parse_all_cached`], [`headers_cached`]): what was
 //! quadratic in the size of the set becomes linear. An error is kept as well,
 //! and is the same message the uncached reading gives. The memo holds at most
-//! one copy of each listed object and one parse of it per type: bounded by the
-//! set the host already holds, for as long as the instance lives.
+//! one copy of each listed object and one parse of it per type, and no more
+//! than [`MEMO_BYTES`] of listed objects in all: an instance's memory is
+//! bounded (64 MiB by default), so past that a list is read again on each
+//! call, as without a memo, instead of filling the memory with a huge set.
 //!
 //! Natively the memo is the same; [`testing::set`] clears it, as it replaces
 //! the set, so each test reads its own objects (and the memo is tested too).
@@ -40,6 +42,27 @@ struct Memo {
     lists: BTreeMap<ListKey, Rc<[String]>>,
     /// Values computed from one list, by their type (see [`derived`]).
     derived: BTreeMap<(TypeId, ListKey), Rc<dyn Any>>,
+    /// Bytes of listed objects kept: each list kept counts its size, and each
+    /// derived value the size of the list it was computed from.
+    bytes: usize,
+}
+
+/// The most bytes of listed objects the memo keeps (see the module documentation).
+pub const MEMO_BYTES: usize = 8 << 20;
+
+impl Memo {
+    /// Whether `size` more bytes may be kept; if so, they are counted.
+    fn take(&mut self, size: usize) -> bool {
+        let fits = self.bytes.saturating_add(size) <= MEMO_BYTES;
+        if fits {
+            self.bytes += size;
+        }
+        fits
+    }
+}
+
+fn size(objects: &[String]) -> usize {
+    objects.iter().map(String::len).sum()
 }
 
 thread_local! {
@@ -69,7 +92,12 @@ pub fn list_shared(kind: &str, namespace: Option<&str>) -> Rc<[String]> {
         return found;
     }
     let fetched: Rc<[String]> = fetch(kind, namespace).into();
-    MEMO.with(|m| m.borrow_mut().lists.insert(key, fetched.clone()));
+    MEMO.with(|m| {
+        let mut memo = m.borrow_mut();
+        if memo.take(size(&fetched)) {
+            memo.lists.insert(key, fetched.clone());
+        }
+    });
     fetched
 }
 
@@ -140,8 +168,14 @@ pub(crate) fn derived<V: 'static>(kind: &str, namespace: Option<&str>, compute: 
         return value;
     }
     // No borrow of the memo is held here: `compute` may fill it.
-    let value = Rc::new(compute(&list_shared(kind, namespace)));
-    MEMO.with(|m| m.borrow_mut().derived.insert(key, value.clone() as Rc<dyn Any>));
+    let objects = list_shared(kind, namespace);
+    let value = Rc::new(compute(&objects));
+    MEMO.with(|m| {
+        let mut memo = m.borrow_mut();
+        if memo.take(size(&objects)) {
+            memo.derived.insert(key, value.clone() as Rc<dyn Any>);
+        }
+    });
     value
 }
 
@@ -252,6 +286,24 @@ mod tests {
         assert_eq!(names("ServiceAccount", Some("shop")).unwrap(), ["a", "b"]);
         testing::set::<&str>(&[]);
         assert_eq!(names("ServiceAccount", Some("shop")).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn past_its_budget_the_memo_reads_again_instead_of_keeping() {
+        // One list of a little more than the budget: read, and not kept.
+        let padding = "x".repeat(1 << 20);
+        let big: Vec<String> = (0..=MEMO_BYTES >> 20)
+            .map(|i| format!(r#"{{"kind":"ConfigMap","metadata":{{"name":"c{i}","namespace":"shop"}},"data":{{"k":"{padding}"}}}}"#))
+            .collect();
+        testing::set(&big);
+        let first = list_shared("ConfigMap", Some("shop"));
+        assert_eq!(first.len(), big.len());
+        assert!(!Rc::ptr_eq(&first, &list_shared("ConfigMap", Some("shop"))));
+        let parsed = parse_all_cached::<Named>("ConfigMap", Some("shop")).unwrap();
+        assert!(!Rc::ptr_eq(&parsed, &parse_all_cached::<Named>("ConfigMap", Some("shop")).unwrap()));
+        // A small list beside it is still kept.
+        testing::set(&[A]);
+        assert!(Rc::ptr_eq(&list_shared("ServiceAccount", Some("shop")), &list_shared("ServiceAccount", Some("shop"))));
     }
 
     #[test]
