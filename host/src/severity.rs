@@ -43,3 +43,30 @@ impl FromStr for Severity {
             .ok_or_else(|| format!("unknown severity {s:?} (expected info, low, medium, high or critical)"))
     }
 }
+
+/// A rule's severity as the contract writes it.
+impl From<crate::runtime::wit::Severity> for Severity {
+    fn from(s: crate::runtime::wit::Severity) -> Severity {
+        use crate::runtime::wit::Severity as W;
+        match s {
+            W::Info => Severity::Info,
+            W::Low => Severity::Low,
+            W::Medium => Severity::Medium,
+            W::High => Severity::High,
+            W::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl From<Severity> for crate::runtime::wit::Severity {
+    fn from(s: Severity) -> crate::runtime::wit::Severity {
+        use crate::runtime::wit::Severity as W;
+        match s {
+            Severity::Info => W::Info,
+            Severity::Low => W::Low,
+            Severity::Medium => W::Medium,
+            Severity::High => W::High,
+            Severity::Critical => W::Critical,
+        }
+    }
+}
