@@ -170,12 +170,12 @@ fn default_bundle_round_trip_gives_the_builtin_findings() {
     assert_eq!(inspect["digest"], digest.as_str());
     assert_eq!(inspect["contractCompatible"], true);
     assert_eq!(inspect["annotations"]["io.palisade.bundle.name"], "hardened");
-    assert_eq!(inspect["annotations"]["io.palisade.contract"], "palisade:policy@0.3.1");
+    assert_eq!(inspect["annotations"]["io.palisade.contract"], "palisade:policy@0.3.2");
     let policies = inspect["policies"].as_array().unwrap();
     assert_eq!(policies.len(), 51);
     for p in policies {
         assert_eq!(p["version"], "1.0.0");
-        assert!(p["exports"].as_array().unwrap().iter().any(|e| e == "palisade:policy/policy@0.3.1"), "{p}");
+        assert!(p["exports"].as_array().unwrap().iter().any(|e| e == "palisade:policy/policy@0.3.2"), "{p}");
     }
 
     // HTTPS is the default: a plain-HTTP registry is refused without --insecure.
@@ -475,7 +475,7 @@ fn layouts_refuse_swapped_signatures_tampering_and_unknown_contracts() {
         }]);
     });
     let err = fails(palisade().args(["check", "--bundle"]).arg(&future).arg(root().join("examples")), 2);
-    assert!(err.contains("palisade:policy@9.0.0") && err.contains("0.3.1"), "{err}");
+    assert!(err.contains("palisade:policy@9.0.0") && err.contains("0.3.2"), "{err}");
 }
 
 #[test]

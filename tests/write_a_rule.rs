@@ -133,7 +133,7 @@ fn the_guide_runs_as_written() {
         ("palisade build", |dir, out| {
             assert!(dir.join("target/palisade/memory-limits.wasm").is_file(), "{out}");
             assert!(has_line(out, &["id:", "memory-limits"]), "{out}");
-            assert!(has_line(out, &["contract:", "palisade:policy@0.3.1"]), "{out}");
+            assert!(has_line(out, &["contract:", "palisade:policy@0.3.2"]), "{out}");
         }),
         ("palisade test --policies", |_, out| {
             assert!(has_line(out, &["ok", "Deployment shop/unlimited", "memory-limits", "fail", "fail"]), "{out}");

@@ -35,7 +35,7 @@ import yaml
 from wasmtime import Config, Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Record
 
-POLICY = "palisade:policy/policy@0.3.1"
+POLICY = "palisade:policy/policy@0.3.2"
 # The rule's own list of the nine pod-bearing kinds.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
 from image_tag import POD_KINDS  # noqa: E402
@@ -113,9 +113,9 @@ class Loaded:
         if self.wasi:
             linker.add_wasip2()
         with linker.root() as root:
-            with root.add_instance("palisade:policy/inventory@0.3.1") as inv:
+            with root.add_instance("palisade:policy/inventory@0.3.2") as inv:
                 inv.add_func("list-objects", lambda store, kind, namespace: [])
-            with root.add_instance("palisade:policy/image-verification@0.3.1") as iv:
+            with root.add_instance("palisade:policy/image-verification@0.3.2") as iv:
                 for name in [
                     "status",
                     "policy-for",

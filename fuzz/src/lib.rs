@@ -7,6 +7,8 @@ pub mod documents;
 pub mod pin;
 #[path = "../../host/src/resources.rs"]
 pub mod resources;
+#[path = "../../host/src/view.rs"]
+pub mod view;
 #[path = "../../host/src/serve/wire.rs"]
 pub mod wire;
 
@@ -108,4 +110,31 @@ pub fn kyverno_call(data: &[u8]) {
         assert!(!call.kind.is_empty());
         assert!(call.object["apiVersion"].as_str().is_some_and(|v| !v.is_empty()));
     }
+}
+
+/// Paths (one a line) before the first NUL byte, a JSON text after it, as a
+/// rule's `input.reads` and an object: reading the text's tape never panics,
+/// pruning never lengthens it, and where serde_json reads the text, the tape
+/// reads it too and the pruned text reads as the contract's rule says
+/// ([`view::reference_prune`]).
+pub fn view(data: &[u8]) {
+    let Some(nul) = data.iter().position(|&b| b == 0) else {
+        return;
+    };
+    let (Ok(paths), Ok(text)) = (std::str::from_utf8(&data[..nul]), std::str::from_utf8(&data[nul + 1..])) else {
+        return;
+    };
+    let paths: Vec<String> = paths.lines().map(str::to_string).collect();
+    let Ok(view) = view::View::new(&paths) else {
+        return;
+    };
+    let tape = view::Tape::read(text);
+    let pruned = view.prune(text, &tape);
+    assert!(pruned.len() <= text.len(), "pruning lengthened {text:?} to {pruned:?}");
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    assert!(!tape.is_empty(), "serde_json reads {text:?}, the tape does not");
+    let read: serde_json::Value = serde_json::from_str(&pruned).expect("a pruned text is JSON");
+    assert_eq!(read, view::reference_prune(&value, &paths), "{paths:?} of {text:?}: {pruned}");
 }

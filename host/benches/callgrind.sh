@@ -7,9 +7,10 @@
 # BIN (default $PALISADE_BIN, else target/release/palisade) checks
 # host/benches/fixtures/deployment-2k.json x100 (a List of 100 copies named d-0..d-99)
 # with `check --threads 1 --policy-timeout-ms 600000`. Callgrind collects only
-# inside `Runtime::evaluate` (the host crossing and the guest; instantiation,
-# reading and reporting excluded), so Ir / evaluations is the cost of one
-# evaluation. The JIT share is the Ir in code of no object file (`???`): the
+# inside `Runtime::evaluate` (the host crossing and the guest) and
+# `view::Object::for_policy` (parsing the object and pruning it to what each
+# rule reads, once per object and view); instantiation, reading and reporting
+# are excluded, so Ir / evaluations is the cost of one evaluation. The JIT share is the Ir in code of no object file (`???`): the
 # compiled guest. Families (default: all of them):
 #   pss        --profile restricted (the 18 built-in PSS rules)
 #   image      image-tag image-digest (the image-* rules active without a configuration)
@@ -33,6 +34,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${PALISADE_BIN:-$root/target/release/palisade}
 out=$root/target/callgrind
 toggle='*palisade::runtime::Runtime::evaluate*'
+toggle_view='*palisade::view::Object::for_policy*'
 families=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -115,7 +117,7 @@ for family in "${families[@]}"; do
     cg=$work/$family.callgrind.out
     # shellcheck disable=SC2086
     valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no --toggle-collect="$toggle" \
-        "$bin" "${common[@]}" --format json $args "$x100" >"$work/$family.json" 2>"$work/$family.err" || {
+        --toggle-collect="$toggle_view" "$bin" "${common[@]}" --format json $args "$x100" >"$work/$family.json" 2>"$work/$family.err" || {
         grep -v '^==' "$work/$family.err" >&2
         jq -r '.errors[]?.message' "$work/$family.json" 2>/dev/null | sort | uniq -c | head -n 5 >&2
         echo "callgrind.sh: $family: the counted run failed (above)" >&2
@@ -136,5 +138,5 @@ for family in "${families[@]}"; do
         "$(LC_ALL=C awk -v t="$total" -v e="$evaluations" 'BEGIN{printf "%d", (e>0 ? t/e : 0)}')" \
         "$(awk -v j="$jit" -v t="$total" 'BEGIN{printf "%.1f", 100*j/t}')" "$findings" \
         "${inactive:+   inactive: $inactive}"
-    echo "#   PALISADE_CACHE_DIR=$PALISADE_CACHE_DIR valgrind --tool=callgrind --collect-atstart=no --toggle-collect='$toggle' $bin ${common[*]} --format json $args $x100"
+    echo "#   PALISADE_CACHE_DIR=$PALISADE_CACHE_DIR valgrind --tool=callgrind --collect-atstart=no --toggle-collect='$toggle' --toggle-collect='$toggle_view' $bin ${common[*]} --format json $args $x100"
 done

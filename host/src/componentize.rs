@@ -56,7 +56,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// What a component imports and exports, as WIT names
-/// (`palisade:policy/types@0.3.1`, `wasi:cli/environment@0.2.0`).
+/// (`palisade:policy/types@0.3.2`, `wasi:cli/environment@0.2.0`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interfaces {
     pub imports: Vec<String>,
@@ -121,7 +121,7 @@ fn contract_version(name: &str) -> Option<&str> {
 
 /// Check a component against the contract: it exports `palisade:policy/policy`
 /// and imports only `palisade:policy` interfaces of the same version. Returns
-/// that contract version (`0.3.1`); whether the host runs it is the runtime's
+/// that contract version (`0.3.2`); whether the host runs it is the runtime's
 /// word.
 pub fn check_contract(component: &[u8]) -> Result<String, Error> {
     let interfaces = interfaces(component)?;
@@ -182,7 +182,7 @@ mod tests {
     fn every_built_in_rule_meets_the_contract() {
         assert!(!crate::builtin::BUILTIN.is_empty());
         for (name, component) in crate::builtin::BUILTIN {
-            assert_eq!(check_contract(component).as_deref(), Ok("0.3.1"), "{name}");
+            assert_eq!(check_contract(component).as_deref(), Ok("0.3.2"), "{name}");
         }
     }
 

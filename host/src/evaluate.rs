@@ -14,6 +14,7 @@ use crate::inventory::Inventory;
 use crate::policy_set::ActivePolicy;
 use crate::resources::Resource;
 use crate::runtime::{CallError, Instance, Runtime, wit};
+use crate::view::{Object, Views};
 
 /// What the policies said about the resources.
 #[derive(Debug, Default)]
@@ -137,6 +138,7 @@ pub fn evaluate(
     // Resources a worker takes at a time (up to 64, fewer for small inputs so
     // every thread still gets work).
     let chunk = (resources.len() / (threads * 8)).clamp(1, 64);
+    let views = Views::new(policies.iter().map(|p| p.policy.view.as_ref()));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -155,6 +157,9 @@ pub fn evaluate(
                     }
                     let taken = first..(first + chunk).min(resources.len());
                     let contexts: Vec<_> = taken.clone().map(|r| offline_context(&resources[r])).collect();
+                    // Each object is parsed once, and pruned once per view, for the rules that read part of it.
+                    let objects: Vec<Object> =
+                        taken.clone().map(|r| Object::from_text(&resources[r].json, &views)).collect();
                     let mut judged: Vec<Judged> = taken.clone().map(|_| Judged::default()).collect();
                     // Policy after policy over the resources taken, so each
                     // component's code and memory stay warm in the CPU's caches.
@@ -171,7 +176,7 @@ pub fn evaluate(
                                 Outcome::Violations(Vec::new())
                             } else {
                                 let call = Instant::now();
-                                let outcome = worker.run(p, &resource.json, &contexts[i], None);
+                                let outcome = worker.run(p, objects[i].for_policy(&views, p), &contexts[i], None);
                                 times[p].1 += call.elapsed();
                                 outcome
                             };

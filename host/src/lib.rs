@@ -42,4 +42,5 @@ pub mod serve;
 pub mod severity;
 pub mod suggest;
 pub mod suite;
+pub mod view;
 pub mod wasi;

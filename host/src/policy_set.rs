@@ -39,6 +39,8 @@ pub struct LoadedPolicy {
     /// `builtin:<crate>` or the file it was loaded from.
     pub origin: String,
     pub compiled: Compiled,
+    /// What it reads of an object (its `input.reads`); `None`: whole objects.
+    pub view: Option<crate::view::View>,
 }
 
 /// A policy chosen for a run, with its effective severity and settings.
@@ -60,11 +62,11 @@ impl ActivePolicy {
 
     /// Whether `evaluate` need not be called: the rule says that, so
     /// configured, it can report nothing (`inactive-reason`), and its contract
-    /// lets the host take that word (the current one does; a 0.2.0 rule, whose
-    /// contract only shows the reason, is still called). Such a rule counts as
+    /// lets the host take that word (0.3 does; a 0.2.0 rule, whose contract
+    /// only shows the reason, is still called). Such a rule counts as
     /// evaluated, with no findings.
     pub fn needs_no_call(&self) -> bool {
-        self.inactive.is_some() && self.policy.compiled.contract == crate::runtime::CONTRACTS[0]
+        self.inactive.is_some() && self.policy.compiled.contract != "0.2.0"
     }
 
     pub fn id(&self) -> &str {
@@ -148,25 +150,30 @@ fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str, wasi: b
     // `describe` is pure: its answer is kept next to the compiled form, under
     // the same digest. An opted-in WASI component is described every time, so
     // what it writes while doing so reaches the policy log as before.
+    // So is its `input.reads` answer.
     let cached = if wasi { None } else { runtime.read_cached_meta(hex).and_then(|b| cached_meta::read(&b, hex)) };
-    let meta = match cached {
-        Some(meta) => meta,
+    let (meta, reads) = match cached {
+        Some(described) => described,
         None => {
             let mut instance = runtime
                 .instantiate(&compiled, Arc::new(Inventory::default()))
                 .map_err(|e| anyhow::anyhow!("{origin}: cannot instantiate: {e}"))?;
             let meta =
                 runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
-            if !wasi && let Some(file) = cached_meta::write(&meta, hex) {
+            let reads =
+                runtime.reads(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: its input.reads failed: {e}"))?;
+            if !wasi && let Some(file) = cached_meta::write(&meta, reads.as_deref(), hex) {
                 runtime.write_cached_meta(hex, &file);
             }
-            meta
+            (meta, reads)
         }
     };
     let meta = meta_from_wit(meta).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    let view =
+        reads.map(|paths| crate::view::View::new(&paths)).transpose().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     // Its output is logged under its rule id from now on.
     compiled.name = Arc::from(meta.id.as_str());
-    Ok(LoadedPolicy { meta, origin: origin.to_string(), compiled })
+    Ok(LoadedPolicy { meta, origin: origin.to_string(), compiled, view })
 }
 
 /// The metadata file kept next to a compiled component (`<hex>.meta.json`):
@@ -203,9 +210,11 @@ mod cached_meta {
         settings_schema: String,
         references: Vec<String>,
         profiles: Vec<(String, String)>,
+        /// The `input.reads` answer (none: whole objects).
+        reads: Option<Vec<String>>,
     }
 
-    pub(super) fn write(m: &wit::Metadata, hex: &str) -> Option<Vec<u8>> {
+    pub(super) fn write(m: &wit::Metadata, reads: Option<&[String]>, hex: &str) -> Option<Vec<u8>> {
         let meta = Meta {
             id: m.id.clone(),
             title: m.title.clone(),
@@ -219,20 +228,22 @@ mod cached_meta {
             settings_schema: m.settings_schema.clone(),
             references: m.references.clone(),
             profiles: m.profiles.iter().map(|p| (p.profile.clone(), p.settings.clone())).collect(),
+            reads: reads.map(<[String]>::to_vec),
         };
         let metadata = serde_json::to_string(&meta).ok()?;
         let file = File { component: hex.to_string(), sha256: sha256_hex(metadata.as_bytes()), metadata };
         serde_json::to_vec(&file).ok()
     }
 
-    /// The metadata in `bytes`, if they are a whole, undamaged file for the component `hex`.
-    pub(super) fn read(bytes: &[u8], hex: &str) -> Option<wit::Metadata> {
+    /// The metadata and `input.reads` answer in `bytes`, if they are a whole,
+    /// undamaged file for the component `hex`.
+    pub(super) fn read(bytes: &[u8], hex: &str) -> Option<(wit::Metadata, Option<Vec<String>>)> {
         let file: File = serde_json::from_slice(bytes).ok()?;
         if file.component != hex || file.sha256 != sha256_hex(file.metadata.as_bytes()) {
             return None;
         }
         let m: Meta = serde_json::from_str(&file.metadata).ok()?;
-        Some(wit::Metadata {
+        let meta = wit::Metadata {
             id: m.id,
             title: m.title,
             description: m.description,
@@ -249,7 +260,8 @@ mod cached_meta {
                 .into_iter()
                 .map(|(profile, settings)| wit::ProfileMembership { profile, settings })
                 .collect(),
-        })
+        };
+        Some((meta, m.reads))
     }
 }
 
@@ -570,9 +582,13 @@ mod tests {
     #[test]
     fn cached_metadata_round_trips_and_damage_is_refused() {
         let hex = "ab".repeat(32);
-        let file = cached_meta::write(&metadata(), &hex).unwrap();
-        let read = cached_meta::read(&file, &hex).expect("read back");
+        let reads = vec!["/kind".to_string(), "/spec/containers/*/image".to_string()];
+        let file = cached_meta::write(&metadata(), Some(&reads), &hex).unwrap();
+        let (read, read_paths) = cached_meta::read(&file, &hex).expect("read back");
         assert!(same(&read, &metadata()));
+        assert_eq!(read_paths, Some(reads));
+        let whole = cached_meta::write(&metadata(), None, &hex).unwrap();
+        assert_eq!(cached_meta::read(&whole, &hex).expect("read back").1, None);
         // Another component's file, a truncated one, garbage.
         assert!(cached_meta::read(&file, &"cd".repeat(32)).is_none());
         assert!(cached_meta::read(&file[..file.len() - 1], &hex).is_none());
@@ -605,20 +621,24 @@ mod tests {
         assert!(dir.join(format!("{hex}.cwasm")).is_file());
 
         // A valid file is used as it is: no instance, no call.
-        let mut changed = cached_meta::read(&written, hex).unwrap();
+        let (mut changed, reads) = cached_meta::read(&written, hex).unwrap();
+        assert_eq!(fresh.view.is_some(), reads.is_some());
         changed.title = "from the cache".into();
-        std::fs::write(&meta_file, cached_meta::write(&changed, hex).unwrap()).unwrap();
+        let paths = vec!["/kind".to_string()];
+        std::fs::write(&meta_file, cached_meta::write(&changed, Some(&paths), hex).unwrap()).unwrap();
         let loaded = load_hashed(&runtime, name, bytes, hex, false).unwrap();
         assert!(loaded.compiled.cached);
         assert_eq!(loaded.meta.title, "from the cache");
+        assert_eq!(loaded.view, Some(crate::view::View::new(&paths).unwrap()));
         assert_eq!(&*loaded.compiled.name, fresh.meta.id.as_str());
 
         // Damaged, truncated, or another component's: described again, and the file rewritten.
-        let other = cached_meta::write(&changed, &"0".repeat(64)).unwrap();
+        let other = cached_meta::write(&changed, None, &"0".repeat(64)).unwrap();
         for damaged in [b"garbage".to_vec(), written[..written.len() / 2].to_vec(), other] {
             std::fs::write(&meta_file, &damaged).unwrap();
             let loaded = load_hashed(&runtime, name, bytes, hex, false).unwrap();
             assert_eq!(serde_json::to_value(&loaded.meta).unwrap(), serde_json::to_value(&fresh.meta).unwrap());
+            assert_eq!(loaded.view, fresh.view);
             assert_eq!(std::fs::read(&meta_file).unwrap(), written);
         }
     }

@@ -47,7 +47,10 @@ pub use bindings::palisade::policy::image_verification as images_wit;
 pub use bindings::palisade::policy::types as wit;
 
 /// The contract versions a component may be built for, newest first.
-pub const CONTRACTS: [&str; 2] = ["0.3.1", "0.2.0"];
+pub const CONTRACTS: [&str; 2] = ["0.3.2", "0.2.0"];
+
+/// The optional export through which a rule says what it reads (`input`, since 0.3.2).
+const INPUT_EXPORT: &str = "palisade:policy/input@0.3.2";
 
 /// How long the epoch ticker sleeps between ticks: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
@@ -332,7 +335,7 @@ macro_rules! with_policy {
 #[derive(Clone)]
 pub struct Compiled {
     pre: Pre,
-    /// The contract version the component was built for (`0.3.1`, `0.2.0`).
+    /// The contract version the component was built for (`0.3.2`, `0.2.0`).
     pub contract: &'static str,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
@@ -348,6 +351,8 @@ pub struct Compiled {
 /// One live instance of a policy with its configured evaluator.
 pub struct Instance {
     store: Store<StoreData>,
+    /// The component instance, for exports the bindings do not name (`input`).
+    component: wasmtime::component::Instance,
     rule: Bound,
     evaluator: Option<ResourceAny>,
 }
@@ -532,7 +537,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("the component does not fit Palisade's contract ({versions}): {e}"))?;
         let (pre, contract) = match bindings::RulePre::new(pre.clone()) {
-            Ok(v3) => (Pre::V3(v3), CONTRACTS[0]),
+            Ok(v3) => (Pre::V3(v3), exported_contract(&self.engine, &component)),
             Err(e3) => match bindings_v2::RulePre::new(pre) {
                 Ok(v2) => (Pre::V2(v2), CONTRACTS[1]),
                 Err(_) => anyhow::bail!(
@@ -599,12 +604,17 @@ impl Runtime {
             Ok(wasmtime::UpdateDeadline::Continue(ticks))
         });
         self.arm(&mut store, None);
+        let instance = match &compiled.pre {
+            Pre::V3(pre) => pre.instance_pre().instantiate(&mut store),
+            Pre::V2(pre) => pre.instance_pre().instantiate(&mut store),
+        };
+        let component = self.finish(&mut store, instance, false)?;
         let rule = match &compiled.pre {
-            Pre::V3(pre) => pre.instantiate(&mut store).map(Bound::V3),
-            Pre::V2(pre) => pre.instantiate(&mut store).map(Bound::V2),
+            Pre::V3(_) => bindings::Rule::new(&mut store, &component).map(Bound::V3),
+            Pre::V2(_) => bindings_v2::Rule::new(&mut store, &component).map(Bound::V2),
         };
         let rule = self.finish(&mut store, rule, false)?;
-        Ok(Instance { store, rule, evaluator: None })
+        Ok(Instance { store, component, rule, evaluator: None })
     }
 
     /// After a call: hand the output the instance wrote to the policy log, and
@@ -711,6 +721,25 @@ impl Runtime {
         self.finish(&mut instance.store, result, false)
     }
 
+    /// What the rule reads of an object: its `input.reads` answer, `None`
+    /// when it reads whole objects or does not have the export.
+    pub fn reads(&self, instance: &mut Instance) -> Result<Option<Vec<String>>, CallError> {
+        let store = &mut instance.store;
+        let Some(input) = instance.component.get_export_index(&mut *store, None, INPUT_EXPORT) else {
+            return Ok(None);
+        };
+        let Some(reads) = instance.component.get_export_index(&mut *store, Some(&input), "reads") else {
+            return Ok(None);
+        };
+        let func = instance
+            .component
+            .get_typed_func::<(), (Option<Vec<String>>,)>(&mut *store, &reads)
+            .map_err(|e| CallError::Host(format!("its {INPUT_EXPORT} export is not the contract's: {e}")))?;
+        self.arm(store, None);
+        let result = func.call(&mut *store, ()).map(|(paths,)| paths);
+        self.finish(store, result, false)
+    }
+
     /// Configure the instance's evaluator. `Ok(Err(..))`: the settings were refused.
     pub fn configure(
         &self,
@@ -781,6 +810,16 @@ fn policy_linker(engine: &Engine) -> anyhow::Result<Linker<StoreData>> {
     bindings_v2::palisade::policy::inventory::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut StoreData| s)
         .map_err(|e| anyhow::anyhow!("cannot link the 0.2.0 policy imports: {e}"))?;
     Ok(linker)
+}
+
+/// The 0.3 version whose `policy` a component exports (0.3.x components link
+/// under the current names, which match them semver-compatibly).
+fn exported_contract(engine: &Engine, component: &Component) -> &'static str {
+    const V3: [&str; 3] = ["0.3.2", "0.3.1", "0.3.0"];
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    V3.into_iter()
+        .find(|v| exports.iter().any(|e| e.strip_prefix("palisade:policy/policy@") == Some(v)))
+        .unwrap_or(CONTRACTS[0])
 }
 
 /// The first interface of the `wasi` package a component imports, by name, if any.

@@ -303,7 +303,7 @@ pub struct Built {
     /// The component, checked against the contract.
     pub component: PathBuf,
     pub bytes: Vec<u8>,
-    /// The contract version it exports (`0.3.1`).
+    /// The contract version it exports (`0.3.2`).
     pub contract: String,
 }
 

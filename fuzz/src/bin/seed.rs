@@ -18,6 +18,14 @@ use serde_json::{Value, json};
 const MAX_SEED: u64 = 64 << 10;
 const MAX_OBJECTS: usize = 400;
 
+/// `input.reads` answers for the `view` seeds (one path a line), like the SDK's.
+const VIEW_PATHS: [&str; 4] = [
+    "/kind\n/metadata/name\n/spec/containers/*/securityContext\n/spec/template/spec/containers/*/image",
+    "/kind\n/metadata/labels\n/spec/template\n/spec/*/metadata/*",
+    "",
+    "/*/*/*\n/spec/template/spec/volumes/*/name\n/data\n/rules/*/verbs",
+];
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
@@ -72,7 +80,7 @@ fn main() {
         std::process::exit(2);
     };
     let out = PathBuf::from(out);
-    let dirs = ["documents", "admission_review", "provider_request", "kyverno_call"].map(|d| out.join(d));
+    let dirs = ["documents", "admission_review", "provider_request", "kyverno_call", "view"].map(|d| out.join(d));
     for d in &dirs {
         if let Err(e) = std::fs::create_dir_all(d) {
             eprintln!("seed: cannot create {}: {e}", d.display());
@@ -129,6 +137,8 @@ fn main() {
         write(&dirs[2], &format!("provider-{n:04}"), provider.to_string().as_bytes());
         let call = json!({"object": object, "operation": ops[n % ops.len()], "oldObject": Value::Null});
         write(&dirs[3], &format!("kyverno-{n:04}"), call.to_string().as_bytes());
+        let paths = VIEW_PATHS[n % VIEW_PATHS.len()];
+        write(&dirs[4], &format!("view-{n:04}"), format!("{paths}\0{object}").as_bytes());
     }
     println!(
         "seed: {} manifest files, {} hostile inputs, {} objects wrapped for the decoders",

@@ -286,12 +286,13 @@ mod tests {
 
     #[test]
     fn contract_versions() {
+        assert!(check_contract("palisade:policy@0.3.2").is_ok());
         assert!(check_contract("palisade:policy@0.3.1").is_ok());
         assert!(check_contract("palisade:policy@0.3.0").is_ok());
         assert!(check_contract("palisade:policy@0.2.0").is_ok());
         assert!(check_contract("palisade:policy@0.1.0").is_err());
         assert!(check_contract("palisade:policy@0.4.0").is_err());
-        assert!(check_contract("palisade:policy@0.3.2").is_err());
+        assert!(check_contract("palisade:policy@0.3.3").is_err());
         assert!(check_contract("palisade:policy@0.2.9").is_err());
         assert!(check_contract("palisade:policy@1.0.0").is_err());
         assert!(check_contract("other:policy@0.2.0").is_err());

@@ -123,7 +123,8 @@ pub fn admission_review(engine: &Engine, body: &[u8], deadline: Instant) -> Resu
         offline: false,
     };
     let object = &review.object;
-    let decision = decide(engine.evaluate(&object.to_string(), &review.kind, &context, Some(deadline)), &label(object));
+    let decision =
+        decide(engine.evaluate(&engine.object(object), &review.kind, &context, Some(deadline)), &label(object));
     logged.record(&decision);
     Ok((respond(admission_response(&uid, &decision)), logged))
 }
@@ -234,7 +235,7 @@ pub fn gatekeeper(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Va
             user_info: None,
             offline: false,
         };
-        let d = decide(engine.evaluate(&text, &kind, &context, Some(deadline)), &label(&object));
+        let d = decide(engine.evaluate(&engine.object_text(&text), &kind, &context, Some(deadline)), &label(&object));
         failed.extend(d.denied_by.iter().cloned());
         evaluations.extend(tally(&d));
         let errors: Vec<Value> = d
@@ -287,7 +288,7 @@ pub fn kyverno(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Value
         offline: false,
     };
     let d =
-        decide(engine.evaluate(&object.to_string(), &logged.kind.clone(), &context, Some(deadline)), &label(object));
+        decide(engine.evaluate(&engine.object(object), &logged.kind.clone(), &context, Some(deadline)), &label(object));
     logged.record(&d);
     let violations: Vec<Value> =
         d.causes.iter().map(|c| json!({"rule": c.rule, "message": c.message, "path": c.path})).collect();

@@ -19,6 +19,7 @@ use crate::inventory::Inventory;
 use crate::policy_set::ActivePolicy;
 use crate::runtime::{CallError, Runtime, wit};
 use crate::severity::Severity;
+use crate::view::{Object, Views};
 
 /// What one rule made of the object.
 #[derive(Debug, Clone)]
@@ -129,6 +130,8 @@ pub struct Engine {
     any_kind: Arc<[usize]>,
     pool: Pool,
     pool_size: usize,
+    /// What each rule reads of an object.
+    views: Views,
 }
 
 pub const SKIPPED_CROSS_RESOURCE: &str =
@@ -179,6 +182,7 @@ impl Engine {
                 returned: Condvar::new(),
             },
             pool_size,
+            views: Views::new(policies.iter().map(|p| p.policy.view.as_ref())),
             policies,
             admission,
         }
@@ -186,6 +190,16 @@ impl Engine {
 
     pub fn policies(&self) -> &[ActivePolicy] {
         &self.policies
+    }
+
+    /// An object to evaluate, given parsed.
+    pub fn object<'a>(&self, value: &'a serde_json::Value) -> Object<'a> {
+        Object::from_value(value, &self.views)
+    }
+
+    /// An object to evaluate, given as JSON text.
+    pub fn object_text<'a>(&self, text: &'a str) -> Object<'a> {
+        Object::from_text(text, &self.views)
     }
 
     /// How many objects can be evaluated at once.
@@ -272,13 +286,14 @@ impl Engine {
         }
     }
 
-    /// Every applicable rule on `object` (JSON) of `kind`. Past `deadline`
-    /// (waiting for a free instance set, or evaluating) the running rule is
-    /// interrupted and the rest are not started: each says so as an error, so
-    /// the failure policy decides.
+    /// Every applicable rule on `object` (made by [`Engine::object`]) of
+    /// `kind`, each handed what it reads of it. Past `deadline` (waiting for a
+    /// free instance set, or evaluating) the running rule is interrupted and
+    /// the rest are not started: each says so as an error, so the failure
+    /// policy decides.
     pub fn evaluate(
         &self,
-        object: &str,
+        object: &Object<'_>,
         kind: &str,
         context: &wit::AdmissionContext,
         deadline: Option<Instant>,
@@ -307,7 +322,7 @@ impl Engine {
             } else if self.rules[p].inactive {
                 Verdict::Pass
             } else {
-                match worker.run(p, object, context, deadline) {
+                match worker.run(p, object.for_policy(&self.views, p), context, deadline) {
                     Outcome::Violations(v) if v.is_empty() => Verdict::Pass,
                     Outcome::Violations(v) => Verdict::Violations(v),
                     Outcome::Failed(e) => Verdict::Error(e),

@@ -19,6 +19,103 @@
 
 use std::cell::Cell;
 
+/// The JSON pointers a workload parse with `reads` looks at (the rule's
+/// answer to the contract's `input.reads`): the host may leave out every other
+/// key of the object, and the parse builds the same [`crate::Workload`], or
+/// fails with the same error. It follows the structs of [`crate::pod`] field
+/// for field: the envelope (`kind`, `metadata`, `spec`, `template`), a pod spec
+/// wherever one is read (`/spec` itself, since one struct reads a controller's
+/// and a pod's spec, its `template/spec` and `jobTemplate/spec/template/spec`,
+/// and `/template/spec`), and in each spec the fields always read and those
+/// of the parts in `reads`. A template inside a template is read too (no such
+/// field exists in Kubernetes): it is kept whole.
+pub fn paths(reads: Fields) -> Vec<String> {
+    let mut out = vec!["/kind".to_string()];
+    meta_paths(reads, "/metadata", &mut out);
+    spec_paths(reads, "/spec", true, &mut out);
+    template_paths(reads, "/template", &mut out);
+    out
+}
+
+fn meta_paths(reads: Fields, at: &str, out: &mut Vec<String>) {
+    for (key, part) in [
+        ("name", Fields::NONE),
+        ("namespace", Fields::NONE),
+        ("labels", Fields::LABELS),
+        ("annotations", Fields::ANNOTATIONS),
+    ] {
+        if reads.contains(part) {
+            out.push(format!("{at}/{key}"));
+        }
+    }
+}
+
+fn template_paths(reads: Fields, at: &str, out: &mut Vec<String>) {
+    meta_paths(reads, &format!("{at}/metadata"), out);
+    spec_paths(reads, &format!("{at}/spec"), false, out);
+}
+
+/// A pod spec at `at` ([`crate::pod::PodSpec`]); `outer`: the object's own
+/// `spec`, whose `template` and `jobTemplate` hold the pod template.
+fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
+    const ALWAYS: [&str; 10] = [
+        "hostNetwork",
+        "hostPID",
+        "hostIPC",
+        "hostUsers",
+        "os",
+        "restartPolicy",
+        "automountServiceAccountToken",
+        "serviceAccountName",
+        "serviceAccount",
+        "replicas",
+    ];
+    const PARTS: [(&str, Fields); 6] = [
+        ("securityContext", Fields::POD_SECURITY_CONTEXT),
+        ("volumes", Fields::VOLUMES),
+        ("affinity", Fields::AFFINITY),
+        ("topologySpreadConstraints", Fields::TOPOLOGY_SPREAD),
+        ("selector", Fields::SELECTOR),
+        ("volumeClaimTemplates", Fields::VOLUME_CLAIM_TEMPLATES),
+    ];
+    const CONTAINER_PARTS: [(&str, Fields); 10] = [
+        ("name", Fields::CONTAINERS),
+        ("image", Fields::CONTAINERS),
+        ("securityContext", Fields::SECURITY_CONTEXT),
+        ("ports", Fields::PORTS),
+        ("resources", Fields::RESOURCES),
+        ("env", Fields::ENV),
+        ("livenessProbe", Fields::PROBES),
+        ("readinessProbe", Fields::PROBES),
+        ("startupProbe", Fields::PROBES),
+        ("lifecycle", Fields::LIFECYCLE),
+    ];
+    out.extend(ALWAYS.iter().map(|key| format!("{at}/{key}")));
+    out.extend(PARTS.iter().filter(|(_, part)| reads.contains(*part)).map(|(key, _)| format!("{at}/{key}")));
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        // A probe's handler is read a second time, from its text: an error
+        // there is placed after it, and so names the probe or its container
+        // depending on what follows it. Reading probes, a container is kept
+        // whole, so that error reads the same.
+        if reads.contains(Fields::PROBES) {
+            out.push(format!("{at}/{list}/*"));
+            continue;
+        }
+        for (key, part) in CONTAINER_PARTS {
+            if reads.contains(part) {
+                out.push(format!("{at}/{list}/*/{key}"));
+            }
+        }
+    }
+    if outer {
+        template_paths(reads, &format!("{at}/template"), out);
+        template_paths(reads, &format!("{at}/jobTemplate/spec/template"), out);
+    } else {
+        out.push(format!("{at}/template"));
+        out.push(format!("{at}/jobTemplate"));
+    }
+}
+
 /// A set of workload parts; see the module documentation.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fields(u32);
@@ -142,6 +239,60 @@ impl Drop for Reading {
 /// Whether the parse running now reads `part`.
 pub(crate) fn reading(part: Fields) -> bool {
     READING.with(|r| r.get().contains(part))
+}
+
+/// The safety net of [`paths`] in native builds (unit tests): evaluate the
+/// object as a host hands it over (compact JSON of its parsed value), and
+/// pruned to `paths(reads)` as the contract's `input.reads` lets a host prune
+/// it, and panic if the outcomes differ ("reads outside its input paths"). Not
+/// compared: an object that is not JSON. The pruning here is the contract's
+/// rule written as plainly as possible (a list of paths, not the host's tree),
+/// so it is an oracle for the host's too.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn check_input<T: PartialEq + std::fmt::Debug>(
+    id: &str,
+    reads: Fields,
+    object: &str,
+    evaluate: impl Fn(&str) -> T,
+) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(object) else { return };
+    let paths = paths(reads);
+    let split: Vec<Vec<String>> =
+        paths.iter().map(|p| p.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect()).collect();
+    let split: Vec<&[String]> = split.iter().map(Vec::as_slice).collect();
+    let whole = value.to_string();
+    let pruned = prune(&value, &split).to_string();
+    let as_handed = evaluate(&whole);
+    let from_pruned = evaluate(&pruned);
+    assert_eq!(as_handed, from_pruned, "{id} reads outside its input paths ({reads:?}); pruned:\n{pruned}");
+}
+
+/// `value` with only what `paths` (each split into segments) select; see
+/// `input.reads` in `wit/policy.wit`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn prune(value: &serde_json::Value, paths: &[&[String]]) -> serde_json::Value {
+    use serde_json::Value;
+    if paths.iter().any(|p| p.is_empty()) {
+        return value.clone();
+    }
+    let rest = |matches: &dyn Fn(&str) -> bool| -> Vec<&[String]> {
+        paths.iter().filter(|p| matches(&p[0])).map(|p| &p[1..]).collect()
+    };
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| {
+                    let below = rest(&|segment| segment == "*" || segment == k);
+                    (!below.is_empty()).then(|| (k.clone(), prune(v, &below)))
+                })
+                .collect(),
+        ),
+        Value::Array(items) if paths.iter().all(|p| p[0] == "*") => {
+            let below = rest(&|_| true);
+            Value::Array(items.iter().map(|v| prune(v, &below)).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// Generates a `deserialize_with` function for a field read only when `part`

@@ -67,7 +67,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "rule",
+        world: "rule-with-input",
         pub_export_macro: true,
         export_macro_name: "__export_rule_component",
         default_bindings_module: "palisade_sdk::bindings",

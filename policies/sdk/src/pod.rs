@@ -362,7 +362,12 @@ impl Probe {
 impl<'de> Deserialize<'de> for Probe {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(de)?;
-        let handler = serde_json::from_str::<Option<Handler>>(raw.get()).map_err(serde::de::Error::custom)?;
+        // The inner error's position counts from the probe's start: dropped, so
+        // the outer reader places the error at the probe (see `json_path`).
+        let handler = serde_json::from_str::<Option<Handler>>(raw.get()).map_err(|e| {
+            let message = e.to_string();
+            serde::de::Error::custom(message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m))
+        })?;
         Ok(Probe { handler: handler.unwrap_or_default(), raw })
     }
 }

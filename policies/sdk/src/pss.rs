@@ -238,9 +238,14 @@ pub fn check_json<C: Control>(json: &str, version: &str, level: Level) -> Vec<cr
     let settings = Settings { version: Version::parse(version).expect("test version is valid"), level };
     let violations = C::check(&settings, &workload);
     #[cfg(not(target_arch = "wasm32"))]
-    crate::check_reads(C::metadata().id, C::READS, json, &violations, |w| {
-        w.map(|w| C::check(&settings, w)).unwrap_or_default()
-    });
+    {
+        crate::check_reads(C::metadata().id, C::READS, json, &violations, |w| {
+            w.map(|w| C::check(&settings, w)).unwrap_or_default()
+        });
+        crate::fields::check_input(C::metadata().id, C::READS, json, |pruned| {
+            crate::Workload::from_json_reading(pruned, C::READS).map(|w| w.map(|w| C::check(&settings, &w)))
+        });
+    }
     violations
 }
 

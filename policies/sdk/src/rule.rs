@@ -95,6 +95,13 @@ pub trait Rule: Sized + 'static {
     fn inactive_reason(&self) -> Option<String> {
         None
     }
+
+    /// The parts of an object `evaluate` reads, as JSON pointers (the
+    /// contract's `input.reads`, in `wit/policy.wit`); the host may leave out
+    /// the rest. `None`, the default: the whole object, always correct.
+    fn reads() -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A rule about the pod of a pod-bearing object.
@@ -133,19 +140,36 @@ impl<R: PodRule> Rule for PodRuleAdapter<R> {
     }
 
     fn evaluate(&self, object: &str, context: &Context) -> Result<Vec<Violation>, String> {
-        let violations = match Workload::from_json_reading(object, R::READS)? {
-            Some(workload) => self.0.check(&workload, context),
-            None => Vec::new(),
-        };
+        let outcome = self.evaluate_reading(object, context);
         #[cfg(not(target_arch = "wasm32"))]
-        check_reads(R::metadata().id, R::READS, object, &violations, |w| {
-            w.map(|w| self.0.check(w, context)).unwrap_or_default()
-        });
-        Ok(violations)
+        {
+            if let Ok(violations) = &outcome {
+                check_reads(R::metadata().id, R::READS, object, violations, |w| {
+                    w.map(|w| self.0.check(w, context)).unwrap_or_default()
+                });
+            }
+            crate::fields::check_input(R::metadata().id, R::READS, object, |pruned| {
+                self.evaluate_reading(pruned, context)
+            });
+        }
+        outcome
     }
 
     fn inactive_reason(&self) -> Option<String> {
         self.0.inactive_reason()
+    }
+
+    fn reads() -> Option<Vec<String>> {
+        Some(crate::fields::paths(R::READS))
+    }
+}
+
+impl<R: PodRule> PodRuleAdapter<R> {
+    fn evaluate_reading(&self, object: &str, context: &Context) -> Result<Vec<Violation>, String> {
+        Ok(match Workload::from_json_reading(object, R::READS)? {
+            Some(workload) => self.0.check(&workload, context),
+            None => Vec::new(),
+        })
     }
 }
 
@@ -300,6 +324,12 @@ macro_rules! export_rule {
             }
             fn inactive_reason(&self) -> ::std::option::Option<::std::string::String> {
                 $crate::Rule::inactive_reason(&self.0)
+            }
+        }
+
+        impl $crate::bindings::exports::palisade::policy::input::Guest for __PalisadeComponent {
+            fn reads() -> ::std::option::Option<::std::vec::Vec<::std::string::String>> {
+                <$rule as $crate::Rule>::reads()
             }
         }
 

@@ -379,6 +379,18 @@ mod tests {
     fn wrong_field_types_are_errors() {
         let err = Workload::from_json(r#"{"kind":"Pod","spec":{"hostNetwork":"yes"}}"#).unwrap_err();
         assert!(err.0.contains("invalid type"), "{err}");
+        // A probe is read twice (its text, then its handler): the error names the
+        // probe's container (or the probe, when another member follows it),
+        // whatever comes before it in the object.
+        for object in [
+            r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"livenessProbe":"x"}]}}"#,
+            r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}}}]}}"#,
+            r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}},"name":"a"}]}}"#,
+        ] {
+            let err = Workload::from_json(object).unwrap_err();
+            assert!(err.0.starts_with("cannot read the object: field `spec.containers[0]"), "{err}");
+            assert!(!err.0.contains(" at line "), "{err}");
+        }
     }
 
     const FULL: &str = r#"{"kind":"StatefulSet","metadata":{"name":"s","namespace":"n","labels":{"a":"1"},"annotations":{"b":"2"}},
