@@ -79,7 +79,7 @@ impl View {
     pub fn prune(&self, text: &str, tape: &Tape) -> String {
         let mut out = Vec::with_capacity(text.len() / 2);
         if !tape.is_empty() {
-            write(text.as_bytes(), tape, 0, &[&self.root], &mut out);
+            write(text, tape, 0, &[&self.root], &mut out);
         }
         // Whole values and keys are copied from valid UTF-8 at token boundaries.
         String::from_utf8(out).unwrap_or_else(|_| text.to_string())
@@ -87,9 +87,9 @@ impl View {
 }
 
 /// Write what `nodes` (the tree nodes that reach value `v` of `tape`) keep of it.
-fn write(text: &[u8], tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>) {
+fn write(text: &str, tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>) {
     let value = &tape.values[v];
-    let span = &text[value.start as usize..value.end as usize];
+    let span = &text.as_bytes()[value.start as usize..value.end as usize];
     if nodes.iter().any(|n| n.whole) {
         out.extend_from_slice(span);
         return;
@@ -100,9 +100,9 @@ fn write(text: &[u8], tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>)
             let mut first = true;
             let mut many: Vec<&Node> = Vec::new();
             for member in tape.children(v) {
-                let key = tape.values[member].key.as_ref().map(|k| &text[k.start as usize..k.end as usize]);
-                let Some(raw_key) = key else { continue };
-                let key = unquote(raw_key);
+                let Some(k) = &tape.values[member].key else { continue };
+                let raw_key = &text.as_bytes()[k.start as usize..k.end as usize];
+                let key = unquote(text, k);
                 // The nodes below this member: without allocating for the usual single node.
                 let pair: [&Node; 2];
                 let below: &[&Node] = match nodes {
@@ -155,15 +155,14 @@ fn write(text: &[u8], tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>)
     }
 }
 
-/// A key as the tree holds it: the text between the quotes, unescaped when it has escapes.
-fn unquote(raw: &[u8]) -> std::borrow::Cow<'_, str> {
-    let inner = &raw[1..raw.len() - 1];
-    if !inner.contains(&b'\\')
-        && let Ok(plain) = std::str::from_utf8(inner)
-    {
-        return std::borrow::Cow::Borrowed(plain);
+/// A key as the tree holds it: the text between the quotes of `key` (a range
+/// of `text`), unescaped when it has escapes.
+fn unquote<'t>(text: &'t str, key: &std::ops::Range<u32>) -> std::borrow::Cow<'t, str> {
+    let (start, end) = (key.start as usize, key.end as usize);
+    match text.get(start + 1..end - 1) {
+        Some(inner) if !inner.contains('\\') => std::borrow::Cow::Borrowed(inner),
+        _ => std::borrow::Cow::Owned(serde_json::from_slice::<String>(&text.as_bytes()[start..end]).unwrap_or_default()),
     }
-    std::borrow::Cow::Owned(serde_json::from_slice::<String>(raw).unwrap_or_default())
 }
 
 /// Where each value of a JSON text sits, in document order (a value's
