@@ -162,6 +162,10 @@ fn load_hashed(runtime: &Runtime, origin: &str, bytes: &[u8], hex: &str, wasi: b
                 runtime.describe(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: describe failed: {e}"))?;
             let reads =
                 runtime.reads(&mut instance).map_err(|e| anyhow::anyhow!("{origin}: its input.reads failed: {e}"))?;
+            // Only an answer that makes a view is kept.
+            if let Some(paths) = &reads {
+                crate::view::View::new(paths).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+            }
             if !wasi && let Some(file) = cached_meta::write(&meta, reads.as_deref(), hex) {
                 runtime.write_cached_meta(hex, &file);
             }
@@ -210,7 +214,9 @@ mod cached_meta {
         settings_schema: String,
         references: Vec<String>,
         profiles: Vec<(String, String)>,
-        /// The `input.reads` answer (none: whole objects).
+        /// The `input.reads` answer (none: whole objects). Required: a file
+        /// written before it existed is described again, not read as "whole".
+        #[serde(deserialize_with = "Option::deserialize")]
         reads: Option<Vec<String>>,
     }
 
@@ -641,6 +647,32 @@ mod tests {
             assert_eq!(loaded.view, fresh.view);
             assert_eq!(std::fs::read(&meta_file).unwrap(), written);
         }
+    }
+
+    #[test]
+    fn built_in_pod_rules_say_what_they_read_and_object_rules_read_whole_objects() {
+        let runtime = Runtime::new(None, SandboxLimits::default()).unwrap();
+        let load = |name: &str| {
+            let i = crate::builtin::BUILTIN.iter().position(|(n, _)| *n == name).expect(name);
+            let (_, bytes) = crate::builtin::BUILTIN[i];
+            load_hashed(&runtime, name, bytes, crate::builtin::BUILTIN_SHA256[i], false).unwrap()
+        };
+        // pss-privileged reads each container's securityContext (and what every pod rule reads).
+        let view = load("pss-privileged").view.expect("a pod rule answers input.reads");
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b"}, "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"hostNetwork": true, "containers": [
+                {"name": "c", "image": "i", "env": [{"name": "E"}], "securityContext": {"privileged": true}}
+            ]},
+            "status": {"phase": "Running"}
+        })
+        .to_string();
+        assert_eq!(
+            view.prune(&pod, &crate::view::Tape::read(&pod)),
+            r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"image":"i","name":"c","securityContext":{"privileged":true}}],"hostNetwork":true}}"#
+        );
+        assert!(load("rbac-wildcard").view.is_none(), "an object rule reads whole objects");
     }
 
     #[test]

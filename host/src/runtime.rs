@@ -737,6 +737,8 @@ impl Runtime {
             .map_err(|e| CallError::Host(format!("its {INPUT_EXPORT} export is not the contract's: {e}")))?;
         self.arm(store, None);
         let result = func.call(&mut *store, ()).map(|(paths,)| paths);
+        // Lifted whole (the instance frees it when the call returns): bounded by
+        // the instance's memory limit, then by the view's ([`crate::view::View::new`]).
         self.finish(store, result, false)
     }
 

@@ -20,13 +20,20 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// Paths one rule may list, and bytes one path may take: far more than any
-/// rule needs, and small enough that a component cannot make the host build a
-/// huge tree.
+/// Bounds of a rule's `input.reads` answer and of the tree made from it: far
+/// more than any rule needs (the SDK's widest answer is about 200 paths, 8 KiB
+/// and 300 nodes), and small enough that a component cannot make the host
+/// build a large tree or prune slowly.
 pub const MAX_PATHS: usize = 4096;
 pub const MAX_PATH_BYTES: usize = 1024;
+pub const MAX_TOTAL_BYTES: usize = 64 << 10;
+pub const MAX_NODES: usize = 16 << 10;
+/// The bounds, as a message says them.
+pub const LIMITS: &str = "4096 paths, 1024 bytes a path, 64 KiB in all, 16384 tree nodes";
 
-/// A rule's paths as a tree: what to keep of an object.
+/// A rule's paths as a tree: what to keep of an object. Where a node has both
+/// keys and `*`, what `*` keeps is merged into each key's node, so one node
+/// alone says what to keep of each value.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct View {
     root: Node,
@@ -38,24 +45,27 @@ struct Node {
     whole: bool,
     /// Members, by key.
     keys: BTreeMap<String, Node>,
-    /// `*`: every array element and object member.
+    /// `*`: every array element, and every object member not in `keys`.
     any: Option<Box<Node>>,
 }
 
+/// What no path reaches: nothing is kept of an object, an array's elements
+/// are pruned alike, a scalar is kept.
+static NOTHING: Node = Node { whole: false, keys: BTreeMap::new(), any: None };
+
 impl View {
     /// The view of a rule's `input.reads` answer. `Err` says which path is not
-    /// a JSON pointer, or which bound the list breaks.
+    /// a JSON pointer, or which bound ([`LIMITS`]) the list breaks.
     pub fn new(paths: &[String]) -> Result<View, String> {
-        if paths.len() > MAX_PATHS {
-            return Err(format!("input.reads lists {} paths, over the limit of {MAX_PATHS}", paths.len()));
+        let over = || format!("input.reads is over the limit of {LIMITS}");
+        if paths.len() > MAX_PATHS || paths.iter().map(String::len).sum::<usize>() > MAX_TOTAL_BYTES {
+            return Err(over());
         }
         let mut root = Node::default();
+        let mut nodes = 1;
         for path in paths {
             if path.len() > MAX_PATH_BYTES {
-                return Err(format!(
-                    "input.reads lists a path of {} bytes, over the limit of {MAX_PATH_BYTES}",
-                    path.len()
-                ));
+                return Err(over());
             }
             if !path.is_empty() && !path.starts_with('/') {
                 return Err(format!(
@@ -64,33 +74,95 @@ impl View {
             }
             let mut node = &mut root;
             for segment in path.split('/').skip(1) {
-                node = if segment == "*" {
+                let key = unescape(segment)
+                    .ok_or_else(|| format!("input.reads lists {path:?}, whose `~` is neither `~0` nor `~1`"))?;
+                let next = if key == "*" { node.any.is_none() } else { !node.keys.contains_key(&key) };
+                nodes += usize::from(next);
+                node = if key == "*" {
                     node.any.get_or_insert_with(Box::default)
                 } else {
-                    node.keys.entry(segment.replace("~1", "/").replace("~0", "~")).or_default()
+                    node.keys.entry(key).or_default()
                 };
             }
             node.whole = true;
         }
+        if nodes > MAX_NODES || !root.spread(&mut nodes) {
+            return Err(over());
+        }
         Ok(View { root })
     }
 
-    /// The JSON text `text` (with its [`Tape`]) pruned to this view.
+    /// The JSON text `text` (with its [`Tape`]) pruned to this view. `text`
+    /// must be JSON (the tape does not check its scalars).
     pub fn prune(&self, text: &str, tape: &Tape) -> String {
         let mut out = Vec::with_capacity(text.len() / 2);
         if !tape.is_empty() {
-            write(text, tape, 0, &[&self.root], &mut out);
+            write(text, tape, 0, &self.root, &mut out);
         }
         // Whole values and keys are copied from valid UTF-8 at token boundaries.
         String::from_utf8(out).unwrap_or_else(|_| text.to_string())
     }
 }
 
-/// Write what `nodes` (the tree nodes that reach value `v` of `tape`) keep of it.
-fn write(text: &str, tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>) {
+impl Node {
+    /// Merge what `*` keeps into each key's node, below this one, keeping
+    /// the tree's size (`nodes`) within [`MAX_NODES`]; false past it.
+    fn spread(&mut self, nodes: &mut usize) -> bool {
+        if let Some(any) = self.any.as_deref()
+            && !self.keys.is_empty()
+        {
+            let added = any.size().saturating_mul(self.keys.len());
+            *nodes = nodes.saturating_add(added);
+            if *nodes > MAX_NODES {
+                return false;
+            }
+            let any = any.clone();
+            for child in self.keys.values_mut() {
+                child.merge(&any);
+            }
+        }
+        self.keys.values_mut().all(|child| child.spread(nodes)) && self.any.as_mut().is_none_or(|a| a.spread(nodes))
+    }
+
+    fn merge(&mut self, other: &Node) {
+        self.whole |= other.whole;
+        for (key, child) in &other.keys {
+            self.keys.entry(key.clone()).or_default().merge(child);
+        }
+        if let Some(any) = &other.any {
+            self.any.get_or_insert_with(Box::default).merge(any);
+        }
+    }
+
+    fn size(&self) -> usize {
+        1 + self.keys.values().map(Node::size).sum::<usize>() + self.any.as_ref().map_or(0, |a| a.size())
+    }
+}
+
+/// A pointer segment unescaped (RFC 6901): `~1` is `/`, `~0` is `~`; `None`
+/// for any other `~`.
+fn unescape(segment: &str) -> Option<String> {
+    let mut out = String::with_capacity(segment.len());
+    let mut chars = segment.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c != '~' {
+            c
+        } else {
+            match chars.next() {
+                Some('0') => '~',
+                Some('1') => '/',
+                _ => return None,
+            }
+        });
+    }
+    Some(out)
+}
+
+/// Write what `node` (the tree node that reaches value `v` of `tape`) keeps of it.
+fn write(text: &str, tape: &Tape, v: usize, node: &Node, out: &mut Vec<u8>) {
     let value = &tape.values[v];
     let span = &text.as_bytes()[value.start as usize..value.end as usize];
-    if nodes.iter().any(|n| n.whole) {
+    if node.whole {
         out.extend_from_slice(span);
         return;
     }
@@ -98,55 +170,30 @@ fn write(text: &str, tape: &Tape, v: usize, nodes: &[&Node], out: &mut Vec<u8>) 
         Shape::Object => {
             out.push(b'{');
             let mut first = true;
-            let mut many: Vec<&Node> = Vec::new();
             for member in tape.children(v) {
                 let Some(k) = &tape.values[member].key else { continue };
-                let raw_key = &text.as_bytes()[k.start as usize..k.end as usize];
-                let key = unquote(text, k);
-                // The nodes below this member: without allocating for the usual single node.
-                let pair: [&Node; 2];
-                let below: &[&Node] = match nodes {
-                    [node] => match (node.keys.get(key.as_ref()), node.any.as_deref()) {
-                        (None, None) => continue,
-                        (Some(one), None) | (None, Some(one)) => {
-                            pair = [one, one];
-                            &pair[..1]
-                        }
-                        (Some(by_key), Some(any)) => {
-                            pair = [by_key, any];
-                            &pair
-                        }
-                    },
-                    _ => {
-                        many.clear();
-                        for node in nodes {
-                            many.extend(node.keys.get(key.as_ref()));
-                            many.extend(node.any.as_deref());
-                        }
-                        if many.is_empty() {
-                            continue;
-                        }
-                        &many
-                    }
+                let Some(below) = node.keys.get(unquote(text, k).as_ref()).or(node.any.as_deref()) else {
+                    continue;
                 };
                 if !first {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(raw_key);
+                out.extend_from_slice(&text.as_bytes()[k.start as usize..k.end as usize]);
                 out.push(b':');
                 write(text, tape, member, below, out);
             }
             out.push(b'}');
         }
-        Shape::Array if nodes.iter().all(|n| n.keys.is_empty() && n.any.is_some()) => {
-            let below: Vec<&Node> = nodes.iter().filter_map(|n| n.any.as_deref()).collect();
+        // A key needs an object: an array under one is kept as written.
+        Shape::Array if node.keys.is_empty() => {
+            let below = node.any.as_deref().unwrap_or(&NOTHING);
             out.push(b'[');
             for (i, item) in tape.children(v).enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write(text, tape, item, &below, out);
+                write(text, tape, item, below, out);
             }
             out.push(b']');
         }
@@ -161,15 +208,18 @@ fn unquote<'t>(text: &'t str, key: &std::ops::Range<u32>) -> std::borrow::Cow<'t
     let (start, end) = (key.start as usize, key.end as usize);
     match text.get(start + 1..end - 1) {
         Some(inner) if !inner.contains('\\') => std::borrow::Cow::Borrowed(inner),
-        _ => std::borrow::Cow::Owned(serde_json::from_slice::<String>(&text.as_bytes()[start..end]).unwrap_or_default()),
+        _ => {
+            std::borrow::Cow::Owned(serde_json::from_slice::<String>(&text.as_bytes()[start..end]).unwrap_or_default())
+        }
     }
 }
 
 /// Where each value of a JSON text sits, in document order (a value's
 /// members or elements follow it), read in one pass without building the
 /// values: what pruning needs to copy kept values as written and to step
-/// over the others. Any JSON text the host hands over reads; anything else
-/// gives an empty tape (the object then goes whole to every rule).
+/// over the others. Any JSON text reads; text that is not JSON gives an empty
+/// tape (the object then goes whole to every rule), but for scalars, which
+/// are not checked: the host hands over only text a JSON reader wrote.
 #[derive(Debug, Default)]
 pub struct Tape {
     values: Vec<TapeValue>,
@@ -362,7 +412,8 @@ pub struct Object<'a> {
 }
 
 impl<'a> Object<'a> {
-    /// An object given as JSON text.
+    /// An object given as JSON text that a JSON reader wrote (as `check`'s
+    /// resources are): see [`Tape`].
     pub fn from_text(text: &'a str, views: &Views) -> Object<'a> {
         Object::new(std::borrow::Cow::Borrowed(text), views)
     }
@@ -501,7 +552,28 @@ mod tests {
     }
 
     #[test]
+    fn no_paths_keep_nothing_of_objects_whatever_the_root() {
+        assert_eq!(view(&[]).pruned(&json!([{"a": 1}, [{"b": 2}], 3])), "[{},[{}],3]");
+        assert_eq!(view(&[]).pruned(&json!({"a": [1]})), "{}");
+    }
+
+    #[test]
     fn bad_paths_are_refused() {
+        for bad in ["/a~", "/a~2", "/~x/b"] {
+            assert!(View::new(&[bad.to_string()]).unwrap_err().contains("neither"), "{bad}");
+        }
+        assert!(View::new(&vec!["/a".repeat(500); 200]).unwrap_err().contains("over the limit"));
+        // Keys and `*` mixed at every level of a chain: what `*` keeps is merged into
+        // each key, level after level, which would grow the tree past its bound.
+        let mut mixed: Vec<String> = (0..14).map(|d| format!("{}/x", "/*".repeat(d))).collect();
+        mixed.extend((0..14).map(|d| format!("{}/y", "/k".repeat(d))));
+        assert!(View::new(&mixed).unwrap_err().contains("over the limit"));
+        // Mixed as rules mix them: fine.
+        let usual = ["/metadata/*", "/metadata/labels/app", "/spec/*/name", "/spec/containers/*/image"];
+        assert!(view(&usual).root.size() < 20);
+        let hostile: Vec<String> =
+            (0..4000).map(|i| format!("/{}/{i}", "*/k/".repeat(8).trim_end_matches('/'))).collect();
+        assert!(View::new(&hostile).unwrap_err().contains("over the limit"));
         assert!(View::new(&["kind".to_string()]).unwrap_err().contains("not a JSON pointer"));
         assert!(View::new(&vec!["/a".to_string(); MAX_PATHS + 1]).unwrap_err().contains("over the limit"));
         assert!(View::new(&[format!("/{}", "a".repeat(MAX_PATH_BYTES))]).unwrap_err().contains("over the limit"));

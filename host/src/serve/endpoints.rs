@@ -235,7 +235,8 @@ pub fn gatekeeper(engine: &Engine, body: &[u8], deadline: Instant) -> Result<(Va
             user_info: None,
             offline: false,
         };
-        let d = decide(engine.evaluate(&engine.object_text(&text), &kind, &context, Some(deadline)), &label(&object));
+        // Handed over as written it could hold duplicate keys that pruning would drop: as read.
+        let d = decide(engine.evaluate(&engine.object(&object), &kind, &context, Some(deadline)), &label(&object));
         failed.extend(d.denied_by.iter().cloned());
         evaluations.extend(tally(&d));
         let errors: Vec<Value> = d

@@ -192,14 +192,9 @@ impl Engine {
         &self.policies
     }
 
-    /// An object to evaluate, given parsed.
+    /// An object to evaluate, given parsed (so written once, canonically).
     pub fn object<'a>(&self, value: &'a serde_json::Value) -> Object<'a> {
         Object::from_value(value, &self.views)
-    }
-
-    /// An object to evaluate, given as JSON text.
-    pub fn object_text<'a>(&self, text: &'a str) -> Object<'a> {
-        Object::from_text(text, &self.views)
     }
 
     /// How many objects can be evaluated at once.
