@@ -168,8 +168,8 @@ impl Fields {
     }
 }
 
-/// The named parts, in the order `Debug` lists them.
-const NAMES: [(&str, Fields); 15] = [
+/// The named parts with their names, in the order `Debug` lists them.
+pub const NAMED: [(&str, Fields); 15] = [
     ("LABELS", Fields::LABELS),
     ("ANNOTATIONS", Fields::ANNOTATIONS),
     ("CONTAINERS", Fields::CONTAINERS),
@@ -196,10 +196,10 @@ impl std::fmt::Debug for Fields {
             _ => {}
         }
         // CONTAINERS is named only when no container part (which includes it) is.
-        let container_part = NAMES
+        let container_part = NAMED
             .iter()
             .any(|(_, part)| *part != Fields::CONTAINERS && part.contains(Fields::CONTAINERS) && self.contains(*part));
-        let names: Vec<&str> = NAMES
+        let names: Vec<&str> = NAMED
             .iter()
             .filter(|(name, part)| self.contains(*part) && !(*name == "CONTAINERS" && container_part))
             .map(|(name, _)| *name)

@@ -14,31 +14,22 @@ use palisade_sdk::{Fields, Workload};
 use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// Every named part, none, all, and two unions.
-const MASKS: [(&str, Fields); 19] = [
-    ("ALL", Fields::ALL),
-    ("NONE", Fields::NONE),
-    ("LABELS", Fields::LABELS),
-    ("ANNOTATIONS", Fields::ANNOTATIONS),
-    ("CONTAINERS", Fields::CONTAINERS),
-    ("SECURITY_CONTEXT", Fields::SECURITY_CONTEXT),
-    ("PORTS", Fields::PORTS),
-    ("RESOURCES", Fields::RESOURCES),
-    ("ENV", Fields::ENV),
-    ("PROBES", Fields::PROBES),
-    ("LIFECYCLE", Fields::LIFECYCLE),
-    ("POD_SECURITY_CONTEXT", Fields::POD_SECURITY_CONTEXT),
-    ("VOLUMES", Fields::VOLUMES),
-    ("AFFINITY", Fields::AFFINITY),
-    ("TOPOLOGY_SPREAD", Fields::TOPOLOGY_SPREAD),
-    ("SELECTOR", Fields::SELECTOR),
-    ("VOLUME_CLAIM_TEMPLATES", Fields::VOLUME_CLAIM_TEMPLATES),
-    (
+/// All, none, every named part, and two unions.
+const MASKS: [(&str, Fields); 19] = {
+    let mut masks = [("ALL", Fields::ALL); 19];
+    masks[1] = ("NONE", Fields::NONE);
+    let mut i = 0;
+    while i < palisade_sdk::fields::NAMED.len() {
+        masks[i + 2] = palisade_sdk::fields::NAMED[i];
+        i += 1;
+    }
+    masks[17] = (
         "SECURITY_CONTEXT|POD_SECURITY_CONTEXT|ANNOTATIONS",
         Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT).union(Fields::ANNOTATIONS),
-    ),
-    ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES)),
-];
+    );
+    masks[18] = ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES));
+    masks
+};
 
 /// JSON pointers split into unescaped segments (RFC 6901).
 fn split(pointers: &[String]) -> Vec<Vec<String>> {
