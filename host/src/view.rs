@@ -28,8 +28,6 @@ pub const MAX_PATHS: usize = 4096;
 pub const MAX_PATH_BYTES: usize = 1024;
 pub const MAX_TOTAL_BYTES: usize = 64 << 10;
 pub const MAX_NODES: usize = 16 << 10;
-/// The bounds, as a message says them.
-pub const LIMITS: &str = "4096 paths, 1024 bytes a path, 64 KiB in all, 16384 tree nodes";
 
 /// A rule's paths as a tree: what to keep of an object. Where a node has both
 /// keys and `*`, what `*` keeps is merged into each key's node, so one node
@@ -55,9 +53,14 @@ static NOTHING: Node = Node { whole: false, keys: BTreeMap::new(), any: None };
 
 impl View {
     /// The view of a rule's `input.reads` answer. `Err` says which path is not
-    /// a JSON pointer, or which bound ([`LIMITS`]) the list breaks.
+    /// a JSON pointer, or that the list breaks the bounds ([`MAX_PATHS`] and the others).
     pub fn new(paths: &[String]) -> Result<View, String> {
-        let over = || format!("input.reads is over the limit of {LIMITS}");
+        let over = || {
+            format!(
+                "input.reads is over the limit of {MAX_PATHS} paths, {MAX_PATH_BYTES} bytes a path, \
+                 {MAX_TOTAL_BYTES} bytes in all and {MAX_NODES} tree nodes"
+            )
+        };
         if paths.len() > MAX_PATHS || paths.iter().map(String::len).sum::<usize>() > MAX_TOTAL_BYTES {
             return Err(over());
         }
