@@ -32,6 +32,7 @@ pub mod helm;
 pub mod images;
 pub mod input;
 pub mod inventory;
+pub(crate) mod parallel;
 pub mod pin;
 pub mod policy_set;
 pub mod report;

@@ -16,6 +16,28 @@ pub trait Fetch {
     fn checks_digests(&self) -> bool {
         false
     }
+
+    /// Each of `layers` fetched and, unless the source checks digests
+    /// itself, given to `check`; the first error in their order is the error.
+    /// Here they are read one after another, then checked on as many threads
+    /// as there are cores. A source that can read several at once does, each
+    /// layer checked on the thread that read it.
+    fn fetch_layers(&mut self, layers: &[Descriptor], limit: u64, check: CheckLayer) -> Result<Vec<Vec<u8>>> {
+        let blobs = layers.iter().map(|d| self.fetch(d, limit)).collect::<Result<Vec<_>>>()?;
+        if !self.checks_digests() {
+            let pairs: Vec<(&Descriptor, &[u8])> = layers.iter().zip(blobs.iter().map(Vec::as_slice)).collect();
+            crate::parallel::map(&pairs, |(d, bytes)| check(d, bytes)).into_iter().collect::<Result<()>>()?;
+        }
+        Ok(blobs)
+    }
+}
+
+/// What [`Fetch::fetch_layers`] does with each layer it read: compare it with its digest.
+pub type CheckLayer<'a> = &'a (dyn Fn(&Descriptor, &[u8]) -> Result<()> + Sync);
+
+/// A layer's bytes against its descriptor's digest.
+fn check_layer(descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
+    check_digest(&format!("layer {}", descriptor.digest), descriptor, bytes)
 }
 
 /// A closed set of content: `pieces` holds every manifest, config and layer,
@@ -48,6 +70,12 @@ fn fetch_checked(source: &mut dyn Fetch, what: &str, descriptor: &Descriptor, li
 
 /// The bytes, not yet checked against the digest unless the source does it.
 fn fetch_unchecked(source: &mut dyn Fetch, what: &str, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+    refuse_early(what, descriptor, limit)?;
+    source.fetch(descriptor, limit)
+}
+
+/// What can be refused before reading: a digest that is not one, a size over the limit.
+fn refuse_early(what: &str, descriptor: &Descriptor, limit: u64) -> Result<()> {
     super::digest_hex(&descriptor.digest)?;
     if descriptor.size > limit {
         return Err(Error::Format(format!(
@@ -55,37 +83,7 @@ fn fetch_unchecked(source: &mut dyn Fetch, what: &str, descriptor: &Descriptor, 
             descriptor.digest, descriptor.size
         )));
     }
-    source.fetch(descriptor, limit)
-}
-
-/// Check the layers `pieces[i]` for each `i` of `layers` against their
-/// digests, on as many threads as there are cores (a bundle's layers are
-/// megabytes of components, where hashing is most of the time it takes to
-/// open it). The first mismatch in the order of the pieces is the error.
-fn check_layers(pieces: &[(Descriptor, Vec<u8>)], layers: &[usize]) -> Result<()> {
-    let check = |i: &usize| {
-        let (descriptor, bytes) = &pieces[*i];
-        check_digest(&format!("layer {}", descriptor.digest), descriptor, bytes)
-    };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(layers.len());
-    if threads <= 1 {
-        return layers.iter().try_for_each(check);
-    }
-    let results: Vec<Vec<(usize, Result<()>)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let check = &check;
-                // Every `threads`-th layer: the layers of a bundle are of similar sizes.
-                scope.spawn(move || {
-                    layers.iter().enumerate().skip(t).step_by(threads).map(|(n, i)| (n, check(i))).collect()
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    let mut results: Vec<(usize, Result<()>)> = results.into_iter().flatten().collect();
-    results.sort_by_key(|(n, _)| *n);
-    results.into_iter().try_for_each(|(_, result)| result)
+    Ok(())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, descriptor: &Descriptor, bytes: &[u8]) -> Result<T> {
@@ -97,9 +95,9 @@ impl Content {
     /// Read `root` and everything under it (an index of manifests, or one manifest).
     pub fn walk(root: &Descriptor, source: &mut dyn Fetch) -> Result<Content> {
         let mut pieces = Vec::new();
-        // Layers read but not checked yet (by index in `pieces`): checked
-        // together before anything is returned.
-        let mut unchecked = Vec::new();
+        // Layers not read yet (by index in `pieces`, left empty there): read
+        // and checked together before anything is returned.
+        let mut layers = Vec::new();
         if root.is_index() {
             let bytes = fetch_checked(source, "index", root, MAX_MANIFEST_BYTES)?;
             let index: Index = parse("index", root, &bytes)?;
@@ -113,18 +111,22 @@ impl Content {
                         root.digest, entry.digest, entry.media_type
                     )));
                 }
-                Self::walk_manifest(entry, source, &mut pieces, &mut unchecked)?;
+                Self::walk_manifest(entry, source, &mut pieces, &mut layers)?;
             }
             pieces.push((root.clone(), bytes));
         } else if root.is_manifest() {
-            Self::walk_manifest(root, source, &mut pieces, &mut unchecked)?;
+            Self::walk_manifest(root, source, &mut pieces, &mut layers)?;
         } else {
             return Err(Error::Format(format!(
                 "{}: a {:?}, neither an OCI image index nor a manifest",
                 root.digest, root.media_type
             )));
         }
-        check_layers(&pieces, &unchecked)?;
+        let descriptors: Vec<Descriptor> = layers.iter().map(|&i| pieces[i].0.clone()).collect();
+        let blobs = source.fetch_layers(&descriptors, MAX_BLOB_BYTES, &check_layer)?;
+        for (i, bytes) in layers.into_iter().zip(blobs) {
+            pieces[i].1 = bytes;
+        }
         Ok(Content { root: root.clone(), pieces })
     }
 
@@ -132,7 +134,7 @@ impl Content {
         descriptor: &Descriptor,
         source: &mut dyn Fetch,
         pieces: &mut Vec<(Descriptor, Vec<u8>)>,
-        unchecked: &mut Vec<usize>,
+        layers: &mut Vec<usize>,
     ) -> Result<()> {
         let bytes = fetch_checked(source, "manifest", descriptor, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest = parse("manifest", descriptor, &bytes)?;
@@ -145,11 +147,9 @@ impl Content {
         let config = fetch_checked(source, "config", &manifest.config, MAX_MANIFEST_BYTES)?;
         pieces.push((manifest.config.clone(), config));
         for layer in &manifest.layers {
-            let blob = fetch_unchecked(source, "layer", layer, MAX_BLOB_BYTES)?;
-            if !source.checks_digests() {
-                unchecked.push(pieces.len());
-            }
-            pieces.push((layer.clone(), blob));
+            refuse_early("layer", layer, MAX_BLOB_BYTES)?;
+            layers.push(pieces.len());
+            pieces.push((layer.clone(), Vec::new()));
         }
         pieces.push((descriptor.clone(), bytes));
         Ok(())
@@ -278,30 +278,44 @@ mod tests {
     use crate::bundle::digest_of;
     use crate::runtime::{Runtime, SandboxLimits};
 
+    /// Content held in memory, as a source.
+    struct Memory(Vec<(crate::bundle::Descriptor, Vec<u8>)>);
+
+    impl super::Fetch for Memory {
+        fn fetch(&mut self, descriptor: &crate::bundle::Descriptor, _: u64) -> crate::bundle::Result<Vec<u8>> {
+            let found = self.0.iter().find(|(d, _)| d.digest == descriptor.digest);
+            found.map(|(_, b)| b.clone()).ok_or_else(|| crate::bundle::Error::Format("absent".into()))
+        }
+    }
+
     #[test]
     fn layers_checked_together_report_the_first_mismatch() {
+        use super::Fetch;
         use crate::bundle::{Descriptor, Error};
-        let mut pieces: Vec<(Descriptor, Vec<u8>)> = (0..7u8)
+        let pieces: Vec<(Descriptor, Vec<u8>)> = (0..7u8)
             .map(|n| {
                 let bytes = vec![n; 1000 + usize::from(n)];
                 (Descriptor::of(crate::bundle::WASM_LAYER_MEDIA_TYPE, &bytes), bytes)
             })
             .collect();
-        let all: Vec<usize> = (0..pieces.len()).collect();
-        assert!(super::check_layers(&pieces, &all).is_ok());
-        assert!(super::check_layers(&pieces, &[]).is_ok());
-        // Two damaged layers (on different threads): the first in order is named.
-        pieces[5].1[0] ^= 1;
-        pieces[2].1[10] ^= 1;
+        let all: Vec<Descriptor> = pieces.iter().map(|(d, _)| d.clone()).collect();
+        let mut source = Memory(pieces.clone());
+        let read = source.fetch_layers(&all, u64::MAX, &super::check_layer).unwrap();
+        assert_eq!(read, pieces.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>(), "in the layers' order");
+        assert!(source.fetch_layers(&[], u64::MAX, &super::check_layer).unwrap().is_empty());
+        // Two damaged layers (checked on different threads): the first in order is named.
+        source.0[5].1[0] ^= 1;
+        source.0[2].1[10] ^= 1;
         for _ in 0..5 {
-            match super::check_layers(&pieces, &all) {
-                Err(Error::Digest { what, .. }) => assert!(what.contains(&pieces[2].0.digest), "{what}"),
+            match source.fetch_layers(&all, u64::MAX, &super::check_layer) {
+                Err(Error::Digest { what, .. }) => assert!(what.contains(&all[2].digest), "{what}"),
                 other => panic!("{other:?}"),
             }
         }
         // Only the layers named are checked.
-        assert!(super::check_layers(&pieces, &[0, 1, 3, 4, 6]).is_ok());
-        assert!(super::check_layers(&pieces, &[5]).is_err());
+        let sound: Vec<Descriptor> = [0, 1, 3, 4, 6].iter().map(|&i| all[i].clone()).collect();
+        assert!(source.fetch_layers(&sound, u64::MAX, &super::check_layer).is_ok());
+        assert!(source.fetch_layers(&all[5..6], u64::MAX, &super::check_layer).is_err());
     }
 
     #[test]

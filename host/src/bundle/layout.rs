@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::content::{Content, Fetch};
+use super::content::{CheckLayer, Content, Fetch};
 use super::{Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, digest_hex, io_error};
 
 const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -166,6 +166,24 @@ impl Layout {
 
 impl Fetch for Layout {
     fn fetch(&mut self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+        self.read_blob(descriptor, limit)
+    }
+
+    /// Read and checked on as many threads as there are cores, each layer on
+    /// one thread (its bytes are still in that core's cache when hashed).
+    fn fetch_layers(&mut self, layers: &[Descriptor], limit: u64, check: CheckLayer) -> Result<Vec<Vec<u8>>> {
+        let this = &*self;
+        let read = crate::parallel::map(layers, |descriptor| {
+            let bytes = this.read_blob(descriptor, limit)?;
+            check(descriptor, &bytes)?;
+            Ok(bytes)
+        });
+        read.into_iter().collect()
+    }
+}
+
+impl Layout {
+    fn read_blob(&self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>> {
         if let Some(bytes) = self.blobs.get(&descriptor.digest) {
             return Ok(bytes.clone());
         }
@@ -276,7 +294,9 @@ fn read_tar(path: &Path) -> Result<TarParts> {
     let (mut marker, mut index, mut blobs) = (None, None, BTreeMap::new());
     let mut total: u64 = 0;
     let not_layout = || io_error(path, "not an OCI image layout: neither a layout directory nor a tar file of one");
-    for (n, entry) in archive.entries().map_err(|_| not_layout())?.enumerate() {
+    // Seeking past each blob instead of reading it: blobs are read (and
+    // hashed) when fetched, so this pass touches the headers only.
+    for (n, entry) in archive.entries_with_seek().map_err(|_| not_layout())?.enumerate() {
         // The tar reader's messages quote header bytes, which for a stray
         // file are its text: say what it is instead.
         let mut entry = entry.map_err(|_| {
