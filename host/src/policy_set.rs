@@ -271,6 +271,63 @@ mod cached_meta {
     }
 }
 
+/// A rule's acceptance of its settings, kept next to its compiled component
+/// (`<hex>.settings-<key>.json`) by [`Catalog::validate`]: the key is the
+/// SHA-256 of the sandbox limits and the settings text, and the file holds
+/// the component's digest, that key and the inactive reason. A file that is
+/// damaged or for anything else is not used (the rule is asked again).
+mod configured {
+    use serde::{Deserialize, Serialize};
+
+    use crate::runtime::{Compiled, Runtime, SandboxLimits, sha256_hex};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        component: String,
+        key: String,
+        inactive: Option<String>,
+    }
+
+    pub(super) struct Key {
+        hex: String,
+        key: String,
+    }
+
+    impl Key {
+        /// None where nothing is kept: no cache, or a component opted into
+        /// WASI (what it writes while configured goes to the policy log).
+        pub(super) fn new(runtime: &Runtime, compiled: &Compiled, settings: &str) -> Option<Key> {
+            if compiled.wasi || runtime.cache_dir().is_none() {
+                return None;
+            }
+            let hex = compiled.digest.strip_prefix("sha256:")?.to_string();
+            let SandboxLimits { memory_bytes, call_timeout } = runtime.limits;
+            let text = format!("memory {memory_bytes}\ntimeout {}\nsettings {settings}", call_timeout.as_nanos());
+            Some(Key { hex, key: sha256_hex(text.as_bytes()) })
+        }
+
+        pub(super) fn name(&self) -> String {
+            format!("settings-{}", &self.key[..32])
+        }
+
+        /// The inactive reason kept for this key, if a whole file for it is there.
+        pub(super) fn read(&self, runtime: &Runtime) -> Option<Option<String>> {
+            let bytes = runtime.read_cached_answer(&self.hex, &self.name())?;
+            let file: File = serde_json::from_slice(&bytes).ok()?;
+            (file.component == self.hex && file.key == self.key).then_some(file.inactive)
+        }
+
+        pub(super) fn write(&self, runtime: &Runtime, inactive: Option<&str>) {
+            let file =
+                File { component: self.hex.clone(), key: self.key.clone(), inactive: inactive.map(str::to_string) };
+            if let Ok(bytes) = serde_json::to_vec(&file) {
+                runtime.write_cached_answer(&self.hex, &self.name(), &bytes);
+            }
+        }
+    }
+}
+
 /// The `.wasm` files a `--policies` path names (a file, or a directory's files).
 pub fn component_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
@@ -299,33 +356,6 @@ pub struct Bundled {
     /// against when it was read, so it is not hashed again.
     pub hex: String,
     pub bytes: Vec<u8>,
-}
-
-/// Run `f` on every item on up to as many threads as there are cores (at most
-/// one per item); the results in the items' order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(items.len());
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut Option<R>>> = results.iter_mut().map(std::sync::Mutex::new).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(item);
-                    **slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                }
-            });
-        }
-    });
-    drop(slots);
-    // A worker that panicked propagates the panic out of the scope, so every slot is filled.
-    results.into_iter().flatten().collect()
 }
 
 impl Catalog {
@@ -387,7 +417,7 @@ impl Catalog {
             runtime.report(CompileProgress::Started { total: to_compile });
         }
         let compiled = std::sync::atomic::AtomicUsize::new(0);
-        let results = parallel_map(&sources, |(origin, bytes, hex, _, wasi)| {
+        let results = crate::parallel::map(&sources, |(origin, bytes, hex, _, wasi)| {
             let loaded = load_hashed(&runtime, origin, bytes, hex, *wasi);
             if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
                 let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -478,7 +508,7 @@ impl Catalog {
             }
             chosen.push((policy, Value::Object(settings).to_string()));
         }
-        let validated = parallel_map(&chosen, |(policy, settings)| self.validate(policy, settings));
+        let validated = crate::parallel::map(&chosen, |(policy, settings)| self.validate(policy, settings));
         let mut active = Vec::new();
         for ((policy, settings), inactive) in chosen.into_iter().zip(validated) {
             let inactive = match inactive {
@@ -502,17 +532,36 @@ impl Catalog {
 
     /// Ask the policy itself whether it accepts `settings` (once per load), and
     /// whether, so configured, it can report anything.
+    ///
+    /// An acceptance given without calling a host import depends on the
+    /// component, the settings and the sandbox limits alone (a rule has no
+    /// clock, no randomness and no other input): it is kept next to the
+    /// compiled code ([`configured`]), and a later start with the same three
+    /// reads it instead of making an instance to ask again. A rule that asks
+    /// the image verifier (about its trust policies) is asked at every start.
     fn validate(&self, policy: &LoadedPolicy, settings: &str) -> Result<Option<String>, String> {
         let id = &policy.meta.id;
+        let kept = configured::Key::new(&self.runtime, &policy.compiled, settings);
+        if let Some(inactive) = kept.as_ref().and_then(|key| key.read(&self.runtime)) {
+            return Ok(inactive);
+        }
         let mut instance = self
             .runtime
             .instantiate(&policy.compiled, Arc::new(Inventory::default()))
             .map_err(|e| format!("{id}: cannot instantiate: {e}"))?;
         match self.runtime.configure(&mut instance, settings) {
-            Ok(Ok(())) => self
-                .runtime
-                .inactive_reason(&mut instance)
-                .map_err(|e| format!("{id}: asking whether the rule is configured failed: {e}")),
+            Ok(Ok(())) => {
+                let inactive = self
+                    .runtime
+                    .inactive_reason(&mut instance)
+                    .map_err(|e| format!("{id}: asking whether the rule is configured failed: {e}"))?;
+                if let Some(key) = kept
+                    && self.runtime.host_calls(&instance) == 0
+                {
+                    key.write(&self.runtime, inactive.as_deref());
+                }
+                Ok(inactive)
+            }
             Ok(Err(e)) => {
                 // A pointer names a setting of the rule; anything else, a key of
                 // the configuration file outside `settings` the rule reads
@@ -650,6 +699,75 @@ mod tests {
     }
 
     #[test]
+    fn an_acceptance_given_without_host_calls_is_kept_and_read_back() {
+        let cache = tempfile::tempdir().unwrap();
+        let runtime = Arc::new(Runtime::new(Some(cache.path().to_path_buf()), SandboxLimits::default()).unwrap());
+        let load = |name: &str| {
+            let i = crate::builtin::BUILTIN.iter().position(|(n, _)| *n == name).expect(name);
+            let (_, bytes) = crate::builtin::BUILTIN[i];
+            Arc::new(load_hashed(&runtime, name, bytes, crate::builtin::BUILTIN_SHA256[i], false).unwrap())
+        };
+        // image-registry answers from its settings alone; image-signature asks the
+        // image verifier about its trust policies.
+        let (registry, signature) = (load("image-registry"), load("image-signature"));
+        let catalog = Catalog { runtime: runtime.clone(), policies: vec![], explicit: HashSet::new() };
+        let kept = |policy: &LoadedPolicy| {
+            let hex = policy.compiled.digest.trim_start_matches("sha256:").to_string();
+            let files: Vec<_> = std::fs::read_dir(runtime.cache_dir().unwrap())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().to_string();
+                    name.starts_with(&hex) && name.contains(".settings-")
+                })
+                .collect();
+            files
+        };
+        let unset = catalog.validate(&registry, "{}").unwrap();
+        assert!(unset.is_some(), "no allowed registries: inactive");
+        assert_eq!(kept(&registry).len(), 1);
+        let set = catalog.validate(&registry, r#"{"allowed":["registry.example.com"]}"#).unwrap();
+        assert_eq!(set, None);
+        assert_eq!(kept(&registry).len(), 2, "one answer per settings");
+        assert!(catalog.validate(&signature, "{}").unwrap().is_some());
+        assert!(kept(&signature).is_empty(), "an answer that called the host is not kept");
+        // Refused settings are not kept either.
+        assert!(catalog.validate(&registry, r#"{"allowed":7}"#).is_err());
+        assert_eq!(kept(&registry).len(), 2);
+
+        // A kept answer is read back: no instance is made to ask again.
+        let key = configured::Key::new(&runtime, &registry.compiled, "{}").unwrap();
+        key.write(&runtime, Some("from the cache"));
+        assert_eq!(catalog.validate(&registry, "{}").unwrap().as_deref(), Some("from the cache"));
+        // Other limits are another key.
+        let strict = Arc::new(
+            Runtime::new(
+                Some(cache.path().to_path_buf()),
+                SandboxLimits { memory_bytes: 32 << 20, ..SandboxLimits::default() },
+            )
+            .unwrap(),
+        );
+        assert_ne!(
+            configured::Key::new(&strict, &registry.compiled, "{}").unwrap().name(),
+            key.name(),
+            "the limits are part of the key"
+        );
+        // Damaged or another key's: asked again, and the answer written anew.
+        let dir = runtime.cache_dir().unwrap();
+        let hex = registry.compiled.digest.trim_start_matches("sha256:");
+        let file = dir.join(format!("{hex}.{}.json", key.name()));
+        let other =
+            configured::Key::new(&runtime, &registry.compiled, r#"{"allowed":["registry.example.com"]}"#).unwrap();
+        let other = std::fs::read(dir.join(format!("{hex}.{}.json", other.name()))).unwrap();
+        for damaged in [b"garbage".to_vec(), other] {
+            std::fs::write(&file, damaged).unwrap();
+            assert_eq!(catalog.validate(&registry, "{}").unwrap(), unset);
+            assert_eq!(key.read(&runtime), Some(unset.clone()));
+        }
+    }
+
+    #[test]
     fn built_in_pod_rules_say_what_they_read_and_object_rules_read_whole_objects() {
         let runtime = Runtime::new(None, SandboxLimits::default()).unwrap();
         let load = |name: &str| {
@@ -673,12 +791,5 @@ mod tests {
             r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"image":"i","name":"c","securityContext":{"privileged":true}}],"hostNetwork":true}}"#
         );
         assert!(load("rbac-wildcard").view.is_none(), "an object rule reads whole objects");
-    }
-
-    #[test]
-    fn parallel_map_keeps_the_order() {
-        let items: Vec<usize> = (0..100).collect();
-        assert_eq!(parallel_map(&items, |i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert!(parallel_map(&[] as &[usize], |i| *i).is_empty());
     }
 }

@@ -136,6 +136,9 @@ pub struct StoreData {
     wasi: Option<Box<WasiState>>,
     /// The component's name in the policy log.
     name: Arc<str>,
+    /// Host imports called so far: an answer given without any depends on
+    /// the component and its arguments alone ([`Runtime::host_calls`]).
+    host_calls: u32,
 }
 
 impl wasmtime_wasi::WasiView for StoreData {
@@ -152,12 +155,14 @@ fn wasi_state(data: &mut StoreData) -> &mut WasiState {
 
 impl bindings::palisade::policy::inventory::Host for StoreData {
     fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
+        self.host_calls = self.host_calls.saturating_add(1);
         self.inventory.list(&kind, namespace.as_deref())
     }
 }
 
 impl bindings_v2::palisade::policy::inventory::Host for StoreData {
     fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
+        self.host_calls = self.host_calls.saturating_add(1);
         self.inventory.list(&kind, namespace.as_deref())
     }
 }
@@ -166,6 +171,7 @@ impl bindings::palisade::policy::types::Host for StoreData {}
 
 impl images_wit::Host for StoreData {
     fn status(&mut self) -> images_wit::VerificationStatus {
+        self.host_calls = self.host_calls.saturating_add(1);
         match self.images.status() {
             images::Status::Enabled => images_wit::VerificationStatus::Enabled,
             images::Status::NotConfigured => images_wit::VerificationStatus::NotConfigured,
@@ -174,6 +180,7 @@ impl images_wit::Host for StoreData {
     }
 
     fn policy_for(&mut self, image: String, namespace: Option<String>) -> images_wit::PolicyMatch {
+        self.host_calls = self.host_calls.saturating_add(1);
         match self.images.policy_for(&image, namespace.as_deref()) {
             images::PolicyMatch::Matched(name) => images_wit::PolicyMatch::Matched(name),
             images::PolicyMatch::UnmatchedAllowed => images_wit::PolicyMatch::UnmatchedAllowed,
@@ -183,6 +190,7 @@ impl images_wit::Host for StoreData {
     }
 
     fn verify(&mut self, image: String, policy: String) -> Result<images_wit::VerifiedImage, images_wit::VerifyError> {
+        self.host_calls = self.host_calls.saturating_add(1);
         let started = Instant::now();
         let result = self.images.verify(&image, &policy, self.deadline);
         self.host_time += started.elapsed();
@@ -190,10 +198,12 @@ impl images_wit::Host for StoreData {
     }
 
     fn trust_policies(&mut self) -> Vec<String> {
+        self.host_calls = self.host_calls.saturating_add(1);
         self.images.trust_policies()
     }
 
     fn attestation_requirements(&mut self, policy: String) -> Option<String> {
+        self.host_calls = self.host_calls.saturating_add(1);
         self.images.attestation_requirements(&policy)
     }
 
@@ -203,6 +213,7 @@ impl images_wit::Host for StoreData {
         policy: String,
         predicate_types: Vec<String>,
     ) -> Result<images_wit::AttestationSet, images_wit::VerifyError> {
+        self.host_calls = self.host_calls.saturating_add(1);
         let started = Instant::now();
         let result = self.images.attestations(&image, &policy, &predicate_types, self.deadline);
         self.host_time += started.elapsed();
@@ -371,6 +382,13 @@ impl Runtime {
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         config.max_wasm_stack(1 << 20);
+        // Compiled code is half as large without the map from native to wasm
+        // offsets (a trap names the function, not the byte of the component),
+        // and loads faster without .eh_frame to register: on Linux that only
+        // serves native unwinders, never Wasmtime's own traps or backtraces.
+        config.generate_address_map(false);
+        #[cfg(not(target_os = "windows"))]
+        config.native_unwind_info(false);
         // For `perf record`: name the policies' compiled functions in /tmp/perf-PID.map.
         if std::env::var_os("PALISADE_PERF_MAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -435,10 +453,11 @@ impl Runtime {
         self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.cwasm")))
     }
 
-    /// Where the metadata (`describe`) of the component whose SHA-256 is `hex`
-    /// is cached, next to its compiled form.
-    fn meta_path(&self, hex: &str) -> Option<PathBuf> {
-        self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.meta.json")))
+    /// Where the answer `what` (`meta`: `describe`; `settings-<key>`: a
+    /// configuration's) of the component whose SHA-256 is `hex` is cached,
+    /// next to its compiled form.
+    fn answer_path(&self, hex: &str, what: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{hex}.{what}.json")))
     }
 
     /// The cached metadata file of the component whose SHA-256 is `hex`, as
@@ -446,17 +465,28 @@ impl Runtime {
     /// cannot be read, or is larger than any metadata a rule may have). The
     /// caller checks what it holds.
     pub fn read_cached_meta(&self, hex: &str) -> Option<Vec<u8>> {
-        use std::io::Read;
-        let file = std::fs::File::open(self.meta_path(hex)?).ok()?;
-        let mut bytes = Vec::new();
-        file.take(MAX_META_BYTES + 1).read_to_end(&mut bytes).ok()?;
-        (bytes.len() as u64 <= MAX_META_BYTES).then_some(bytes)
+        self.read_cached_answer(hex, "meta")
     }
 
     /// Keep the metadata file of the component whose SHA-256 is `hex`. A cache
     /// that cannot be written only costs time next run.
     pub fn write_cached_meta(&self, hex: &str, bytes: &[u8]) {
-        if let Some(path) = self.meta_path(hex)
+        self.write_cached_answer(hex, "meta", bytes);
+    }
+
+    /// A cached answer file (see [`Runtime::answer_path`]); the caller checks
+    /// what it holds.
+    pub fn read_cached_answer(&self, hex: &str, what: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let file = std::fs::File::open(self.answer_path(hex, what)?).ok()?;
+        let mut bytes = Vec::new();
+        file.take(MAX_META_BYTES + 1).read_to_end(&mut bytes).ok()?;
+        (bytes.len() as u64 <= MAX_META_BYTES).then_some(bytes)
+    }
+
+    /// Keep an answer file; one that cannot be written only costs time next run.
+    pub fn write_cached_answer(&self, hex: &str, what: &str, bytes: &[u8]) {
+        if let Some(path) = self.answer_path(hex, what)
             && bytes.len() as u64 <= MAX_META_BYTES
         {
             let _ = write_atomically(&path, bytes);
@@ -586,6 +616,7 @@ impl Runtime {
             host_time: Duration::ZERO,
             wasi: compiled.wasi.then(|| Box::new(WasiState::deny_all())),
             name: compiled.name.clone(),
+            host_calls: 0,
         };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|s| &mut s.limits);
@@ -793,6 +824,11 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Host imports `instance` has called since it was made.
+    pub fn host_calls(&self, instance: &Instance) -> u32 {
+        instance.store.data().host_calls
+    }
+
     /// Why the configured evaluator can report nothing, if it says so.
     pub fn inactive_reason(&self, instance: &mut Instance) -> Result<Option<String>, CallError> {
         let handle = instance
