@@ -37,19 +37,38 @@ pub struct View {
     root: Node,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Node {
+/// A node of the tree as paths are added to it.
+#[derive(Debug, Default, Clone)]
+struct Draft {
     /// A path ends here: the value is kept whole.
     whole: bool,
     /// Members, by key.
-    keys: BTreeMap<String, Node>,
+    keys: BTreeMap<String, Draft>,
     /// `*`: every array element, and every object member not in `keys`.
+    any: Option<Box<Draft>>,
+}
+
+/// A node of the finished tree, as pruning reads it: each member with the
+/// hash of its key ([`key_hash`]), which the [`Tape`] has for each key of an
+/// object, so a key not in the view is passed over without comparing text.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Node {
+    whole: bool,
+    /// In the order of the keys.
+    keys: Vec<Member>,
     any: Option<Box<Node>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    hash: u64,
+    key: Box<str>,
+    node: Node,
 }
 
 /// What no path reaches: nothing is kept of an object, an array's elements
 /// are pruned alike, a scalar is kept.
-static NOTHING: Node = Node { whole: false, keys: BTreeMap::new(), any: None };
+static NOTHING: Node = Node { whole: false, keys: Vec::new(), any: None };
 
 impl View {
     /// The view of a rule's `input.reads` answer. `Err` says which path is not
@@ -64,7 +83,7 @@ impl View {
         if paths.len() > MAX_PATHS || paths.iter().map(String::len).sum::<usize>() > MAX_TOTAL_BYTES {
             return Err(over());
         }
-        let mut root = Node::default();
+        let mut root = Draft::default();
         let mut nodes = 1;
         for path in paths {
             if path.len() > MAX_PATH_BYTES {
@@ -92,13 +111,14 @@ impl View {
         if nodes > MAX_NODES || !root.spread(&mut nodes) {
             return Err(over());
         }
-        Ok(View { root })
+        Ok(View { root: root.finish() })
     }
 
     /// The JSON text `text` (with its [`Tape`]) pruned to this view. `text`
     /// must be JSON (the tape does not check its scalars).
     pub fn prune(&self, text: &str, tape: &Tape) -> String {
-        let mut out = Vec::with_capacity(text.len() / 2);
+        // Never longer than the text: one allocation.
+        let mut out = Vec::with_capacity(text.len());
         if !tape.is_empty() {
             write(text, tape, 0, &self.root, &mut out);
         }
@@ -107,7 +127,7 @@ impl View {
     }
 }
 
-impl Node {
+impl Draft {
     /// Merge what `*` keeps into each key's node, below this one, keeping
     /// the tree's size (`nodes`) within [`MAX_NODES`]; false past it.
     fn spread(&mut self, nodes: &mut usize) -> bool {
@@ -127,7 +147,7 @@ impl Node {
         self.keys.values_mut().all(|child| child.spread(nodes)) && self.any.as_mut().is_none_or(|a| a.spread(nodes))
     }
 
-    fn merge(&mut self, other: &Node) {
+    fn merge(&mut self, other: &Draft) {
         self.whole |= other.whole;
         for (key, child) in &other.keys {
             self.keys.entry(key.clone()).or_default().merge(child);
@@ -138,8 +158,52 @@ impl Node {
     }
 
     fn size(&self) -> usize {
-        1 + self.keys.values().map(Node::size).sum::<usize>() + self.any.as_ref().map_or(0, |a| a.size())
+        1 + self.keys.values().map(Draft::size).sum::<usize>() + self.any.as_ref().map_or(0, |a| a.size())
     }
+
+    fn finish(self) -> Node {
+        Node {
+            whole: self.whole,
+            keys: self
+                .keys
+                .into_iter()
+                .map(|(key, draft)| Member { hash: key_hash(key.as_bytes()), key: key.into(), node: draft.finish() })
+                .collect(),
+            any: self.any.map(|any| Box::new(any.finish())),
+        }
+    }
+}
+
+impl Node {
+    #[cfg(test)]
+    fn size(&self) -> usize {
+        1 + self.keys.iter().map(|m| m.node.size()).sum::<usize>() + self.any.as_ref().map_or(0, |a| a.size())
+    }
+
+    /// The node of the member whose key hashes to `hash` and reads as `key`.
+    fn member<'t>(&self, hash: u64, key: impl FnOnce() -> std::borrow::Cow<'t, str>) -> Option<&Node> {
+        let mut candidates = self.keys.iter().filter(|m| m.hash == hash).peekable();
+        candidates.peek()?;
+        let key = key();
+        candidates.find(|m| *m.key == *key).map(|m| &m.node)
+    }
+}
+
+/// A key's hash (its text unescaped), for [`Node::member`]: a multiply and
+/// rotate per 8 bytes. Two keys with one hash are told apart by their text.
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = key.len() as u64;
+    let mut word = [0u8; 8];
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    word = [0u8; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K)
 }
 
 /// A pointer segment unescaped (RFC 6901): `~1` is `/`, `~0` is `~`; `None`
@@ -174,15 +238,22 @@ fn write(text: &str, tape: &Tape, v: usize, node: &Node, out: &mut Vec<u8>) {
             out.push(b'{');
             let mut first = true;
             for member in tape.children(v) {
-                let Some(k) = &tape.values[member].key else { continue };
-                let Some(below) = node.keys.get(unquote(text, k).as_ref()).or(node.any.as_deref()) else {
+                let kept = &tape.values[member];
+                let Some(k) = &kept.key else { continue };
+                let Some(below) = node.member(kept.key_hash, || unquote(text, k)).or(node.any.as_deref()) else {
                     continue;
                 };
                 if !first {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(&text.as_bytes()[k.start as usize..k.end as usize]);
+                let (key_start, key_end) = (k.start as usize, k.end as usize);
+                if below.whole && kept.start as usize == key_end + 1 && text.as_bytes()[key_end] == b':' {
+                    // `"key":value` as written, in one copy.
+                    out.extend_from_slice(&text.as_bytes()[key_start..kept.end as usize]);
+                    continue;
+                }
+                out.extend_from_slice(&text.as_bytes()[key_start..key_end]);
                 out.push(b':');
                 write(text, tape, member, below, out);
             }
@@ -245,6 +316,8 @@ struct TapeValue {
     after: u32,
     /// Byte range of its key with the quotes, for an object's member.
     key: Option<std::ops::Range<u32>>,
+    /// The [`key_hash`] of that key unescaped (0 without a key).
+    key_hash: u64,
 }
 
 impl Tape {
@@ -259,6 +332,7 @@ impl Tape {
         // Open containers: (index, an object, has a member or element yet).
         let mut open: Vec<(usize, bool, bool)> = Vec::new();
         let mut key: Option<std::ops::Range<u32>> = None;
+        let mut hash = 0;
         let mut i = skip_space(b, 0);
         loop {
             // A value at `i`.
@@ -269,7 +343,9 @@ impl Tape {
                 _ => (Shape::Scalar, scalar_end(b, i)?),
             };
             let after = if shape == Shape::Scalar { index as u32 + 1 } else { 0 };
-            values.push(TapeValue { shape, start: i as u32, end: end as u32, after, key: key.take() });
+            let member_key = key.take();
+            let key_hash = if member_key.is_some() { hash } else { 0 };
+            values.push(TapeValue { shape, start: i as u32, end: end as u32, after, key: member_key, key_hash });
             if shape != Shape::Scalar {
                 open.push((index, shape == Shape::Object, false));
             }
@@ -305,6 +381,13 @@ impl Tape {
                     let k = i;
                     i = string_end(b, k)?;
                     key = Some(k as u32..i as u32);
+                    let inner = &b[k + 1..i - 1];
+                    hash = if memchr::memchr(b'\\', inner).is_none() {
+                        self::key_hash(inner)
+                    } else {
+                        // As `unquote` reads it.
+                        self::key_hash(serde_json::from_slice::<String>(&b[k..i]).unwrap_or_default().as_bytes())
+                    };
                     i = skip_space(b, i);
                     if b.get(i) != Some(&b':') {
                         return None;
@@ -546,6 +629,29 @@ mod tests {
         assert_eq!(v.pruned(&json!({"m": {"k/s~t": 1, "k": 2}})), r#"{"m":{"k/s~t":1}}"#);
         assert_eq!(view(&[""]).pruned(&json!({"a": 1})), r#"{"a":1}"#);
         assert_eq!(view(&[]).pruned(&json!({"a": 1})), "{}");
+    }
+
+    #[test]
+    fn keys_with_one_hash_are_told_apart_by_their_text() {
+        let leaf = |whole| Node { whole, keys: Vec::new(), any: None };
+        let node = Node {
+            whole: false,
+            keys: vec![
+                Member { hash: 7, key: "a".into(), node: leaf(false) },
+                Member { hash: 7, key: "b".into(), node: leaf(true) },
+            ],
+            any: None,
+        };
+        assert_eq!(node.member(7, || "b".into()), Some(&leaf(true)));
+        assert_eq!(node.member(7, || "a".into()), Some(&leaf(false)));
+        assert_eq!(node.member(7, || "c".into()), None);
+        assert_eq!(node.member(8, || unreachable!("no member has the hash: the key is not read")), None);
+        // The tape hashes a key as the tree does, escaped or not.
+        let text = r#"{"k\u002fs":1,"plain":2}"#;
+        let tape = Tape::read(text);
+        assert_eq!(tape.values[1].key_hash, key_hash(b"k/s"));
+        assert_eq!(tape.values[2].key_hash, key_hash(b"plain"));
+        assert_ne!(key_hash(b""), key_hash(b"\0"), "the length is hashed");
     }
 
     #[test]
