@@ -49,8 +49,9 @@ struct Draft {
 }
 
 /// A node of the finished tree, as pruning reads it: each member with the
-/// hash of its key ([`key_hash`]), which the [`Tape`] has for each key of an
-/// object, so a key not in the view is passed over without comparing text.
+/// hash of its key ([`key_hash`]), which the [`Tape`] keeps for each key it
+/// is asked about, so a key not in the view is passed over without comparing
+/// text, by every view after the first.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Node {
     whole: bool,
@@ -240,7 +241,8 @@ fn write(text: &str, tape: &Tape, v: usize, node: &Node, out: &mut Vec<u8>) {
             for member in tape.children(v) {
                 let kept = &tape.values[member];
                 let Some(k) = &kept.key else { continue };
-                let Some(below) = node.member(kept.key_hash, || unquote(text, k)).or(node.any.as_deref()) else {
+                let Some(below) = node.member(tape.key_hash(text, member), || unquote(text, k)).or(node.any.as_deref())
+                else {
                     continue;
                 };
                 if !first {
@@ -316,8 +318,8 @@ struct TapeValue {
     after: u32,
     /// Byte range of its key with the quotes, for an object's member.
     key: Option<std::ops::Range<u32>>,
-    /// The [`key_hash`] of that key unescaped (0 without a key).
-    key_hash: u64,
+    /// The [`key_hash`] of that key unescaped, once asked for (0: not yet).
+    key_hash: std::cell::Cell<u64>,
 }
 
 impl Tape {
@@ -332,7 +334,6 @@ impl Tape {
         // Open containers: (index, an object, has a member or element yet).
         let mut open: Vec<(usize, bool, bool)> = Vec::new();
         let mut key: Option<std::ops::Range<u32>> = None;
-        let mut hash = 0;
         let mut i = skip_space(b, 0);
         loop {
             // A value at `i`.
@@ -343,9 +344,14 @@ impl Tape {
                 _ => (Shape::Scalar, scalar_end(b, i)?),
             };
             let after = if shape == Shape::Scalar { index as u32 + 1 } else { 0 };
-            let member_key = key.take();
-            let key_hash = if member_key.is_some() { hash } else { 0 };
-            values.push(TapeValue { shape, start: i as u32, end: end as u32, after, key: member_key, key_hash });
+            values.push(TapeValue {
+                shape,
+                start: i as u32,
+                end: end as u32,
+                after,
+                key: key.take(),
+                key_hash: std::cell::Cell::new(0),
+            });
             if shape != Shape::Scalar {
                 open.push((index, shape == Shape::Object, false));
             }
@@ -381,13 +387,6 @@ impl Tape {
                     let k = i;
                     i = string_end(b, k)?;
                     key = Some(k as u32..i as u32);
-                    let inner = &b[k + 1..i - 1];
-                    hash = if memchr::memchr(b'\\', inner).is_none() {
-                        self::key_hash(inner)
-                    } else {
-                        // As `unquote` reads it.
-                        self::key_hash(serde_json::from_slice::<String>(&b[k..i]).unwrap_or_default().as_bytes())
-                    };
                     i = skip_space(b, i);
                     if b.get(i) != Some(&b':') {
                         return None;
@@ -397,6 +396,21 @@ impl Tape {
                 break;
             }
         }
+    }
+
+    /// The [`key_hash`] of member `v`'s key as [`unquote`] reads it (0 for a
+    /// value that is not a member), made on first use: the keys of what no
+    /// view visits (`managedFields`, `status`) are never hashed.
+    fn key_hash(&self, text: &str, v: usize) -> u64 {
+        let value = &self.values[v];
+        let Some(k) = &value.key else { return 0 };
+        let known = value.key_hash.get();
+        if known != 0 {
+            return known;
+        }
+        let hash = key_hash(unquote(text, k).as_bytes());
+        value.key_hash.set(hash);
+        hash
     }
 
     /// Whether the text did not read as one JSON value.
@@ -649,8 +663,10 @@ mod tests {
         // The tape hashes a key as the tree does, escaped or not.
         let text = r#"{"k\u002fs":1,"plain":2}"#;
         let tape = Tape::read(text);
-        assert_eq!(tape.values[1].key_hash, key_hash(b"k/s"));
-        assert_eq!(tape.values[2].key_hash, key_hash(b"plain"));
+        assert_eq!(tape.key_hash(text, 1), key_hash(b"k/s"));
+        assert_eq!(tape.key_hash(text, 2), key_hash(b"plain"));
+        assert_eq!(tape.values[2].key_hash.get(), key_hash(b"plain"), "kept once made");
+        assert_eq!(tape.key_hash(text, 0), 0, "the root is no member");
         assert_ne!(key_hash(b""), key_hash(b"\0"), "the length is hashed");
     }
 
