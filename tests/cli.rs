@@ -264,6 +264,46 @@ fn configuration_errors_name_the_key() {
     }
 }
 
+/// A rule's answer about its settings, given without a host call, is kept
+/// in the compile cache by the first start and read back by the next.
+#[test]
+fn a_rules_answer_about_its_settings_is_kept_in_the_cache_and_read_back() {
+    let cache = tempfile::tempdir().unwrap();
+    let component = root().join("target/components/image-registry.wasm");
+    let start = || {
+        let mut cmd = palisade();
+        cmd.env("PALISADE_CACHE_DIR", cache.path()).args(["policies", "--no-builtin", "--policies"]).arg(&component);
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        stdout(&out)
+    };
+    let kept = || -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for dir in std::fs::read_dir(cache.path()).unwrap().flatten() {
+            for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if file.file_name().to_string_lossy().contains(".settings-") {
+                    found.push(file.path());
+                }
+            }
+        }
+        found
+    };
+    let unconfigured = "(unconfigured: no `allowed` registries set)";
+    assert!(start().contains(unconfigured));
+    let files = kept();
+    assert_eq!(files.len(), 1, "one answer, for the one configuration: {files:?}");
+    // What the next start reads is that file.
+    let mut answer: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert!(answer["inactive"].as_str().is_some_and(|r| r.contains("no `allowed` registries")), "{answer}");
+    answer["inactive"] = Value::from("as kept in the cache");
+    std::fs::write(&files[0], answer.to_string()).unwrap();
+    assert!(start().contains("(as kept in the cache)"));
+    // A damaged file is not used: the rule is asked again, and its answer kept anew.
+    std::fs::write(&files[0], "{").unwrap();
+    assert!(start().contains(unconfigured));
+    assert!(std::fs::read_to_string(&files[0]).unwrap().contains("no `allowed` registries"));
+}
+
 #[test]
 fn policies_lists_the_rules_and_explain_documents_one() {
     let out = run(palisade().args(["policies"]));
