@@ -711,18 +711,17 @@ mod tests {
         // image verifier about its trust policies.
         let (registry, signature) = (load("image-registry"), load("image-signature"));
         let catalog = Catalog { runtime: runtime.clone(), policies: vec![], explicit: HashSet::new() };
-        let kept = |policy: &LoadedPolicy| {
-            let hex = policy.compiled.digest.trim_start_matches("sha256:").to_string();
-            let files: Vec<_> = std::fs::read_dir(runtime.cache_dir().unwrap())
+        let kept = |policy: &LoadedPolicy| -> Vec<std::path::PathBuf> {
+            let hex = policy.compiled.digest.trim_start_matches("sha256:");
+            std::fs::read_dir(runtime.cache_dir().unwrap())
                 .unwrap()
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
-                    let name = p.file_name().unwrap().to_string_lossy().to_string();
-                    name.starts_with(&hex) && name.contains(".settings-")
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    name.starts_with(hex) && name.contains(".settings-")
                 })
-                .collect();
-            files
+                .collect()
         };
         let unset = catalog.validate(&registry, "{}").unwrap();
         assert!(unset.is_some(), "no allowed registries: inactive");
@@ -741,13 +740,11 @@ mod tests {
         key.write(&runtime, Some("from the cache"));
         assert_eq!(catalog.validate(&registry, "{}").unwrap().as_deref(), Some("from the cache"));
         // Other limits are another key.
-        let strict = Arc::new(
-            Runtime::new(
-                Some(cache.path().to_path_buf()),
-                SandboxLimits { memory_bytes: 32 << 20, ..SandboxLimits::default() },
-            )
-            .unwrap(),
-        );
+        let strict = Runtime::new(
+            Some(cache.path().to_path_buf()),
+            SandboxLimits { memory_bytes: 32 << 20, ..SandboxLimits::default() },
+        )
+        .unwrap();
         assert_ne!(
             configured::Key::new(&strict, &registry.compiled, "{}").unwrap().name(),
             key.name(),

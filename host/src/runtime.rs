@@ -141,6 +141,13 @@ pub struct StoreData {
     host_calls: u32,
 }
 
+impl StoreData {
+    /// Count a call of a host import (see [`Runtime::host_calls`]).
+    fn called_host(&mut self) {
+        self.host_calls = self.host_calls.saturating_add(1);
+    }
+}
+
 impl wasmtime_wasi::WasiView for StoreData {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
         // Only the WASI linker, used for opted-in components, reaches this, and
@@ -155,14 +162,14 @@ fn wasi_state(data: &mut StoreData) -> &mut WasiState {
 
 impl bindings::palisade::policy::inventory::Host for StoreData {
     fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         self.inventory.list(&kind, namespace.as_deref())
     }
 }
 
 impl bindings_v2::palisade::policy::inventory::Host for StoreData {
     fn list_objects(&mut self, kind: String, namespace: Option<String>) -> Vec<String> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         self.inventory.list(&kind, namespace.as_deref())
     }
 }
@@ -171,7 +178,7 @@ impl bindings::palisade::policy::types::Host for StoreData {}
 
 impl images_wit::Host for StoreData {
     fn status(&mut self) -> images_wit::VerificationStatus {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         match self.images.status() {
             images::Status::Enabled => images_wit::VerificationStatus::Enabled,
             images::Status::NotConfigured => images_wit::VerificationStatus::NotConfigured,
@@ -180,7 +187,7 @@ impl images_wit::Host for StoreData {
     }
 
     fn policy_for(&mut self, image: String, namespace: Option<String>) -> images_wit::PolicyMatch {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         match self.images.policy_for(&image, namespace.as_deref()) {
             images::PolicyMatch::Matched(name) => images_wit::PolicyMatch::Matched(name),
             images::PolicyMatch::UnmatchedAllowed => images_wit::PolicyMatch::UnmatchedAllowed,
@@ -190,7 +197,7 @@ impl images_wit::Host for StoreData {
     }
 
     fn verify(&mut self, image: String, policy: String) -> Result<images_wit::VerifiedImage, images_wit::VerifyError> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         let started = Instant::now();
         let result = self.images.verify(&image, &policy, self.deadline);
         self.host_time += started.elapsed();
@@ -198,12 +205,12 @@ impl images_wit::Host for StoreData {
     }
 
     fn trust_policies(&mut self) -> Vec<String> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         self.images.trust_policies()
     }
 
     fn attestation_requirements(&mut self, policy: String) -> Option<String> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         self.images.attestation_requirements(&policy)
     }
 
@@ -213,7 +220,7 @@ impl images_wit::Host for StoreData {
         policy: String,
         predicate_types: Vec<String>,
     ) -> Result<images_wit::AttestationSet, images_wit::VerifyError> {
-        self.host_calls = self.host_calls.saturating_add(1);
+        self.called_host();
         let started = Instant::now();
         let result = self.images.attestations(&image, &policy, &predicate_types, self.deadline);
         self.host_time += started.elapsed();
