@@ -83,7 +83,7 @@ impl NetworkPolicyCoverage {
 impl PodRule for NetworkPolicyCoverage {
     type Settings = NoSettings;
 
-    const READS: Fields = Fields::LABELS;
+    const READS: Fields = Fields::LABELS.union(Fields::SERVICE_ACCOUNT);
 
     fn metadata() -> Metadata {
         Metadata {

@@ -11,8 +11,7 @@
 //!
 //! Always read, whatever the mask: `kind`, `metadata.name` and `namespace`
 //! (object and pod), `hostNetwork`, `hostPID`, `hostIPC`, `hostUsers`, `os`,
-//! `restartPolicy`, `automountServiceAccountToken`, `serviceAccountName`,
-//! `serviceAccount` and `replicas`.
+//! `restartPolicy` and `replicas`.
 //!
 //! A side effect: a field of the wrong type that a rule skips is not that
 //! rule's error; the rules that read it report it.
@@ -58,19 +57,11 @@ fn template_paths(reads: Fields, at: &str, out: &mut Vec<String>) {
 /// A pod spec at `at` ([`crate::pod::PodSpec`]); `outer`: the object's own
 /// `spec`, whose `template` and `jobTemplate` hold the pod template.
 fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
-    const ALWAYS: [&str; 10] = [
-        "hostNetwork",
-        "hostPID",
-        "hostIPC",
-        "hostUsers",
-        "os",
-        "restartPolicy",
-        "automountServiceAccountToken",
-        "serviceAccountName",
-        "serviceAccount",
-        "replicas",
-    ];
-    const PARTS: [(&str, Fields); 6] = [
+    const ALWAYS: [&str; 7] = ["hostNetwork", "hostPID", "hostIPC", "hostUsers", "os", "restartPolicy", "replicas"];
+    const PARTS: [(&str, Fields); 9] = [
+        ("serviceAccountName", Fields::SERVICE_ACCOUNT),
+        ("serviceAccount", Fields::SERVICE_ACCOUNT),
+        ("automountServiceAccountToken", Fields::SERVICE_ACCOUNT),
         ("securityContext", Fields::POD_SECURITY_CONTEXT),
         ("volumes", Fields::VOLUMES),
         ("affinity", Fields::AFFINITY),
@@ -79,7 +70,7 @@ fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
         ("volumeClaimTemplates", Fields::VOLUME_CLAIM_TEMPLATES),
     ];
     const CONTAINER_PARTS: [(&str, Fields); 10] = [
-        ("name", Fields::CONTAINERS),
+        ("name", Fields::CONTAINER_NAMES),
         ("image", Fields::CONTAINERS),
         ("securityContext", Fields::SECURITY_CONTEXT),
         ("ports", Fields::PORTS),
@@ -129,9 +120,11 @@ impl Fields {
     pub const LABELS: Fields = Fields(1 << 0);
     /// `annotations` of the object's and the pod's metadata (and of claim templates).
     pub const ANNOTATIONS: Fields = Fields(1 << 1);
-    /// Every container (init, regular, ephemeral): its name and image. The
-    /// container fields below each include this one.
-    pub const CONTAINERS: Fields = Fields(1 << 2);
+    /// Every container (init, regular, ephemeral): its name. The container
+    /// fields below each include this one.
+    pub const CONTAINER_NAMES: Fields = Fields(1 << 2);
+    /// Every container: its name and its `image`.
+    pub const CONTAINERS: Fields = Fields(1 << 15 | 1 << 2);
     /// Each container's `securityContext`.
     pub const SECURITY_CONTEXT: Fields = Fields(1 << 3 | 1 << 2);
     /// Each container's `ports`.
@@ -156,6 +149,9 @@ impl Fields {
     pub const SELECTOR: Fields = Fields(1 << 13);
     /// A StatefulSet's `spec.volumeClaimTemplates`.
     pub const VOLUME_CLAIM_TEMPLATES: Fields = Fields(1 << 14);
+    /// The pod's `serviceAccountName`, `serviceAccount` and
+    /// `automountServiceAccountToken`.
+    pub const SERVICE_ACCOUNT: Fields = Fields(1 << 16);
 
     /// Both sets.
     pub const fn union(self, other: Fields) -> Fields {
@@ -169,9 +165,10 @@ impl Fields {
 }
 
 /// The named parts with their names, in the order `Debug` lists them.
-pub const NAMED: [(&str, Fields); 15] = [
+pub const NAMED: [(&str, Fields); 17] = [
     ("LABELS", Fields::LABELS),
     ("ANNOTATIONS", Fields::ANNOTATIONS),
+    ("CONTAINER_NAMES", Fields::CONTAINER_NAMES),
     ("CONTAINERS", Fields::CONTAINERS),
     ("SECURITY_CONTEXT", Fields::SECURITY_CONTEXT),
     ("PORTS", Fields::PORTS),
@@ -185,6 +182,7 @@ pub const NAMED: [(&str, Fields); 15] = [
     ("TOPOLOGY_SPREAD", Fields::TOPOLOGY_SPREAD),
     ("SELECTOR", Fields::SELECTOR),
     ("VOLUME_CLAIM_TEMPLATES", Fields::VOLUME_CLAIM_TEMPLATES),
+    ("SERVICE_ACCOUNT", Fields::SERVICE_ACCOUNT),
 ];
 
 impl std::fmt::Debug for Fields {
@@ -195,13 +193,14 @@ impl std::fmt::Debug for Fields {
             Fields::NONE => return f.write_str("Fields::NONE"),
             _ => {}
         }
-        // CONTAINERS is named only when no container part (which includes it) is.
-        let container_part = NAMED
-            .iter()
-            .any(|(_, part)| *part != Fields::CONTAINERS && part.contains(Fields::CONTAINERS) && self.contains(*part));
+        // CONTAINER_NAMES is named only when no other container part (which
+        // includes it) is.
+        let container_part = NAMED.iter().any(|(_, part)| {
+            *part != Fields::CONTAINER_NAMES && part.contains(Fields::CONTAINER_NAMES) && self.contains(*part)
+        });
         let names: Vec<&str> = NAMED
             .iter()
-            .filter(|(name, part)| self.contains(*part) && !(*name == "CONTAINERS" && container_part))
+            .filter(|(name, part)| self.contains(*part) && !(*name == "CONTAINER_NAMES" && container_part))
             .map(|(name, _)| *name)
             .collect();
         write!(f, "Fields({})", names.join(" | "))
@@ -325,9 +324,12 @@ mod tests {
         for part in
             [Fields::SECURITY_CONTEXT, Fields::PORTS, Fields::RESOURCES, Fields::ENV, Fields::PROBES, Fields::LIFECYCLE]
         {
-            assert!(part.contains(Fields::CONTAINERS), "{part:?}");
-            assert!(!Fields::CONTAINERS.contains(part), "{part:?}");
+            assert!(part.contains(Fields::CONTAINER_NAMES), "{part:?}");
+            assert!(!Fields::CONTAINER_NAMES.contains(part), "{part:?}");
+            assert!(!part.contains(Fields::CONTAINERS), "{part:?}: no image");
         }
+        assert!(Fields::CONTAINERS.contains(Fields::CONTAINER_NAMES));
+        assert!(!Fields::NONE.contains(Fields::SERVICE_ACCOUNT));
         assert!(Fields::ALL.contains(Fields::LABELS | Fields::VOLUME_CLAIM_TEMPLATES));
         assert!(!Fields::NONE.contains(Fields::LABELS));
         assert!(Fields::LABELS.contains(Fields::NONE));
@@ -341,6 +343,11 @@ mod tests {
             "Fields(SECURITY_CONTEXT | POD_SECURITY_CONTEXT)"
         );
         assert_eq!(format!("{:?}", Fields::CONTAINERS | Fields::LABELS), "Fields(LABELS | CONTAINERS)");
+        assert_eq!(format!("{:?}", Fields::CONTAINER_NAMES), "Fields(CONTAINER_NAMES)");
+        assert_eq!(
+            format!("{:?}", Fields::CONTAINERS | Fields::PORTS | Fields::SERVICE_ACCOUNT),
+            "Fields(CONTAINERS | PORTS | SERVICE_ACCOUNT)"
+        );
         assert_eq!(format!("{:?}", Fields::ALL), "Fields::ALL");
         assert_eq!(format!("{:?}", Fields::NONE), "Fields::NONE");
     }

@@ -17,7 +17,9 @@ use crate::fields::{Fields, masked};
 
 masked!(labels, Fields::LABELS);
 masked!(annotations, Fields::ANNOTATIONS);
-masked!(containers, Fields::CONTAINERS);
+masked!(containers, Fields::CONTAINER_NAMES);
+masked!(image, Fields::CONTAINERS);
+masked!(service_account, Fields::SERVICE_ACCOUNT);
 masked!(security_context, Fields::SECURITY_CONTEXT);
 masked!(ports, Fields::PORTS);
 masked!(resources, Fields::RESOURCES);
@@ -63,8 +65,10 @@ pub struct PodSpec {
     pub host_ipc: Option<bool>,
     pub host_users: Option<bool>,
     pub os: Option<PodOs>,
+    // Boxed: in a component each move of a struct this size is a
+    // `memory.copy` call; the box moves as a pointer.
     #[serde(default, deserialize_with = "pod_security_context")]
-    pub security_context: Option<PodSecurityContext>,
+    pub security_context: Option<Box<PodSecurityContext>>,
     #[serde(default, deserialize_with = "volumes")]
     pub volumes: Vec<Volume>,
     #[serde(default, deserialize_with = "containers")]
@@ -84,10 +88,13 @@ pub struct PodSpec {
     pub(crate) selector: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "volume_claim_templates")]
     pub(crate) volume_claim_templates: Vec<PersistentVolumeClaim>,
+    #[serde(default, deserialize_with = "service_account")]
     pub service_account_name: Option<String>,
     /// Deprecated alias of `serviceAccountName`.
+    #[serde(default, deserialize_with = "service_account")]
     pub service_account: Option<String>,
     pub restart_policy: Option<String>,
+    #[serde(default, deserialize_with = "service_account")]
     pub automount_service_account_token: Option<bool>,
     #[serde(default, deserialize_with = "affinity")]
     pub affinity: Option<Affinity>,
@@ -153,7 +160,7 @@ pub(crate) struct Template {
     #[serde(default, deserialize_with = "nullable")]
     pub(crate) metadata: ObjectMeta,
     #[serde(default, deserialize_with = "nullable")]
-    pub(crate) spec: PodSpec,
+    pub(crate) spec: Box<PodSpec>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -284,12 +291,13 @@ impl Volume {
 pub struct Container {
     #[serde(default, deserialize_with = "nullable")]
     pub name: String,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "image")]
     pub image: String,
     #[serde(default, deserialize_with = "ports")]
     pub ports: Vec<ContainerPort>,
+    // Boxed: moving a container moves only a pointer for it (see `PodSpec`).
     #[serde(default, deserialize_with = "security_context")]
-    pub security_context: Option<SecurityContext>,
+    pub security_context: Option<Box<SecurityContext>>,
     #[serde(default, deserialize_with = "resources")]
     pub resources: Option<ResourceRequirements>,
     #[serde(default, deserialize_with = "env")]

@@ -51,7 +51,9 @@ struct Envelope {
     kind: String,
     #[serde(default, deserialize_with = "nullable")]
     metadata: ObjectMeta,
-    spec: Option<PodSpec>,
+    // Boxed, as in `Template`: a pod spec is a few hundred bytes, and each
+    // move of one is a `memory.copy` call in a component.
+    spec: Option<Box<PodSpec>>,
     template: Option<Template>,
 }
 
@@ -64,7 +66,7 @@ pub struct Workload {
     pub object_meta: ObjectMeta,
     /// The pod's metadata (the template's for controllers).
     pub pod_meta: ObjectMeta,
-    pub spec: PodSpec,
+    pub spec: Box<PodSpec>,
     /// JSON pointer of the pod spec, e.g. `/spec/template/spec`.
     pub spec_path: &'static str,
     /// JSON pointer of the pod metadata, e.g. `/spec/template/metadata`.
@@ -411,8 +413,7 @@ mod tests {
         assert_eq!((w.spec.host_network, w.spec.host_users), (Some(true), Some(false)));
         assert!(!w.is_windows() && w.spec.os.is_some());
         assert_eq!(w.spec.restart_policy.as_deref(), Some("Always"));
-        assert_eq!(w.spec.service_account_name.as_deref(), Some("sa"));
-        assert_eq!(w.spec.automount_service_account_token, Some(false));
+        assert!(w.spec.service_account_name.is_none() && w.spec.automount_service_account_token.is_none());
         assert!(
             w.object_meta.labels.is_empty() && w.object_meta.annotations.is_empty() && w.pod_meta.labels.is_empty()
         );
@@ -420,6 +421,14 @@ mod tests {
         assert!(w.spec.security_context.is_none() && w.spec.volumes.is_empty() && w.spec.affinity.is_none());
         assert!(w.spec.topology_spread_constraints.is_empty());
         assert_eq!(w.containers().count(), 0);
+
+        let w = Workload::from_json_reading(FULL, Fields::SERVICE_ACCOUNT).unwrap().unwrap();
+        assert_eq!(w.spec.service_account_name.as_deref(), Some("sa"));
+        assert_eq!(w.spec.automount_service_account_token, Some(false));
+
+        let w = Workload::from_json_reading(FULL, Fields::CONTAINER_NAMES).unwrap().unwrap();
+        let c = w.containers().next().unwrap().container;
+        assert_eq!((c.name.as_str(), c.image.as_str()), ("c", ""));
 
         let w = Workload::from_json_reading(FULL, Fields::CONTAINERS | Fields::LABELS).unwrap().unwrap();
         assert_eq!(w.pod_meta.labels.len(), 1);
@@ -431,7 +440,7 @@ mod tests {
 
         let w = Workload::from_json_reading(FULL, Fields::SECURITY_CONTEXT | Fields::PROBES).unwrap().unwrap();
         let c = w.containers().next().unwrap().container;
-        assert!(c.security_context.is_some() && c.liveness_probe.is_some());
+        assert!(c.security_context.is_some() && c.liveness_probe.is_some() && c.image.is_empty());
         assert!(c.ports.is_empty() && c.lifecycle.is_none());
 
         let all = Workload::from_json(FULL).unwrap().unwrap();
@@ -440,6 +449,7 @@ mod tests {
         assert!(all.selector.is_some() && all.volume_claim_templates.len() == 1 && all.spec.volumes.len() == 1);
         assert!(all.spec.affinity.is_some() && all.spec.topology_spread_constraints.len() == 1);
         assert!(all.spec.security_context.is_some() && all.object_meta.annotations.len() == 1);
+        assert_eq!((c.image.as_str(), all.spec.service_account_name.as_deref()), ("i", Some("sa")));
     }
 
     #[test]

@@ -32,7 +32,7 @@ const FIX: &str = "set spec.automountServiceAccountToken to false unless the pod
 impl PodRule for ServiceAccountToken {
     type Settings = NoSettings;
 
-    const READS: Fields = Fields::NONE;
+    const READS: Fields = Fields::SERVICE_ACCOUNT;
 
     fn metadata() -> Metadata {
         Metadata {
