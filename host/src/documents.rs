@@ -67,6 +67,10 @@ pub struct Parsed {
     pub item_lines: Vec<usize>,
     /// The line of the file the document's text starts on.
     pub first_line: usize,
+    /// The parser's events of the reading, kept to place findings without
+    /// reading the text again ([`Locator::from_steps`]); `None` for a value
+    /// that was not read from the text.
+    pub steps: Option<std::sync::Arc<Steps>>,
 }
 
 /// Why a document could not be read, and where.
@@ -119,6 +123,7 @@ pub fn read_documents(text: &str, limits: &Limits) -> Vec<Document> {
                     value: parsed.value,
                     item_lines: parsed.item_lines.into_iter().map(|l| first_line + l - 1).collect(),
                     first_line,
+                    steps: Some(std::sync::Arc::new(parsed.steps)),
                 }),
             )),
             Ok(None) => {}
@@ -230,6 +235,10 @@ impl std::fmt::Debug for Locator {
 /// `token` added to `pointer`, escaped (`~` as `~0`, `/` as `~1`).
 fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
+    if !token.bytes().any(|b| b == b'~' || b == b'/') {
+        pointer.push_str(token);
+        return;
+    }
     for c in token.chars() {
         match c {
             '~' => pointer.push_str("~0"),
@@ -239,9 +248,59 @@ fn push_token(pointer: &mut String, token: &str) {
     }
 }
 
+/// One event of the YAML parser, with what placing a field needs of it.
+#[derive(Debug, Clone)]
+enum Step {
+    Open { map: bool },
+    Close,
+    Scalar(Box<str>),
+    Alias,
+}
+
+/// A document's parser events in order, each with its 1-based line and
+/// column: recorded while the document is read, so that placing a finding
+/// ([`Locator`]) does not read the text a second time.
+#[derive(Debug, Clone, Default)]
+pub struct Steps(Vec<(Step, (u32, u32))>);
+
+impl Steps {
+    /// Note `event`, read at `mark` (the events a [`Locator`] does not use are left out).
+    fn push(&mut self, event: &Event, mark: &Marker) {
+        let step = match event {
+            Event::SequenceStart(..) => Step::Open { map: false },
+            Event::MappingStart(..) => Step::Open { map: true },
+            Event::SequenceEnd | Event::MappingEnd => Step::Close,
+            Event::Scalar(text, ..) => Step::Scalar(text.as_str().into()),
+            Event::Alias(_) => Step::Alias,
+            _ => return,
+        };
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.0.push((step, (narrow(mark.line()), narrow(mark.col() + 1))));
+    }
+
+    /// Every event of `text`; `None` when it does not parse.
+    fn read(text: &str) -> Option<Steps> {
+        let mut parser = Parser::new_from_str(text);
+        let mut steps = Steps::default();
+        loop {
+            let (event, mark) = parser.next_token().ok()?;
+            if event == Event::StreamEnd {
+                return Some(steps);
+            }
+            steps.push(&event, &mark);
+        }
+    }
+}
+
 impl Locator {
     /// Read `text` once, recording where each node on a path of plain
     /// tokens is written. `None` when the text does not parse.
+    pub fn new(text: &str) -> Option<Locator> {
+        Locator::from_steps(text, &Steps::read(text)?)
+    }
+
+    /// The locator of `text` from the events its reading recorded (the same
+    /// as [`Locator::new`] reading it again).
     ///
     /// The placement rules are [`locate`]'s: a field is at its key (only
     /// keys that are scalars name a field; nothing inside a key counts), a
@@ -249,15 +308,15 @@ impl Locator {
     /// the document) is at its first key, since the parser marks it after
     /// that key; an alias is written where it is but its content is not
     /// (nor that of a merge key, whose token is `<<`).
-    pub fn new(text: &str) -> Option<Locator> {
+    pub fn from_steps(text: &str, steps: &Steps) -> Option<Locator> {
         /// The key a mapping's next value is under: `None` while a key is
         /// expected, `Some(None)` for a key that is not a scalar.
-        type PendingKey = Option<Option<String>>;
+        type PendingKey<'s> = Option<Option<&'s str>>;
         /// A collection being read.
-        struct Open {
+        struct Open<'s> {
             /// Mapping: the key of the value being read, `None` while a key is
             /// expected; and where the key is.
-            map: Option<(PendingKey, (usize, usize))>,
+            map: Option<(PendingKey<'s>, (usize, usize))>,
             /// Sequence: the index of the next item.
             next: usize,
             /// Its pointer, when it is a written node (not inside a key, nor
@@ -266,9 +325,9 @@ impl Locator {
             /// A collection used as a mapping key: nothing inside it counts.
             in_key: bool,
         }
-        let mut parser = Parser::new_from_str(text);
         let mut stack: Vec<Open> = Vec::new();
-        let mut nodes: HashMap<String, (usize, (usize, usize))> = HashMap::new();
+        // At most one node a step: never grown.
+        let mut nodes: HashMap<String, (usize, (usize, usize))> = HashMap::with_capacity(steps.0.len());
         let mut order = 0;
         let mut rooted = false;
         // Block mappings waiting for their first key: (pointer, order). Any
@@ -278,14 +337,12 @@ impl Locator {
         let is_flow = |(line, column): (usize, usize)| {
             lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
         };
-        loop {
-            let (event, mark) = parser.next_token().ok()?;
-            let here = (mark.line(), mark.col() + 1);
-            let collection = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
-            let block_mapping = matches!(event, Event::MappingStart(..)) && !is_flow(here);
-            match event {
-                Event::StreamEnd => break,
-                Event::SequenceEnd | Event::MappingEnd => {
+        for (step, (line, column)) in &steps.0 {
+            let here = (*line as usize, *column as usize);
+            let collection = matches!(step, Step::Open { .. });
+            let block_mapping = matches!(step, Step::Open { map: true }) && !is_flow(here);
+            match step {
+                Step::Close => {
                     let closed = stack.pop()?;
                     if let Some(parent) = stack.last_mut()
                         && let Some((key, _)) = &mut parent.map
@@ -294,7 +351,7 @@ impl Locator {
                         *key = if closed.in_key { Some(None) } else { None };
                     }
                 }
-                Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                Step::Scalar(_) | Step::Alias | Step::Open { .. } => {
                     // A key of a mapping?
                     if let Some(parent) = stack.last_mut()
                         && let Some((key, at)) = &mut parent.map
@@ -302,12 +359,12 @@ impl Locator {
                     {
                         if collection {
                             stack.push(Open { map: None, next: 0, path: None, in_key: true });
-                            if let Event::MappingStart(..) = event {
+                            if let Step::Open { map: true } = step {
                                 stack.last_mut()?.map = Some((None, here));
                             }
                         } else {
-                            let name = match event {
-                                Event::Scalar(text, ..) => Some(text),
+                            let name = match step {
+                                Step::Scalar(text) => Some(&**text),
                                 _ => None,
                             };
                             *key = Some(name);
@@ -337,23 +394,30 @@ impl Locator {
                         }
                         Some(parent) => {
                             let (segment, at) = match &mut parent.map {
-                                Some((key, at)) => (key.take().flatten(), *at),
+                                Some((key, at)) => (key.take().flatten().map(std::borrow::Cow::Borrowed), *at),
                                 None => {
                                     parent.next += 1;
-                                    (Some((parent.next - 1).to_string()), here)
+                                    (Some(std::borrow::Cow::Owned((parent.next - 1).to_string())), here)
                                 }
                             };
                             let path = match (&parent.path, segment) {
                                 (Some(within), Some(token)) if !parent.in_key => {
-                                    let mut path = within.clone();
+                                    let mut path = String::with_capacity(within.len() + 1 + token.len());
+                                    path.push_str(within);
                                     push_token(&mut path, &token);
                                     order += 1;
                                     // A mapping item of a sequence: at its first key.
                                     if parent.map.is_none() && block_mapping {
                                         at_first_key.push((path.clone(), order));
                                     }
-                                    nodes.insert(path.clone(), (order, at));
-                                    Some(path)
+                                    // Only a collection's path is needed again, for its children.
+                                    if collection {
+                                        nodes.insert(path.clone(), (order, at));
+                                        Some(path)
+                                    } else {
+                                        nodes.insert(path, (order, at));
+                                        None
+                                    }
                                 }
                                 _ => None,
                             };
@@ -361,11 +425,10 @@ impl Locator {
                         }
                     };
                     if collection {
-                        let map = matches!(event, Event::MappingStart(..)).then_some((None, here));
+                        let map = matches!(step, Step::Open { map: true }).then_some((None, here));
                         stack.push(Open { map, next: 0, path, in_key });
                     }
                 }
-                _ => {}
             }
         }
         Some(Locator { nodes })
@@ -452,6 +515,7 @@ fn split(text: &str) -> Vec<Chunk<'_>> {
 struct Built {
     value: Value,
     item_lines: Vec<usize>,
+    steps: Steps,
 }
 
 enum Frame {
@@ -662,6 +726,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
         Builder { limits, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, root: None, item_lines: Vec::new() };
     let mut start_line = 1;
     let mut documents = 0;
+    let mut steps = Steps::default();
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(x) => x,
@@ -675,6 +740,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
                 return Err(ReadError { line, column: key_column(text, line, column), message });
             }
         };
+        steps.push(&event, &mark);
         match event {
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
             Event::StreamEnd => break,
@@ -721,7 +787,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
     }
     Ok(match builder.root {
         None | Some(Value::Null) => None,
-        Some(value) => Some((Built { value, item_lines: builder.item_lines }, start_line)),
+        Some(value) => Some((Built { value, item_lines: builder.item_lines, steps }, start_line)),
     })
 }
 
@@ -1061,9 +1127,17 @@ mod tests {
     const ODD_POINTERS: [&str; 9] = ["", "/", "//", "x", "/~2", "/a~1b", "/a~0b", "/0/", "/items/01"];
 
     /// The [`Locator`] against the walk per pointer, on `text` for
-    /// `pointers`; the mismatches, described.
-    fn disagreements<'a>(text: &str, pointers: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        let locator = Locator::new(text);
+    /// `pointers`; the mismatches, described. The locator is made from
+    /// `steps`, the events of the text's reading, or else by reading it.
+    fn disagreements<'a>(
+        text: &str,
+        steps: Option<&Steps>,
+        pointers: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let locator = match steps {
+            Some(steps) => Locator::from_steps(text, steps),
+            None => Locator::new(text),
+        };
         let mut wrong = Vec::new();
         for pointer in pointers {
             let indexed = locator.as_ref().and_then(|l| l.locate(pointer));
@@ -1130,13 +1204,23 @@ mod tests {
         ];
         for text in texts {
             let mut all: Vec<String> = Vec::new();
-            for document in read_documents(text, &Limits::default()) {
-                if let Ok(parsed) = document.content {
+            let documents = read_documents(text, &Limits::default());
+            for document in &documents {
+                if let Ok(parsed) = &document.content {
                     pointers(&parsed.value, &mut String::new(), &mut all);
                 }
             }
-            let wrong = disagreements(text, all.iter().map(String::as_str).chain(fixed).chain(ODD_POINTERS));
+            let sample = || all.iter().map(String::as_str).chain(fixed).chain(ODD_POINTERS);
+            let wrong = disagreements(text, None, sample());
             assert!(wrong.is_empty(), "{text:?}:\n{}", wrong.join("\n"));
+            // The events kept from the reading place every field as a second reading does.
+            for document in &documents {
+                if let Ok(parsed) = &document.content {
+                    let steps = parsed.steps.as_deref().expect("a document read from text keeps its events");
+                    let wrong = disagreements(&document.text, Some(steps), sample());
+                    assert!(wrong.is_empty(), "{text:?}, from the reading's events:\n{}", wrong.join("\n"));
+                }
+            }
         }
         // The index does place things: a block item at its first key, a flow
         // item at itself, a merged field at its mapping's key, and an
@@ -1193,7 +1277,8 @@ mod tests {
                 if !parsed.item_lines.is_empty() {
                     in_lists += sample.iter().filter(|p| p.starts_with("/items/")).count();
                 }
-                for w in disagreements(&document.text, sample) {
+                // As findings are placed: from the events of this reading.
+                for w in disagreements(&document.text, parsed.steps.as_deref(), sample) {
                     wrong.push(format!("{} document {}: {w}", file.display(), document.index));
                 }
             }

@@ -210,6 +210,10 @@ pub fn apply(
     exceptions: &[Exception],
     today: Date,
 ) -> Vec<ExceptionStatus> {
+    if exceptions.is_empty() {
+        // Nothing to match: no object is read again.
+        return Vec::new();
+    }
     let mut matched = vec![0usize; exceptions.len()];
     let mut parsed: Option<(usize, Value)> = None;
     for f in findings.iter_mut() {

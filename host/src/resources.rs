@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
-use crate::documents::{Document, Locator, Parsed};
+use crate::documents::{Document, Locator, Parsed, Steps};
 
 /// Where a resource, or an error, was found.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -41,6 +41,9 @@ pub struct Written {
     /// document and shared by the items of a List (`None`: the text does not
     /// parse). Build a `Written` with [`Written::new`].
     pub locator: SharedLocator,
+    /// The parser's events of the text's first reading, from which the
+    /// locator is made; `None`: the locator reads the text.
+    pub steps: Option<Arc<Steps>>,
 }
 
 /// A document's [`Locator`], made on first use and shared by its resources.
@@ -49,12 +52,18 @@ pub type SharedLocator = Arc<OnceLock<Option<Locator>>>;
 impl Written {
     /// The whole document `text`, starting on line `first_line` of its file.
     pub fn new(text: Arc<str>, first_line: usize) -> Written {
-        Written { text, first_line, prefix: String::new(), locator: Arc::default() }
+        Written { text, first_line, prefix: String::new(), locator: Arc::default(), steps: None }
     }
 
     /// Where `pointer` (from the document's root) is written: see [`Locator::locate`].
     fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
-        self.locator.get_or_init(|| Locator::new(&self.text)).as_ref()?.locate(pointer)
+        self.locator
+            .get_or_init(|| match &self.steps {
+                Some(steps) => Locator::from_steps(&self.text, steps),
+                None => Locator::new(&self.text),
+            })
+            .as_ref()?
+            .locate(pointer)
     }
 }
 
@@ -127,7 +136,7 @@ pub fn from_documents(file: &str, documents: Vec<Document>, out: &mut Vec<Resour
                 message: format!("{} (column {})", e.message, e.column),
             }),
             Ok(parsed) => {
-                let written = Written::new(doc.text, parsed.first_line);
+                let written = Written { steps: parsed.steps.clone(), ..Written::new(doc.text, parsed.first_line) };
                 from_value(parsed, source, written, out, errors)
             }
         }

@@ -985,6 +985,7 @@ fn load_entry(suite: &Suite, entry: &Entry, out: &mut Vec<Resource>, errors: &mu
                     value: value.clone(),
                     item_lines: Vec::new(),
                     first_line: suite.locator.first_line,
+                    steps: None,
                 }),
                 template: None,
                 text: suite.locator.text.clone(),
