@@ -2,6 +2,12 @@
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: see its line in Cargo.toml. The
+/// library leaves the choice to its user; the components have their own
+/// (the SDK's `allocator`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }
