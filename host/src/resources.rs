@@ -85,7 +85,8 @@ impl Resource {
     /// Where the field `path` (a JSON pointer into the object) is written: the
     /// source with the line and column of that field, or of its deepest
     /// ancestor that is written (see [`crate::documents::locate`]). The
-    /// document is read for that once, on its first call.
+    /// document's locator is made for that once, on its first call, from the
+    /// parser events kept when the document was read.
     pub fn source_of(&self, path: &str) -> Source {
         let Some(w) = &self.written else {
             return self.source.clone();
