@@ -37,6 +37,9 @@ pub fn read(data: &[u8]) {
             assert!(!e.message.is_empty());
         }
     }
+    for d in &docs {
+        located_from_the_reading_as_by_a_second_one(d);
+    }
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for doc in docs {
@@ -58,6 +61,43 @@ pub fn read(data: &[u8]) {
         assert!(e.source.document >= 1, "{e:?}");
     }
     pin_in_place(text);
+}
+
+/// A finding is placed from the parser events kept while its document was
+/// read ([`documents::Locator::from_steps`]): every field, and a few pointers
+/// that name none, must be placed as a second reading of the text places them.
+fn located_from_the_reading_as_by_a_second_one(d: &documents::Document) {
+    fn pointers(value: &serde_json::Value, at: &mut String, out: &mut Vec<String>) {
+        if out.len() >= 256 {
+            return;
+        }
+        out.push(at.clone());
+        let children: Vec<(String, &serde_json::Value)> = match value {
+            serde_json::Value::Object(map) => {
+                map.iter().map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v)).collect()
+            }
+            serde_json::Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+            _ => Vec::new(),
+        };
+        for (token, child) in children {
+            let len = at.len();
+            at.push('/');
+            at.push_str(&token);
+            pointers(child, at, out);
+            at.truncate(len);
+        }
+    }
+    let Ok(parsed) = &d.content else { return };
+    let Some(steps) = &parsed.steps else { return };
+    let kept = documents::Locator::from_steps(&d.text, steps);
+    let again = documents::Locator::new(&d.text);
+    assert_eq!(kept.is_some(), again.is_some(), "the kept events and a second reading disagree on the text");
+    let (Some(kept), Some(again)) = (kept, again) else { return };
+    let mut all = Vec::new();
+    pointers(&parsed.value, &mut String::new(), &mut all);
+    for pointer in all.iter().map(String::as_str).chain(["/", "//", "/x", "/0", "/items/0/a"]) {
+        assert_eq!(kept.locate(pointer), again.locate(pointer), "{pointer:?}");
+    }
 }
 
 /// `check --pin` edits text in place: whatever the input, it only ever inserts
