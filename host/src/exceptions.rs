@@ -6,6 +6,7 @@
 //! it no longer applies and the report says so. Exempted findings stay in
 //! every report, marked with the reason; they do not fail the run.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use palisade_sdk::selector::LabelSelector;
@@ -175,7 +176,11 @@ fn container_of(object: &Value, path: &str) -> Option<(String, String)> {
 }
 
 impl Exception {
-    fn matches(&self, finding: &Finding, resource: &Resource, object: &Value) -> bool {
+    /// Whether the exception covers `finding` of `resource`. `object` is the
+    /// resource's parsed JSON, parsed only when a selector, container or
+    /// image pattern needs it.
+    fn matches(&self, finding: &Finding, resource: &Resource, object: &OnceCell<Value>) -> bool {
+        let object = || object.get_or_init(|| serde_json::from_str(&resource.json).unwrap_or(Value::Null));
         let r = &finding.resource;
         if !self.rules.iter().any(|x| x == "*" || *x == finding.rule)
             || !any_glob(&self.kinds, &r.kind)
@@ -185,7 +190,7 @@ impl Exception {
             return false;
         }
         if let Some(selector) = &self.selector {
-            let labels: BTreeMap<String, String> = object
+            let labels: BTreeMap<String, String> = object()
                 .pointer("/metadata/labels")
                 .and_then(|l| serde_json::from_value(l.clone()).ok())
                 .unwrap_or_default();
@@ -194,7 +199,7 @@ impl Exception {
             }
         }
         if !self.containers.is_empty() || !self.images.is_empty() {
-            let Some((name, image)) = container_of(object, &finding.path) else { return false };
+            let Some((name, image)) = container_of(object(), &finding.path) else { return false };
             if !any_glob(&self.containers, &name) || !any_glob(&self.images, &image) {
                 return false;
             }
@@ -210,18 +215,15 @@ pub fn apply(
     exceptions: &[Exception],
     today: Date,
 ) -> Vec<ExceptionStatus> {
-    if exceptions.is_empty() {
-        // Nothing to match: no object is read again.
-        return Vec::new();
-    }
     let mut matched = vec![0usize; exceptions.len()];
-    let mut parsed: Option<(usize, Value)> = None;
+    // The object of the findings' current resource, parsed once if an exception asks.
+    let mut parsed: (usize, OnceCell<Value>) = (usize::MAX, OnceCell::new());
     for f in findings.iter_mut() {
         let Some(resource) = resources.get(f.resource_index) else { continue };
-        if parsed.as_ref().is_none_or(|(i, _)| *i != f.resource_index) {
-            parsed = Some((f.resource_index, serde_json::from_str(&resource.json).unwrap_or(Value::Null)));
+        if parsed.0 != f.resource_index {
+            parsed = (f.resource_index, OnceCell::new());
         }
-        let Some((_, object)) = &parsed else { continue };
+        let object = &parsed.1;
         for (i, e) in exceptions.iter().enumerate() {
             if e.matches(f, resource, object) {
                 matched[i] += 1;
