@@ -89,7 +89,7 @@ fn located_from_the_reading_as_by_a_second_one(d: &documents::Document) {
     }
     let Ok(parsed) = &d.content else { return };
     let Some(steps) = &parsed.steps else { return };
-    let kept = documents::Locator::from_steps(&d.text, steps);
+    let kept = documents::Locator::from_steps(steps);
     let again = documents::Locator::new(&d.text);
     assert_eq!(kept.is_some(), again.is_some(), "the kept events and a second reading disagree on the text");
     let (Some(kept), Some(again)) = (kept, again) else { return };

@@ -16,6 +16,7 @@
 //! are bounded by [`Limits`] rather than by the call stack or memory.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser, Tag};
@@ -216,14 +217,36 @@ pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
 /// Where every written node of one document is, from a single walk of its
 /// text: [`Locator::locate`] places a pointer as [`locate`] does, without
 /// reading the text again.
+///
+/// The nodes form a tree of paths: each node is found by its parent and its
+/// token (a key as read, or an item's index), so neither making the locator
+/// nor placing a pointer builds a path, and the whole index is three
+/// allocations. A path written twice (the same key spelt two ways that read
+/// as the same field, a duplicate key) is one node, which keeps the place of
+/// the node read last, since the placement of [`locate`] is that of the last
+/// written node on the pointer's path.
 pub struct Locator {
-    /// Each written node by its pointer (tokens escaped as a JSON pointer's):
-    /// when it was read (its order among the nodes), and its 1-based line
-    /// and column. A path written twice (the same key spelt two ways that
-    /// read as different fields, a second document in the text) keeps the
-    /// node read last, since the placement of [`locate`] is that of the last
-    /// written node on the pointer's path.
-    nodes: HashMap<String, (usize, (usize, usize))>,
+    /// The written nodes; the document's root, when there is one, first.
+    nodes: Vec<Node>,
+    /// The nodes' tokens, one after another (unescaped).
+    tokens: String,
+    /// Each node (an index into `nodes`) by its parent and token.
+    children: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// A written node of a [`Locator`].
+struct Node {
+    /// Its parent's index (the root's is its own).
+    parent: u32,
+    /// Its token: `tokens[token.0..token.1]`.
+    token: (u32, u32),
+    /// The hash of (parent, token).
+    hash: u64,
+    /// When it was read: its order among the nodes.
+    order: u32,
+    /// Its 1-based line and column.
+    at: (u32, u32),
 }
 
 impl std::fmt::Debug for Locator {
@@ -232,43 +255,32 @@ impl std::fmt::Debug for Locator {
     }
 }
 
-/// `token` added to `pointer`, escaped (`~` as `~0`, `/` as `~1`).
-fn push_token(pointer: &mut String, token: &str) {
-    pointer.push('/');
-    if !token.bytes().any(|b| b == b'~' || b == b'/') {
-        pointer.push_str(token);
-        return;
-    }
-    for c in token.chars() {
-        match c {
-            '~' => pointer.push_str("~0"),
-            '/' => pointer.push_str("~1"),
-            c => pointer.push(c),
-        }
-    }
-}
-
 /// One event of the YAML parser, with what placing a field needs of it.
 #[derive(Debug, Clone)]
 enum Step {
-    Open { map: bool },
+    /// A collection starts; `block`: a mapping written in block style (not
+    /// one that opens with `{` where the parser marks it).
+    Open {
+        map: bool,
+        block: bool,
+    },
     Close,
     Scalar(Box<str>),
     Alias,
 }
 
-/// A document's parser events in order, each with its 1-based line and
-/// column: recorded while the document is read, so that placing a finding
-/// ([`Locator`]) does not read the text a second time.
+/// The events of a document's reading that a [`Locator`] needs, each with
+/// its 1-based line and column.
 #[derive(Debug, Clone, Default)]
 pub struct Steps(Vec<(Step, (u32, u32))>);
 
 impl Steps {
-    /// Note `event`, read at `mark` (the events a [`Locator`] does not use are left out).
-    fn push(&mut self, event: &Event, mark: &Marker) {
+    /// Note `event`, read at `mark` in `text` (the events a [`Locator`] does
+    /// not use are left out).
+    fn push(&mut self, event: &Event, mark: &Marker, text: &mut Marked<'_>) {
         let step = match event {
-            Event::SequenceStart(..) => Step::Open { map: false },
-            Event::MappingStart(..) => Step::Open { map: true },
+            Event::SequenceStart(..) => Step::Open { map: false, block: false },
+            Event::MappingStart(..) => Step::Open { map: true, block: !text.opens_flow(mark) },
             Event::SequenceEnd | Event::MappingEnd => Step::Close,
             Event::Scalar(text, ..) => Step::Scalar(text.as_str().into()),
             Event::Alias(_) => Step::Alias,
@@ -282,13 +294,58 @@ impl Steps {
     fn read(text: &str) -> Option<Steps> {
         let mut parser = Parser::new_from_str(text);
         let mut steps = Steps::default();
+        let mut marked = Marked::new(text);
         loop {
             let (event, mark) = parser.next_token().ok()?;
             if event == Event::StreamEnd {
                 return Some(steps);
             }
-            steps.push(&event, &mark);
+            steps.push(&event, &mark, &mut marked);
         }
+    }
+}
+
+/// A text the parser reads, to look at the character a mark points to.
+struct Marked<'t> {
+    text: &'t str,
+    /// All ASCII: a mark's character index is its byte offset.
+    ascii: bool,
+    /// Otherwise, the byte offset of each line read so far.
+    lines: Vec<usize>,
+}
+
+impl<'t> Marked<'t> {
+    fn new(text: &'t str) -> Marked<'t> {
+        Marked { text, ascii: text.is_ascii(), lines: Vec::new() }
+    }
+
+    /// Whether the character at `mark` (its line and column) is `{`.
+    fn opens_flow(&mut self, mark: &Marker) -> bool {
+        if self.ascii {
+            // Line and column agree with the index in a text without multi-byte characters.
+            return self.text.as_bytes().get(mark.index()) == Some(&b'{');
+        }
+        let Some(line) = self.line(mark.line()) else { return false };
+        line.chars().nth(mark.col()) == Some('{')
+    }
+
+    /// The 1-based line `n` of the text, without its break (as [`str::lines`] has it).
+    fn line(&mut self, n: usize) -> Option<&'t str> {
+        if self.lines.is_empty() {
+            self.lines.push(0);
+        }
+        while self.lines.len() < n {
+            let last = *self.lines.last()?;
+            let end = memchr::memchr(b'\n', self.text.as_bytes().get(last..)?)?;
+            self.lines.push(last + end + 1);
+        }
+        let start = *self.lines.get(n.checked_sub(1)?)?;
+        let rest = self.text.get(start..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let line = rest.split('\n').next()?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
     }
 }
 
@@ -296,10 +353,41 @@ impl Locator {
     /// Read `text` once, recording where each node on a path of plain
     /// tokens is written. `None` when the text does not parse.
     pub fn new(text: &str) -> Option<Locator> {
-        Locator::from_steps(text, &Steps::read(text)?)
+        Locator::from_steps(&Steps::read(text)?)
     }
 
-    /// The locator of `text` from the events its reading recorded (the same
+    /// The child of node `parent` with `token`, if it was written.
+    fn child(&self, parent: u32, token: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one((parent, token));
+        self.children.find(hash, |&i| self.is(i, parent, token)).copied()
+    }
+
+    /// Whether node `i` is the child `token` of `parent`.
+    fn is(&self, i: u32, parent: u32, token: &str) -> bool {
+        let node = &self.nodes[i as usize];
+        node.parent == parent && self.tokens.get(node.token.0 as usize..node.token.1 as usize) == Some(token)
+    }
+
+    /// Node `parent`'s child `token`, now read as the `order`th node at
+    /// `at`: a new node, or the one already on that path.
+    fn write(&mut self, parent: u32, token: &str, order: u32, at: (u32, u32)) -> Option<u32> {
+        let hash = self.hasher.hash_one((parent, token));
+        if let Some(&i) = self.children.find(hash, |&i| self.is(i, parent, token)) {
+            let node = &mut self.nodes[i as usize];
+            (node.order, node.at) = (order, at);
+            return Some(i);
+        }
+        let i = u32::try_from(self.nodes.len()).ok()?;
+        let start = u32::try_from(self.tokens.len()).ok()?;
+        self.tokens.push_str(token);
+        let end = u32::try_from(self.tokens.len()).ok()?;
+        self.nodes.push(Node { parent, token: (start, end), hash, order, at });
+        let nodes = &self.nodes;
+        self.children.insert_unique(hash, i, |&j| nodes[j as usize].hash);
+        Some(i)
+    }
+
+    /// The locator of a text from the events its reading recorded (the same
     /// as [`Locator::new`] reading it again).
     ///
     /// The placement rules are [`locate`]'s: a field is at its key (only
@@ -308,7 +396,7 @@ impl Locator {
     /// the document) is at its first key, since the parser marks it after
     /// that key; an alias is written where it is but its content is not
     /// (nor that of a merge key, whose token is `<<`).
-    pub fn from_steps(text: &str, steps: &Steps) -> Option<Locator> {
+    pub fn from_steps(steps: &Steps) -> Option<Locator> {
         /// The key a mapping's next value is under: `None` while a key is
         /// expected, `Some(None)` for a key that is not a scalar.
         type PendingKey<'s> = Option<Option<&'s str>>;
@@ -316,31 +404,32 @@ impl Locator {
         struct Open<'s> {
             /// Mapping: the key of the value being read, `None` while a key is
             /// expected; and where the key is.
-            map: Option<(PendingKey<'s>, (usize, usize))>,
+            map: Option<(PendingKey<'s>, (u32, u32))>,
             /// Sequence: the index of the next item.
             next: usize,
-            /// Its pointer, when it is a written node (not inside a key, nor
+            /// Its node, when it is a written node (not inside a key, nor
             /// under a key that is not a scalar).
-            path: Option<String>,
+            node: Option<u32>,
             /// A collection used as a mapping key: nothing inside it counts.
             in_key: bool,
         }
-        let mut stack: Vec<Open> = Vec::new();
+        const ROOT: u32 = 0;
         // At most one node a step: never grown.
-        let mut nodes: HashMap<String, (usize, (usize, usize))> = HashMap::with_capacity(steps.0.len());
-        let mut order = 0;
-        let mut rooted = false;
-        // Block mappings waiting for their first key: (pointer, order). Any
-        // key read next is that key, whatever it belongs to.
-        let mut at_first_key: Vec<(String, usize)> = Vec::new();
-        let lines: Vec<&str> = text.lines().collect();
-        let is_flow = |(line, column): (usize, usize)| {
-            lines.get(line.wrapping_sub(1)).and_then(|l| l.chars().nth(column - 1)).is_some_and(|c| c == '{')
+        let mut locator = Locator {
+            nodes: Vec::with_capacity(steps.0.len()),
+            tokens: String::with_capacity(steps.0.len() * 8),
+            children: hashbrown::HashTable::with_capacity(steps.0.len()),
+            hasher: foldhash::fast::RandomState::default(),
         };
-        for (step, (line, column)) in &steps.0 {
-            let here = (*line as usize, *column as usize);
+        let mut stack: Vec<Open> = Vec::new();
+        let mut order: u32 = 0;
+        // Block mappings waiting for their first key: (node, order). Any
+        // key read next is that key, whatever it belongs to.
+        let mut at_first_key: Vec<(u32, u32)> = Vec::new();
+        let mut index = String::new();
+        for &(ref step, here) in &steps.0 {
             let collection = matches!(step, Step::Open { .. });
-            let block_mapping = matches!(step, Step::Open { map: true }) && !is_flow(here);
+            let block_mapping = matches!(step, Step::Open { map: true, block: true });
             match step {
                 Step::Close => {
                     let closed = stack.pop()?;
@@ -358,8 +447,8 @@ impl Locator {
                         && key.is_none()
                     {
                         if collection {
-                            stack.push(Open { map: None, next: 0, path: None, in_key: true });
-                            if let Step::Open { map: true } = step {
+                            stack.push(Open { map: None, next: 0, node: None, in_key: true });
+                            if let Step::Open { map: true, .. } = step {
                                 stack.last_mut()?.map = Some((None, here));
                             }
                         } else {
@@ -370,91 +459,86 @@ impl Locator {
                             *key = Some(name);
                             *at = here;
                         }
-                        for (path, when) in at_first_key.drain(..) {
-                            if let Some(node) = nodes.get_mut(&path)
-                                && node.0 == when
-                            {
-                                node.1 = here;
+                        for (node, when) in at_first_key.drain(..) {
+                            let node = &mut locator.nodes[node as usize];
+                            if node.order == when {
+                                node.at = here;
                             }
                         }
                         continue;
                     }
                     // A value: of the root, of a mapping's key, or a sequence's next item.
-                    let (path, in_key) = match stack.last_mut() {
+                    let (node, in_key) = match stack.last_mut() {
                         None => {
-                            if !rooted {
-                                rooted = true;
+                            if locator.nodes.is_empty() {
                                 order += 1;
-                                nodes.insert(String::new(), (order, here));
+                                locator.nodes.push(Node { parent: ROOT, token: (0, 0), hash: 0, order, at: here });
                                 if block_mapping {
-                                    at_first_key.push((String::new(), order));
+                                    at_first_key.push((ROOT, order));
                                 }
                             }
-                            (Some(String::new()), false)
+                            (Some(ROOT), false)
                         }
                         Some(parent) => {
-                            let (segment, at) = match &mut parent.map {
-                                Some((key, at)) => (key.take().flatten().map(std::borrow::Cow::Borrowed), *at),
+                            let (token, at) = match &mut parent.map {
+                                Some((key, at)) => (key.take().flatten(), *at),
                                 None => {
                                     parent.next += 1;
-                                    (Some(std::borrow::Cow::Owned((parent.next - 1).to_string())), here)
+                                    index.clear();
+                                    {
+                                        use std::fmt::Write as _;
+                                        let _ = write!(index, "{}", parent.next - 1);
+                                    }
+                                    (Some(index.as_str()), here)
                                 }
                             };
-                            let path = match (&parent.path, segment) {
+                            let node = match (parent.node, token) {
                                 (Some(within), Some(token)) if !parent.in_key => {
-                                    let mut path = String::with_capacity(within.len() + 1 + token.len());
-                                    path.push_str(within);
-                                    push_token(&mut path, &token);
                                     order += 1;
+                                    let node = locator.write(within, token, order, at)?;
                                     // A mapping item of a sequence: at its first key.
                                     if parent.map.is_none() && block_mapping {
-                                        at_first_key.push((path.clone(), order));
+                                        at_first_key.push((node, order));
                                     }
-                                    // Only a collection's path is needed again, for its children.
-                                    if collection {
-                                        nodes.insert(path.clone(), (order, at));
-                                        Some(path)
-                                    } else {
-                                        nodes.insert(path, (order, at));
-                                        None
-                                    }
+                                    Some(node)
                                 }
                                 _ => None,
                             };
-                            (path, parent.in_key)
+                            (node, parent.in_key)
                         }
                     };
                     if collection {
-                        let map = matches!(step, Step::Open { map: true }).then_some((None, here));
-                        stack.push(Open { map, next: 0, path, in_key });
+                        let map = matches!(step, Step::Open { map: true, .. }).then_some((None, here));
+                        stack.push(Open { map, next: 0, node, in_key });
                     }
                 }
             }
         }
-        Some(Locator { nodes })
+        Some(locator)
     }
 
     /// Where the node `pointer` names is written, or its deepest written
     /// ancestor: as [`locate`] places it. `None` for a text with no node.
     pub fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
-        let mut best = self.nodes.get("")?;
-        let mut path = String::with_capacity(pointer.len());
+        let root = self.nodes.first()?;
+        let mut best = root;
+        let mut at = 0;
         for token in pointer.split('/').skip(1) {
-            if token.contains('~') {
-                push_token(&mut path, &token.replace("~1", "/").replace("~0", "~"));
+            let child = if token.contains('~') {
+                self.child(at, &token.replace("~1", "/").replace("~0", "~"))
             } else {
-                // Written as it reads: no `~`, and no `/` inside a token.
-                path.push('/');
-                path.push_str(token);
-            }
-            let Some(node) = self.nodes.get(&path) else {
+                self.child(at, token)
+            };
+            let Some(child) = child else {
                 break;
             };
-            if node.0 > best.0 {
+            at = child;
+            let node = &self.nodes[child as usize];
+            if node.order > best.order {
                 best = node;
             }
         }
-        Some(best.1)
+        Some((best.at.0 as usize, best.at.1 as usize))
     }
 }
 
@@ -727,6 +811,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
     let mut start_line = 1;
     let mut documents = 0;
     let mut steps = Steps::default();
+    let mut marked = Marked::new(text);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(x) => x,
@@ -740,7 +825,7 @@ fn parse_chunk(text: &str, limits: &Limits) -> Result<Chunked, ReadError> {
                 return Err(ReadError { line, column: key_column(text, line, column), message });
             }
         };
-        steps.push(&event, &mark);
+        steps.push(&event, &mark, &mut marked);
         match event {
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => {}
             Event::StreamEnd => break,
@@ -1123,6 +1208,22 @@ mod tests {
         }
     }
 
+    /// `token` added to `pointer`, escaped (`~` as `~0`, `/` as `~1`).
+    fn push_token(pointer: &mut String, token: &str) {
+        pointer.push('/');
+        if !token.bytes().any(|b| b == b'~' || b == b'/') {
+            pointer.push_str(token);
+            return;
+        }
+        for c in token.chars() {
+            match c {
+                '~' => pointer.push_str("~0"),
+                '/' => pointer.push_str("~1"),
+                c => pointer.push(c),
+            }
+        }
+    }
+
     /// Pointers that are not plain paths of a value.
     const ODD_POINTERS: [&str; 9] = ["", "/", "//", "x", "/~2", "/a~1b", "/a~0b", "/0/", "/items/01"];
 
@@ -1135,7 +1236,7 @@ mod tests {
         pointers: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
         let locator = match steps {
-            Some(steps) => Locator::from_steps(text, steps),
+            Some(steps) => Locator::from_steps(steps),
             None => Locator::new(text),
         };
         let mut wrong = Vec::new();
@@ -1169,6 +1270,12 @@ mod tests {
             "a: [1, 2\n",
             "kind: List\nitems:\n- kind: List\n  items:\n  - {kind: Pod, spec: {containers: [{name: c}]}}\n  - kind: Pod\n    metadata:\n      name: p\n",
             "x:\n  y: 1\n...\n",
+            // Characters of several bytes before a mapping's `{` (a mark counts characters).
+            "ключ: {вложенный: 1}\nx: [{y: 2}, {é: {ü: 3}}]\nñ:\n  ä: {b: 4}\n  f:\n  - {c: 5}\n",
+            "\u{feff}a: {b: 1}\nc:\n  d: [{e: 2}]\n",
+            "名前: x\nitems:\n- {名: 1}\n- 名: 2\n  ü: {z: 3}\n",
+            // Item indices of more than one digit.
+            "l: [a, b, c, d, e, f, g, h, i, j, {k: 1}, {m: {n: 2}}]\n",
         ];
         let fixed = [
             "/a",

@@ -59,7 +59,7 @@ impl Written {
     fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
         self.locator
             .get_or_init(|| match &self.steps {
-                Some(steps) => Locator::from_steps(&self.text, steps),
+                Some(steps) => Locator::from_steps(steps),
                 None => Locator::new(&self.text),
             })
             .as_ref()?
