@@ -135,9 +135,19 @@ pub fn evaluate(
     let results: Mutex<Vec<(usize, Judged)>> = Mutex::new(Vec::with_capacity(resources.len()));
     let policy_time: Mutex<Vec<(usize, Duration)>> = Mutex::new(vec![(0, Duration::ZERO); policies.len()]);
     let threads = threads.clamp(1, resources.len().max(1));
-    // Resources a worker takes at a time (up to 64, fewer for small inputs so
-    // every thread still gets work).
-    let chunk = (resources.len() / (threads * 8)).clamp(1, 64);
+    // Resources a worker takes at a time: up to 64, fewer as the input runs
+    // out, so the threads end together (and every thread gets work).
+    let take = || {
+        let mut first = next.load(Ordering::Relaxed);
+        loop {
+            let left = resources.len().checked_sub(first).filter(|&n| n > 0)?;
+            let chunk = (left / (threads * 4)).clamp(1, 64);
+            match next.compare_exchange_weak(first, first + chunk, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(first..first + chunk),
+                Err(now) => first = now,
+            }
+        }
+    };
     let views = Views::new(policies.iter().map(|p| p.policy.view.as_ref()));
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -150,12 +160,7 @@ pub fn evaluate(
                 };
                 let mut local = Vec::new();
                 let mut times = vec![(0usize, Duration::ZERO); policies.len()];
-                loop {
-                    let first = next.fetch_add(chunk, Ordering::Relaxed);
-                    if first >= resources.len() {
-                        break;
-                    }
-                    let taken = first..(first + chunk).min(resources.len());
+                while let Some(taken) = take() {
                     let contexts: Vec<_> = taken.clone().map(|r| offline_context(&resources[r])).collect();
                     // Each object is parsed once, and pruned once per view, for the rules that read part of it.
                     let objects: Vec<Object> =
