@@ -417,14 +417,19 @@ impl Catalog {
             runtime.report(CompileProgress::Started { total: to_compile });
         }
         let compiled = std::sync::atomic::AtomicUsize::new(0);
-        let results = crate::parallel::map(&sources, |(origin, bytes, hex, _, wasi)| {
-            let loaded = load_hashed(&runtime, origin, bytes, hex, *wasi);
-            if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
-                let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
-            }
-            loaded
-        });
+        // The largest first: compiling (or loading the compiled form) takes time with the size.
+        let results = crate::parallel::map_largest_first(
+            &sources,
+            |s| s.1.len() as u64,
+            |(origin, bytes, hex, _, wasi)| {
+                let loaded = load_hashed(&runtime, origin, bytes, hex, *wasi);
+                if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
+                    let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
+                }
+                loaded
+            },
+        );
         if to_compile > 0 {
             runtime.report(CompileProgress::Finished { total: to_compile });
         }

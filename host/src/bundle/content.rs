@@ -26,7 +26,9 @@ pub trait Fetch {
         let blobs = layers.iter().map(|d| self.fetch(d, limit)).collect::<Result<Vec<_>>>()?;
         if !self.checks_digests() {
             let pairs: Vec<(&Descriptor, &[u8])> = layers.iter().zip(blobs.iter().map(Vec::as_slice)).collect();
-            crate::parallel::map(&pairs, |(d, bytes)| check(d, bytes)).into_iter().collect::<Result<()>>()?;
+            crate::parallel::map_largest_first(&pairs, |(_, bytes)| bytes.len() as u64, |(d, bytes)| check(d, bytes))
+                .into_iter()
+                .collect::<Result<()>>()?;
         }
         Ok(blobs)
     }

@@ -173,11 +173,16 @@ impl Fetch for Layout {
     /// one thread (its bytes are still in that core's cache when hashed).
     fn fetch_layers(&mut self, layers: &[Descriptor], limit: u64, check: CheckLayer) -> Result<Vec<Vec<u8>>> {
         let this = &*self;
-        let read = crate::parallel::map(layers, |descriptor| {
-            let bytes = this.read_blob(descriptor, limit)?;
-            check(descriptor, &bytes)?;
-            Ok(bytes)
-        });
+        // The largest first, so that no thread is left hashing a large layer alone.
+        let read = crate::parallel::map_largest_first(
+            layers,
+            |d| d.size,
+            |descriptor| {
+                let bytes = this.read_blob(descriptor, limit)?;
+                check(descriptor, &bytes)?;
+                Ok(bytes)
+            },
+        );
         read.into_iter().collect()
     }
 }
