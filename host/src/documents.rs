@@ -222,9 +222,10 @@ pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
 /// token (a key as read, or an item's index), so neither making the locator
 /// nor placing a pointer builds a path, and the whole index is three
 /// allocations. A path written twice (the same key spelt two ways that read
-/// as the same field, a duplicate key) is one node, which keeps the place of
-/// the node read last, since the placement of [`locate`] is that of the last
-/// written node on the pointer's path.
+/// as different fields, such as `1` and `"1"`; a second document in the
+/// text) is one node, which keeps the place of the node read last, since the
+/// placement of [`locate`] is that of the last written node on the pointer's
+/// path.
 pub struct Locator {
     /// The written nodes; the document's root, when there is one, first.
     nodes: Vec<Node>,
@@ -269,8 +270,9 @@ enum Step {
     Alias,
 }
 
-/// The events of a document's reading that a [`Locator`] needs, each with
-/// its 1-based line and column.
+/// A document's parser events in order, each with its 1-based line and
+/// column: recorded while the document is read, so that placing a finding
+/// ([`Locator`]) does not read the text a second time.
 #[derive(Debug, Clone, Default)]
 pub struct Steps(Vec<(Step, (u32, u32))>);
 
@@ -1274,6 +1276,8 @@ mod tests {
             "ключ: {вложенный: 1}\nx: [{y: 2}, {é: {ü: 3}}]\nñ:\n  ä: {b: 4}\n  f:\n  - {c: 5}\n",
             "\u{feff}a: {b: 1}\nc:\n  d: [{e: 2}]\n",
             "名前: x\nitems:\n- {名: 1}\n- 名: 2\n  ü: {z: 3}\n",
+            // One path written twice: keys that YAML reads as different (an integer, a string).
+            "m:\n  1: {a: 1}\n  \"1\": {b: 2}\n  x: 3\n",
             // Item indices of more than one digit.
             "l: [a, b, c, d, e, f, g, h, i, j, {k: 1}, {m: {n: 2}}]\n",
         ];
@@ -1308,6 +1312,8 @@ mod tests {
             "/key/list/2",
             "/d/1",
             "/x/y",
+            "/m/1/a",
+            "/m/1/b",
         ];
         for text in texts {
             let mut all: Vec<String> = Vec::new();
