@@ -3,6 +3,8 @@
 
 #[path = "../../host/src/documents.rs"]
 pub mod documents;
+#[path = "../../host/src/locate_walk.rs"]
+pub mod locate_walk;
 #[path = "../../host/src/pin.rs"]
 pub mod pin;
 #[path = "../../host/src/resources.rs"]
@@ -65,28 +67,15 @@ pub fn read(data: &[u8]) {
 
 /// A finding is placed from the parser events kept while its document was
 /// read ([`documents::Locator::from_steps`]): every field, and a few pointers
-/// that name none, must be placed as a second reading of the text places them.
+/// that name none, must be placed as a second reading of the text places
+/// them; in a short text, the first of them also as the independent walk of
+/// the placement rules places them ([`locate_walk::locate_walk`], one reading
+/// per pointer).
 fn located_from_the_reading_as_by_a_second_one(d: &documents::Document) {
-    fn pointers(value: &serde_json::Value, at: &mut String, out: &mut Vec<String>) {
-        if out.len() >= 256 {
-            return;
-        }
-        out.push(at.clone());
-        let children: Vec<(String, &serde_json::Value)> = match value {
-            serde_json::Value::Object(map) => {
-                map.iter().map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v)).collect()
-            }
-            serde_json::Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
-            _ => Vec::new(),
-        };
-        for (token, child) in children {
-            let len = at.len();
-            at.push('/');
-            at.push_str(&token);
-            pointers(child, at, out);
-            at.truncate(len);
-        }
-    }
+    /// Pointers compared with the walk, which reads the whole text for each,
+    /// in texts of at most `WALKED_BYTES` (a disagreement shrinks to a short text).
+    const WALKED: usize = 16;
+    const WALKED_BYTES: usize = 4096;
     let Ok(parsed) = &d.content else { return };
     let Some(steps) = &parsed.steps else { return };
     let kept = documents::Locator::from_steps(steps);
@@ -94,9 +83,16 @@ fn located_from_the_reading_as_by_a_second_one(d: &documents::Document) {
     assert_eq!(kept.is_some(), again.is_some(), "the kept events and a second reading disagree on the text");
     let (Some(kept), Some(again)) = (kept, again) else { return };
     let mut all = Vec::new();
-    pointers(&parsed.value, &mut String::new(), &mut all);
-    for pointer in all.iter().map(String::as_str).chain(["/", "//", "/x", "/0", "/items/0/a"]) {
+    locate_walk::pointers(&parsed.value, &mut String::new(), &mut all, 256);
+    let odd = ["/", "//", "/x", "/0", "/items/0/a", "/~2", "/a~1b"];
+    for pointer in all.iter().map(String::as_str).chain(odd) {
         assert_eq!(kept.locate(pointer), again.locate(pointer), "{pointer:?}");
+    }
+    if d.text.len() > WALKED_BYTES {
+        return;
+    }
+    for pointer in all.iter().map(String::as_str).take(WALKED).chain(odd) {
+        assert_eq!(kept.locate(pointer), locate_walk::locate_walk(&d.text, pointer), "{pointer:?}, against the walk");
     }
 }
 

@@ -32,6 +32,8 @@ pub mod helm;
 pub mod images;
 pub mod input;
 pub mod inventory;
+#[cfg(test)]
+mod locate_walk;
 pub(crate) mod parallel;
 pub mod pin;
 pub mod policy_set;
