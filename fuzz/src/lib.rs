@@ -152,7 +152,9 @@ pub fn kyverno_call(data: &[u8]) {
 /// rule's `input.reads` and an object: reading the text's tape never panics,
 /// pruning never lengthens it, and where serde_json reads the text, the tape
 /// reads it too and the pruned text reads as the contract's rule says
-/// ([`view::reference_prune`]).
+/// ([`view::reference_prune`]); the value written again with its tape
+/// ([`view::Tape::write`]) is serde_json's text, and prunes as its tape read
+/// from that text does.
 pub fn view(data: &[u8]) {
     let Some(nul) = data.iter().position(|&b| b == 0) else {
         return;
@@ -173,4 +175,7 @@ pub fn view(data: &[u8]) {
     assert!(!tape.is_empty(), "serde_json reads {text:?}, the tape does not");
     let read: serde_json::Value = serde_json::from_str(&pruned).expect("a pruned text is JSON");
     assert_eq!(read, view::reference_prune(&value, &paths), "{paths:?} of {text:?}: {pruned}");
+    let (written, written_tape) = view::Tape::write(&value);
+    assert_eq!(written, value.to_string());
+    assert_eq!(view.prune(&written, &written_tape), view.prune(&written, &view::Tape::read(&written)), "{paths:?}");
 }

@@ -11,7 +11,11 @@
 # `view::Object::for_policy` (parsing the object and pruning it to what each
 # rule reads, once per object and view); instantiation, reading and reporting
 # are excluded, so Ir / evaluations is the cost of one evaluation. The JIT share is the Ir in code of no object file (`???`): the
-# compiled guest. Families (default: all of them):
+# compiled guest. "writing Ir/object" is counted apart: `resources::resource`,
+# which writes each object's JSON text once (and, since the tape is made
+# while writing, the tape pruning reads), shared by every rule of a run; a
+# binary that wrote the text and read the tape apart counts the reading in
+# Ir/evaluation instead. Families (default: all of them):
 #   pss        --profile restricted (the 18 built-in PSS rules)
 #   image      image-tag image-digest (the image-* rules active without a configuration)
 #   probes     liveness-probe readiness-probe
@@ -35,6 +39,7 @@ bin=${PALISADE_BIN:-$root/target/release/palisade}
 out=$root/target/callgrind
 toggle='*palisade::runtime::Runtime::evaluate*'
 toggle_view='*palisade::view::Object::for_policy*'
+toggle_write='*palisade::resources::resource'
 families=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -105,7 +110,7 @@ family_args() {
 
 echo "# $bin ($(sha256sum "$bin" | cut -c1-12)), $(valgrind --version)"
 echo "# input: $fixture ($(wc -c <"$fixture") bytes) x100 -> $x100"
-printf '%-31s %6s %12s %14s %8s %9s\n' family rules evaluations Ir/evaluation JIT findings
+printf '%-31s %6s %12s %14s %8s %9s %18s\n' family rules evaluations Ir/evaluation JIT findings "writing Ir/object"
 for family in "${families[@]}"; do
     args=$(family_args "$family")
     # shellcheck disable=SC2086 # word splitting of the family's arguments is meant
@@ -117,7 +122,7 @@ for family in "${families[@]}"; do
     cg=$work/$family.callgrind.out
     # shellcheck disable=SC2086
     valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=no --toggle-collect="$toggle" \
-        --toggle-collect="$toggle_view" "$bin" "${common[@]}" --format json $args "$x100" >"$work/$family.json" 2>"$work/$family.err" || {
+        --toggle-collect="$toggle_view" --toggle-collect="$toggle_write" "$bin" "${common[@]}" --format json $args "$x100" >"$work/$family.json" 2>"$work/$family.err" || {
         grep -v '^==' "$work/$family.err" >&2
         jq -r '.errors[]?.message' "$work/$family.json" 2>/dev/null | sort | uniq -c | head -n 5 >&2
         echo "callgrind.sh: $family: the counted run failed (above)" >&2
@@ -130,13 +135,18 @@ for family in "${families[@]}"; do
         exit 1
     fi
     jit=$(callgrind_annotate --threshold=100 "$cg" | awk '/\[\?\?\?\]$/{gsub(",","",$1); s+=$1} END{print s+0}')
+    writing=$(callgrind_annotate --inclusive=yes --threshold=100 "$cg" |
+        awk '/ \?\?\?:palisade::resources::resource \[/ && !n++{gsub(",","",$1); print $1}')
+    writing=${writing:-0}
+    total=$((total - writing))
     evaluations=$(jq .summary.evaluations "$work/$family.json")
     rules=$(jq .summary.policies "$work/$family.json")
     findings=$(jq .summary.findings "$work/$family.json")
     inactive=$(jq -r '.summary.inactive // {} | keys | join(" ")' "$work/$family.json")
-    printf '%-31s %6s %12s %14s %7.1f%% %9s%s\n' "$family" "$rules" "$evaluations" \
+    printf '%-31s %6s %12s %14s %7.1f%% %9s %18s%s\n' "$family" "$rules" "$evaluations" \
         "$(LC_ALL=C awk -v t="$total" -v e="$evaluations" 'BEGIN{printf "%d", (e>0 ? t/e : 0)}')" \
         "$(awk -v j="$jit" -v t="$total" 'BEGIN{printf "%.1f", 100*j/t}')" "$findings" \
+        "$((writing / 100))" \
         "${inactive:+   inactive: $inactive}"
-    echo "#   PALISADE_CACHE_DIR=$PALISADE_CACHE_DIR valgrind --tool=callgrind --collect-atstart=no --toggle-collect='$toggle' --toggle-collect='$toggle_view' $bin ${common[*]} --format json $args $x100"
+    echo "#   PALISADE_CACHE_DIR=$PALISADE_CACHE_DIR valgrind --tool=callgrind --collect-atstart=no --toggle-collect='$toggle' --toggle-collect='$toggle_view' --toggle-collect='$toggle_write' $bin ${common[*]} --format json $args $x100"
 done

@@ -163,8 +163,10 @@ pub fn evaluate(
                 while let Some(taken) = take() {
                     let contexts: Vec<_> = taken.clone().map(|r| offline_context(&resources[r])).collect();
                     // Each object is parsed once, and pruned once per view, for the rules that read part of it.
-                    let objects: Vec<Object> =
-                        taken.clone().map(|r| Object::from_text(&resources[r].json, &views)).collect();
+                    let objects: Vec<Object> = taken
+                        .clone()
+                        .map(|r| Object::from_written(&resources[r].json, &resources[r].tape, &views))
+                        .collect();
                     let mut judged: Vec<Judged> = taken.clone().map(|_| Judged::default()).collect();
                     // Policy after policy over the resources taken, so each
                     // component's code and memory stay warm in the CPU's caches.

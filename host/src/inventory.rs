@@ -75,6 +75,7 @@ mod tests {
             name: name.into(),
             source: Source::new("f", 1, 1),
             json: format!(r#"{{"kind":"{kind}","metadata":{{"name":"{name}"}}}}"#).into(),
+            tape: Default::default(),
             written: None,
         }
     }

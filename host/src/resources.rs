@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 use crate::documents::{Document, Locator, Parsed, Steps};
+use crate::view::Tape;
 
 /// Where a resource, or an error, was found.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -77,6 +78,9 @@ pub struct Resource {
     pub source: Source,
     /// The object as JSON, shared with the inventory.
     pub json: Arc<str>,
+    /// Where each value of `json` is, written with it: what pruning the
+    /// object to a rule's view reads ([`crate::view`]).
+    pub tape: Arc<Tape>,
     /// Where it is written, to place a finding on the line of its field.
     pub written: Option<Written>,
 }
@@ -254,8 +258,17 @@ fn resource(value: Value, source: Source, written: Written) -> Result<Resource, 
             return Err(format!("`metadata` must be a mapping, not {}", type_name(other)));
         }
     };
-    let json: Arc<str> = serde_json::to_string(&value).map_err(|e| format!("cannot serialise the object: {e}"))?.into();
-    Ok(Resource { api_version, kind, namespace, name, source, json, written: Some(written) })
+    let (json, tape) = Tape::write(&value);
+    Ok(Resource {
+        api_version,
+        kind,
+        namespace,
+        name,
+        source,
+        json: json.into(),
+        tape: Arc::new(tape),
+        written: Some(written),
+    })
 }
 
 /// One DNS label's characters: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.

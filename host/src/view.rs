@@ -17,6 +17,8 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::Value;
 
@@ -62,7 +64,7 @@ struct Node {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Member {
-    hash: u64,
+    hash: u32,
     key: Box<str>,
     node: Node,
 }
@@ -182,7 +184,7 @@ impl Node {
     }
 
     /// The node of the member whose key hashes to `hash` and reads as `key`.
-    fn member<'t>(&self, hash: u64, key: impl FnOnce() -> std::borrow::Cow<'t, str>) -> Option<&Node> {
+    fn member<'t>(&self, hash: u32, key: impl FnOnce() -> std::borrow::Cow<'t, str>) -> Option<&Node> {
         let mut candidates = self.keys.iter().filter(|m| m.hash == hash).peekable();
         candidates.peek()?;
         let key = key();
@@ -191,20 +193,23 @@ impl Node {
 }
 
 /// A key's hash (its text unescaped), for [`Node::member`]: a multiply and
-/// rotate per 8 bytes. Two keys with one hash are told apart by their text.
-fn key_hash(key: &[u8]) -> u64 {
+/// rotate per 8 bytes, the high half of the last product, never 0 (which the
+/// [`Tape`] keeps for "not yet made"). Two keys with one hash are told apart
+/// by their text.
+fn key_hash(key: &[u8]) -> u32 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut hash = key.len() as u64;
-    let mut word = [0u8; 8];
     let mut chunks = key.chunks_exact(8);
     for chunk in &mut chunks {
+        let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
     }
     let rest = chunks.remainder();
-    word = [0u8; 8];
+    let mut word = [0u8; 8];
     word[..rest.len()].copy_from_slice(rest);
-    (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K)
+    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    ((hash >> 32) as u32).max(1)
 }
 
 /// A pointer segment unescaped (RFC 6901): `~1` is `/`, `~0` is `~`; `None`
@@ -228,41 +233,45 @@ fn unescape(segment: &str) -> Option<String> {
 
 /// Write what `node` (the tree node that reaches value `v` of `tape`) keeps of it.
 fn write(text: &str, tape: &Tape, v: usize, node: &Node, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
     let value = &tape.values[v];
-    let span = &text.as_bytes()[value.start as usize..value.end as usize];
+    let span = &bytes[value.start as usize..value.end as usize];
     if node.whole {
         out.extend_from_slice(span);
         return;
     }
-    match value.shape {
-        Shape::Object => {
+    match span.first() {
+        Some(b'{') => {
             out.push(b'{');
             let mut first = true;
             for member in tape.children(v) {
                 let kept = &tape.values[member];
-                let Some(k) = &kept.key else { continue };
-                let Some(below) = node.member(tape.key_hash(text, member), || unquote(text, k)).or(node.any.as_deref())
-                else {
+                let (key_start, key_end) = (kept.key_start as usize, kept.key_end as usize);
+                let named = if node.keys.is_empty() {
+                    None
+                } else {
+                    node.member(tape.key_hash(text, member), || unquote(text, key_start..key_end))
+                };
+                let Some(below) = named.or(node.any.as_deref()) else {
                     continue;
                 };
                 if !first {
                     out.push(b',');
                 }
                 first = false;
-                let (key_start, key_end) = (k.start as usize, k.end as usize);
-                if below.whole && kept.start as usize == key_end + 1 && text.as_bytes()[key_end] == b':' {
+                if below.whole && kept.start as usize == key_end + 1 && bytes[key_end] == b':' {
                     // `"key":value` as written, in one copy.
-                    out.extend_from_slice(&text.as_bytes()[key_start..kept.end as usize]);
+                    out.extend_from_slice(&bytes[key_start..kept.end as usize]);
                     continue;
                 }
-                out.extend_from_slice(&text.as_bytes()[key_start..key_end]);
+                out.extend_from_slice(&bytes[key_start..key_end]);
                 out.push(b':');
                 write(text, tape, member, below, out);
             }
             out.push(b'}');
         }
         // A key needs an object: an array under one is kept as written.
-        Shape::Array if node.keys.is_empty() => {
+        Some(b'[') if node.keys.is_empty() => {
             let below = node.any.as_deref().unwrap_or(&NOTHING);
             out.push(b'[');
             for (i, item) in tape.children(v).enumerate() {
@@ -278,138 +287,196 @@ fn write(text: &str, tape: &Tape, v: usize, node: &Node, out: &mut Vec<u8>) {
     }
 }
 
-/// A key as the tree holds it: the text between the quotes of `key` (a range
-/// of `text`), unescaped when it has escapes.
-fn unquote<'t>(text: &'t str, key: &std::ops::Range<u32>) -> std::borrow::Cow<'t, str> {
-    let (start, end) = (key.start as usize, key.end as usize);
-    match text.get(start + 1..end - 1) {
+/// A key as the tree holds it: the text between the quotes of the key at
+/// `key` (a range of `text`), unescaped when it has escapes.
+fn unquote(text: &str, key: std::ops::Range<usize>) -> std::borrow::Cow<'_, str> {
+    match text.get(key.start + 1..key.end - 1) {
         Some(inner) if !inner.contains('\\') => std::borrow::Cow::Borrowed(inner),
-        _ => {
-            std::borrow::Cow::Owned(serde_json::from_slice::<String>(&text.as_bytes()[start..end]).unwrap_or_default())
-        }
+        _ => std::borrow::Cow::Owned(serde_json::from_slice::<String>(&text.as_bytes()[key]).unwrap_or_default()),
     }
 }
 
 /// Where each value of a JSON text sits, in document order (a value's
-/// members or elements follow it), read in one pass without building the
-/// values: what pruning needs to copy kept values as written and to step
-/// over the others. Any JSON text reads; text that is not JSON gives an empty
+/// members or elements follow it): what pruning needs to copy kept values as
+/// written and to step over the others. Made as the host writes an object's
+/// text ([`Tape::write`]), or read from a text in one pass without building
+/// the values ([`Tape::read`]). Any JSON text reads; text that is not JSON gives an empty
 /// tape (the object then goes whole to every rule), but for scalars, which
 /// are not checked: the host hands over only text a JSON reader wrote.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tape {
     values: Vec<TapeValue>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Object,
-    Array,
-    Scalar,
-}
+/// The largest buffers [`Tape::write`] keeps for the next object: 1 MiB of text.
+const SCRATCH_KEPT: usize = 1 << 20;
 
-#[derive(Debug)]
+/// One value of a [`Tape`]. Its shape is that of its first byte: `{` an
+/// object, `[` an array, anything else a scalar.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct TapeValue {
-    shape: Shape,
     /// Byte range of the value.
     start: u32,
     end: u32,
     /// The index after its last member or element: its next sibling's.
     after: u32,
-    /// Byte range of its key with the quotes, for an object's member.
-    key: Option<std::ops::Range<u32>>,
-    /// The [`key_hash`] of that key unescaped, once asked for (0: not yet).
-    key_hash: std::cell::Cell<u64>,
+    /// Byte range of its key with the quotes, for an object's member (an
+    /// empty range for any other value: a key has at least its two quotes).
+    key_start: u32,
+    key_end: u32,
+    /// The [`key_hash`] of that key unescaped, made on first use ([`Tape::key_hash`]),
+    /// but for a key with escapes, which is hashed as it is read or written.
+    key_hash: LazyHash,
 }
+
+/// A key's hash, 0 until made ([`key_hash`] is never 0): the keys of what
+/// no view visits (`managedFields`, `status`, most of the object for most
+/// views) are never hashed. Atomic only so that a tape can be shared between
+/// threads; any thread makes the same hash.
+#[derive(Debug, Default)]
+struct LazyHash(AtomicU32);
+
+impl LazyHash {
+    fn new(hash: u32) -> LazyHash {
+        LazyHash(AtomicU32::new(hash))
+    }
+
+    fn get(&self) -> u32 {
+        self.0.load(Relaxed)
+    }
+}
+
+impl Clone for LazyHash {
+    fn clone(&self) -> LazyHash {
+        LazyHash::new(self.get())
+    }
+}
+
+impl PartialEq for LazyHash {
+    fn eq(&self, other: &LazyHash) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for LazyHash {}
 
 impl Tape {
     /// The tape of `text`; empty when it is not one JSON value (or is 4 GiB or more).
     pub fn read(text: &str) -> Tape {
-        Tape::try_read(text.as_bytes()).unwrap_or_default()
+        Tape::try_read(text).unwrap_or_default()
     }
 
-    fn try_read(b: &[u8]) -> Option<Tape> {
+    /// `value` written as JSON, byte for byte as `serde_json::to_string`
+    /// writes it, with its tape, made as it is written: no second pass over
+    /// the text. (The tape is empty past 4 GiB of text.)
+    pub fn write(value: &Value) -> (String, Tape) {
+        thread_local! {
+            /// Buffers kept from one object to the next, so that neither grows by
+            /// copying: the results are copied out at their exact sizes.
+            static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<TapeValue>)> = const {
+                std::cell::RefCell::new((Vec::new(), Vec::new()))
+            };
+        }
+        let (text, values) = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let (out, values) = &mut *scratch;
+            out.clear();
+            values.clear();
+            put(value, (0, 0, 0), out, values);
+            let written = (String::from_utf8(out.clone()), values.clone());
+            if out.capacity() > SCRATCH_KEPT {
+                *out = Vec::new();
+                *values = Vec::new();
+            }
+            written
+        });
+        let Ok(text) = text else {
+            // serde_json writes only UTF-8: not reached.
+            return (value.to_string(), Tape::default());
+        };
+        if u32::try_from(text.len()).is_err() {
+            return (text, Tape::default());
+        }
+        (text, Tape { values })
+    }
+
+    fn try_read(text: &str) -> Option<Tape> {
+        let b = text.as_bytes();
         u32::try_from(b.len()).ok()?;
-        let mut values: Vec<TapeValue> = Vec::with_capacity(b.len() / 12);
-        // Open containers: (index, an object, has a member or element yet).
-        let mut open: Vec<(usize, bool, bool)> = Vec::new();
-        let mut key: Option<std::ops::Range<u32>> = None;
+        // About one value per 10 bytes of what a JSON writer writes.
+        let mut values: Vec<TapeValue> = Vec::with_capacity(b.len() / 10 + 1);
+        // Open containers: (index, an object).
+        let mut open: Vec<(usize, bool)> = Vec::new();
+        let mut key = (0u32, 0u32, 0u32);
         let mut i = skip_space(b, 0);
         loop {
-            // A value at `i`.
+            // A value at `i`, with `key` if it is a member.
             let index = values.len();
-            let (shape, end) = match *b.get(i)? {
-                b'{' => (Shape::Object, i + 1),
-                b'[' => (Shape::Array, i + 1),
-                _ => (Shape::Scalar, scalar_end(b, i)?),
+            let c = *b.get(i)?;
+            let end = match c {
+                b'{' | b'[' => i + 1,
+                b'"' => string_end(b, i)?.0,
+                _ => scalar_end(b, i)?,
             };
-            let after = if shape == Shape::Scalar { index as u32 + 1 } else { 0 };
             values.push(TapeValue {
-                shape,
                 start: i as u32,
                 end: end as u32,
-                after,
-                key: key.take(),
-                key_hash: std::cell::Cell::new(0),
+                after: index as u32 + 1,
+                key_start: key.0,
+                key_end: key.1,
+                key_hash: LazyHash::new(key.2),
             });
-            if shape != Shape::Scalar {
-                open.push((index, shape == Shape::Object, false));
+            key = (0, 0, 0);
+            i = skip_space(b, end);
+            if c == b'{' || c == b'[' {
+                let object = c == b'{';
+                if b.get(i) != Some(if object { &b'}' } else { &b']' }) {
+                    open.push((index, object));
+                    if object {
+                        key = read_key(text, &mut i)?;
+                    }
+                    continue;
+                }
+                // Empty.
+                values[index].end = i as u32 + 1;
+                i = skip_space(b, i + 1);
             }
-            i = end;
-            // Then: closing brackets, and a comma or a container's first member.
+            // Then: closing brackets, and a comma before the next member or element.
             loop {
-                i = skip_space(b, i);
-                let Some(top) = open.last_mut() else {
+                let Some(&(container, object)) = open.last() else {
                     // The top value is done: only space may follow.
                     return (i == b.len()).then_some(Tape { values });
                 };
-                let (container, in_object, has_child) = *top;
                 match *b.get(i)? {
-                    c @ (b'}' | b']') => {
-                        if (c == b'}') != in_object {
-                            return None;
-                        }
-                        i += 1;
-                        values[container].end = i as u32;
-                        values[container].after = values.len() as u32;
-                        open.pop();
-                        continue;
+                    b',' => {
+                        i = skip_space(b, i + 1);
+                        key = if object { read_key(text, &mut i)? } else { (0, 0, 0) };
+                        break;
                     }
-                    b',' if has_child => i = skip_space(b, i + 1),
-                    _ if !has_child => {}
+                    b'}' if object => {}
+                    b']' if !object => {}
                     _ => return None,
                 }
-                top.2 = true;
-                if in_object {
-                    if b.get(i) != Some(&b'"') {
-                        return None;
-                    }
-                    let k = i;
-                    i = string_end(b, k)?;
-                    key = Some(k as u32..i as u32);
-                    i = skip_space(b, i);
-                    if b.get(i) != Some(&b':') {
-                        return None;
-                    }
-                    i = skip_space(b, i + 1);
-                }
-                break;
+                values[container].end = i as u32 + 1;
+                values[container].after = values.len() as u32;
+                open.pop();
+                i = skip_space(b, i + 1);
             }
         }
     }
 
-    /// The [`key_hash`] of member `v`'s key as [`unquote`] reads it (0 for a
-    /// value that is not a member), made on first use: the keys of what no
-    /// view visits (`managedFields`, `status`) are never hashed.
-    fn key_hash(&self, text: &str, v: usize) -> u64 {
+    /// The [`key_hash`] of member `v`'s key as [`unquote`] reads it, made on
+    /// first use (see [`LazyHash`]).
+    fn key_hash(&self, text: &str, v: usize) -> u32 {
         let value = &self.values[v];
-        let Some(k) = &value.key else { return 0 };
         let known = value.key_hash.get();
         if known != 0 {
             return known;
         }
-        let hash = key_hash(unquote(text, k).as_bytes());
-        value.key_hash.set(hash);
+        // A key with escapes was hashed when it was read or written: this one is plain.
+        let inner = text.as_bytes().get(value.key_start as usize + 1..(value.key_end as usize).saturating_sub(1));
+        let hash = key_hash(inner.unwrap_or_default());
+        value.key_hash.0.store(hash, Relaxed);
         hash
     }
 
@@ -433,6 +500,114 @@ impl Tape {
     }
 }
 
+/// Write `value` (a member with `key`: its range and hash) as serde_json
+/// does, and its tape.
+fn put(value: &Value, key: (u32, u32, u32), out: &mut Vec<u8>, values: &mut Vec<TapeValue>) {
+    let index = values.len();
+    values.push(TapeValue {
+        start: out.len() as u32,
+        end: 0,
+        after: 0,
+        key_start: key.0,
+        key_end: key.1,
+        key_hash: LazyHash::new(key.2),
+    });
+    match value {
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let start = out.len();
+                put_str(k, out);
+                let end = out.len();
+                out.push(b':');
+                // Hashed now only if escaped: see `LazyHash`.
+                let hash = if end - start == k.len() + 2 { 0 } else { key_hash(k.as_bytes()) };
+                put(v, (start as u32, end as u32, hash), out, values);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                put(item, (0, 0, 0), out, values);
+            }
+            out.push(b']');
+        }
+        Value::String(text) => put_str(text, out),
+        scalar => put_scalar(scalar, out),
+    }
+    values[index].end = out.len() as u32;
+    values[index].after = values.len() as u32;
+}
+
+/// A string as serde_json writes it: one copy when nothing in it needs an
+/// escape ([`needs_escape`]), else escaped by serde_json itself.
+fn put_str(text: &str, out: &mut Vec<u8>) {
+    let b = text.as_bytes();
+    if needs_escape(b) {
+        put_scalar(text, out);
+        return;
+    }
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(b);
+    out.push(b'"');
+}
+
+/// Whether `b` holds a byte JSON escapes: a control character (below 0x20),
+/// a quote or a backslash. Eight bytes at a time, the last word overlapping
+/// the one before it; a text shorter than eight bytes is read as two
+/// overlapping halves.
+#[inline]
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let any = |w: u64| {
+        let (q, s) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+        (w.wrapping_sub(ONES * 0x20) & !w | q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGHS != 0
+    };
+    let word = |at: usize| b.get(at..).and_then(<[u8]>::first_chunk::<8>).map_or(0, |w| u64::from_le_bytes(*w));
+    let half = |at: usize| b.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |w| u32::from_le_bytes(*w));
+    match b.len() {
+        n @ 8.. => (0..n / 8).any(|i| any(word(8 * i))) || (n % 8 != 0 && any(word(n - 8))),
+        n @ 4..8 => any(u64::from(half(0)) | u64::from(half(n - 4)) << 32),
+        _ => b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\'),
+    }
+}
+
+/// A string or scalar, escaped and formatted by serde_json itself.
+fn put_scalar(scalar: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    // Writing a string, number, boolean or null into a Vec does not fail.
+    let written = serde_json::to_writer(&mut *out, scalar);
+    debug_assert!(written.is_ok());
+}
+
+/// The key at `*i` (a string, then `:`), with `*i` moved to the value after
+/// it: its byte range with the quotes, and its [`key_hash`] if it has
+/// escapes (else 0, see [`LazyHash`]).
+fn read_key(text: &str, i: &mut usize) -> Option<(u32, u32, u32)> {
+    let b = text.as_bytes();
+    if b.get(*i) != Some(&b'"') {
+        return None;
+    }
+    let start = *i;
+    let (end, escaped) = string_end(b, start)?;
+    let hash = if escaped { key_hash(unquote(text, start..end).as_bytes()) } else { 0 };
+    *i = skip_space(b, end);
+    if b.get(*i) != Some(&b':') {
+        return None;
+    }
+    *i = skip_space(b, *i + 1);
+    Some((start as u32, end as u32, hash))
+}
+
+#[inline]
 fn skip_space(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
         i += 1;
@@ -440,23 +615,43 @@ fn skip_space(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The end of the string starting at `b[i]` (a quote), after its closing quote.
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
+/// The end of the string starting at `b[i]` (a quote), after its closing
+/// quote, and whether it has escapes. Eight bytes at a time: a word's first
+/// quote or backslash is its lowest byte equal to one (the "has a zero
+/// byte" test on the word xor each; its false positives only ever sit above
+/// a byte that is truly equal).
+#[inline]
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
     let mut j = i + 1;
+    let mut escaped = false;
     loop {
-        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
-        if b[j] == b'"' {
-            return Some(j + 1);
+        while let Some(word) = b.get(j..).and_then(<[u8]>::first_chunk::<8>) {
+            let w = u64::from_le_bytes(*word);
+            let (q, s) = (w ^ QUOTES, w ^ BACKSLASHES);
+            let found = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGHS;
+            if found != 0 {
+                j += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            j += 8;
         }
-        j += 2;
+        match *b.get(j)? {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
     }
 }
 
-/// The end of the string, number, `true`, `false` or `null` at `b[i]`.
+/// The end of the number, `true`, `false` or `null` at `b[i]`.
 fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
-    if b[i] == b'"' {
-        return string_end(b, i);
-    }
     let mut j = i;
     while let Some(c) = b.get(j) {
         match c {
@@ -503,28 +698,35 @@ impl Views {
 }
 
 /// One object as the rules receive it: whole, and pruned to each view, each
-/// made once, on first use, from one [`Tape`] of its text.
+/// made once, on first use, from the object's [`Tape`].
 pub struct Object<'a> {
     text: std::borrow::Cow<'a, str>,
-    tape: OnceCell<Tape>,
+    tape: std::borrow::Cow<'a, Tape>,
     /// Each view's text; `None` when the text is not one JSON value (handed whole).
     pruned: Vec<OnceCell<Option<String>>>,
 }
 
 impl<'a> Object<'a> {
-    /// An object given as JSON text that a JSON reader wrote (as `check`'s
-    /// resources are): see [`Tape`].
+    /// An object given as JSON text with its tape ([`Tape::write`]), as
+    /// `check`'s resources are.
+    pub fn from_written(text: &'a str, tape: &'a Tape, views: &Views) -> Object<'a> {
+        Object::new(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Borrowed(tape), views)
+    }
+
+    /// An object given as JSON text that a JSON reader wrote (see [`Tape`]),
+    /// read once here.
     pub fn from_text(text: &'a str, views: &Views) -> Object<'a> {
-        Object::new(std::borrow::Cow::Borrowed(text), views)
+        Object::new(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned(Tape::read(text)), views)
     }
 
-    /// An object given parsed (written as JSON once).
+    /// An object given parsed (written as JSON once, with its tape).
     pub fn from_value(value: &Value, views: &Views) -> Object<'a> {
-        Object::new(std::borrow::Cow::Owned(value.to_string()), views)
+        let (text, tape) = Tape::write(value);
+        Object::new(std::borrow::Cow::Owned(text), std::borrow::Cow::Owned(tape), views)
     }
 
-    fn new(text: std::borrow::Cow<'a, str>, views: &Views) -> Object<'a> {
-        Object { text, tape: OnceCell::new(), pruned: (0..views.len()).map(|_| OnceCell::new()).collect() }
+    fn new(text: std::borrow::Cow<'a, str>, tape: std::borrow::Cow<'a, Tape>, views: &Views) -> Object<'a> {
+        Object { text, tape, pruned: (0..views.len()).map(|_| OnceCell::new()).collect() }
     }
 
     /// The whole object as JSON.
@@ -542,10 +744,7 @@ impl<'a> Object<'a> {
         let Some(cell) = self.pruned.get(v) else {
             return self.whole();
         };
-        let pruned = cell.get_or_init(|| {
-            let tape = self.tape.get_or_init(|| Tape::read(&self.text));
-            (!tape.is_empty()).then(|| views.views[v].prune(&self.text, tape))
-        });
+        let pruned = cell.get_or_init(|| (!self.tape.is_empty()).then(|| views.views[v].prune(&self.text, &self.tape)));
         pruned.as_deref().unwrap_or(&self.text)
     }
 }
@@ -663,10 +862,18 @@ mod tests {
         // The tape hashes a key as the tree does, escaped or not.
         let text = r#"{"k\u002fs":1,"plain":2}"#;
         let tape = Tape::read(text);
-        assert_eq!(tape.key_hash(text, 1), key_hash(b"k/s"));
+        assert_eq!(tape.values[1].key_hash.get(), key_hash(b"k/s"), "escaped: hashed as read");
+        assert_eq!(tape.values[2].key_hash.get(), 0, "plain: hashed on first use");
         assert_eq!(tape.key_hash(text, 2), key_hash(b"plain"));
         assert_eq!(tape.values[2].key_hash.get(), key_hash(b"plain"), "kept once made");
-        assert_eq!(tape.key_hash(text, 0), 0, "the root is no member");
+        let value: Value = serde_json::from_str(text).unwrap();
+        let (written, tape) = Tape::write(&value);
+        assert_eq!(written, r#"{"k/s":1,"plain":2}"#);
+        assert_eq!(tape.key_hash(&written, 1), key_hash(b"k/s"));
+        let value = json!({"a\"b": 1});
+        let (written, tape) = Tape::write(&value);
+        assert_eq!(tape.values[1].key_hash.get(), key_hash(b"a\"b"), "escaped: hashed as written");
+        assert_eq!(tape.key_hash(&written, 1), key_hash(b"a\"b"));
         assert_ne!(key_hash(b""), key_hash(b"\0"), "the length is hashed");
     }
 
@@ -739,6 +946,7 @@ mod tests {
     fn the_tape_reads_what_serde_json_writes_and_spacing() {
         let value = json!({"a": [1, -2.5e-3, true, false, null, "x\"\\\u{1}é", {}, []], "b": {"c": {"d": [[]]}}});
         let text = value.to_string();
+        assert_eq!(Tape::write(&value), (text.clone(), Tape::read(&text)));
         assert_eq!(view(&["/a", "/b"]).prune(&text, &Tape::read(&text)), text);
         let spaced = " { \"a\" : [ 1 , { \"b\" : 2 , \"c\" : 3 } ] , \"d\" : { } }\n";
         assert_eq!(view(&["/a/*/c"]).prune(spaced, &Tape::read(spaced)), r#"{"a":[1,{"c":3}]}"#);
@@ -746,6 +954,53 @@ mod tests {
         // Escaped keys match their unescaped paths.
         let text = r#"{"k\u002fs":1,"k":2}"#;
         assert_eq!(view(&["/k~1s"]).prune(text, &Tape::read(text)), r#"{"k\u002fs":1}"#);
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut every: Vec<String> = (0u8..=0x7f).map(|c| char::from(c).to_string()).collect();
+        every.extend(["é", "\u{2028}", "\u{10ffff}", "", "plain text of some length"].map(str::to_string));
+        for c in every.clone() {
+            for len in 0..20 {
+                for at in [0, len / 2, len] {
+                    let mut text = "y".repeat(len);
+                    text.insert_str(at, &c);
+                    let value = json!({ text.clone(): [text.clone()] });
+                    assert_eq!(Tape::write(&value).0, value.to_string(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_tape_reads_strings_of_every_length_and_escape_placement() {
+        // The string scan goes eight bytes at a time: quotes and escapes at every
+        // offset of a word, and across words.
+        for len in 0..40 {
+            for at in 0..len {
+                for escape in [r#"\""#, r"\\", r"\u00e9", r#"\\\""#, "\u{e9}"] {
+                    let mut inner: String = "x".repeat(len);
+                    inner.insert_str(at, escape);
+                    let text = format!(r#"{{"k{inner}":["{inner}",{{"{inner}":"{inner}"}}],"z":1}}"#);
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    let tape = Tape::read(&text);
+                    assert!(!tape.is_empty(), "{text}");
+                    assert_eq!(view(&[""]).prune(&text, &tape), text);
+                    assert_eq!(view(&["/z"]).prune(&text, &tape), r#"{"z":1}"#);
+                    let key = value.as_object().unwrap().keys().next().unwrap();
+                    let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&view(&[pointer.as_str()]).prune(&text, &tape)).unwrap(),
+                        reference_prune(&value, std::slice::from_ref(&pointer)),
+                        "{text}"
+                    );
+                }
+            }
+        }
+        // Unterminated strings and escapes at the very end are not JSON.
+        for bad in [r#"{"a":"abcdefghijkl"#, r#"{"a":"abcdefghijkl\"#, r#"{"abcdefghijkl\":1}"#, r#"""#] {
+            assert!(Tape::read(bad).is_empty(), "{bad}");
+        }
     }
 
     #[test]
@@ -777,6 +1032,9 @@ mod tests {
             for r in resources {
                 let value: Value = serde_json::from_str(&r.json).unwrap();
                 let tape = Tape::read(&r.json);
+                // Written with its tape: the same text and the same tape as read from it.
+                assert_eq!(Tape::write(&value), (r.json.to_string(), tape.clone()));
+                assert_eq!(*r.tape, tape);
                 for paths in views {
                     let got = view(paths).prune(&r.json, &tape);
                     let owned: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
