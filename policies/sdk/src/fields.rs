@@ -84,14 +84,6 @@ fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
     out.extend(ALWAYS.iter().map(|key| format!("{at}/{key}")));
     out.extend(PARTS.iter().filter(|(_, part)| reads.contains(*part)).map(|(key, _)| format!("{at}/{key}")));
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        // A probe's handler is read a second time, from its text: an error
-        // there is placed after it, and so names the probe or its container
-        // depending on what follows it. Reading probes, a container is kept
-        // whole, so that error reads the same.
-        if reads.contains(Fields::PROBES) {
-            out.push(format!("{at}/{list}/*"));
-            continue;
-        }
         for (key, part) in CONTAINER_PARTS {
             if reads.contains(part) {
                 out.push(format!("{at}/{list}/*/{key}"));
@@ -255,15 +247,22 @@ pub fn check_input<T: PartialEq + std::fmt::Debug>(
     evaluate: impl Fn(&str) -> T,
 ) {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(object) else { return };
-    let paths = paths(reads);
-    let split: Vec<Vec<String>> =
-        paths.iter().map(|p| p.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect()).collect();
-    let split: Vec<&[String]> = split.iter().map(Vec::as_slice).collect();
     let whole = value.to_string();
-    let pruned = prune(&value, &split).to_string();
+    let pruned = prune_to(&value, reads).to_string();
     let as_handed = evaluate(&whole);
     let from_pruned = evaluate(&pruned);
     assert_eq!(as_handed, from_pruned, "{id} reads outside its input paths ({reads:?}); pruned:\n{pruned}");
+}
+
+/// `value` pruned to `paths(reads)`, as [`check_input`] prunes it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn prune_to(value: &serde_json::Value, reads: Fields) -> serde_json::Value {
+    let split: Vec<Vec<String>> = paths(reads)
+        .iter()
+        .map(|p| p.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect())
+        .collect();
+    let split: Vec<&[String]> = split.iter().map(Vec::as_slice).collect();
+    prune(value, &split)
 }
 
 /// `value` with only what `paths` (each split into segments) select; see

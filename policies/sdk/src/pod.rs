@@ -358,6 +358,13 @@ pub struct Handler {
 pub struct Probe {
     pub handler: Handler,
     pub raw: Box<serde_json::value::RawValue>,
+    /// Why the handler does not read: the path within the probe and the
+    /// message. The probe's text reads (it is JSON); its handler is read a
+    /// second time, from that text, and an error there is reported by the
+    /// workload's reading with the probe's own path ([`PodSpec::probe_error`]), not
+    /// where the reader stands after the probe, which would depend on what
+    /// follows the probe in the object (and so on what a host prunes).
+    pub(crate) error: Option<(String, String)>,
 }
 
 impl Probe {
@@ -370,13 +377,52 @@ impl Probe {
 impl<'de> Deserialize<'de> for Probe {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(de)?;
-        // The inner error's position counts from the probe's start: dropped, so
-        // the outer reader places the error at the probe (see `json_path`).
-        let handler = serde_json::from_str::<Option<Handler>>(raw.get()).map_err(|e| {
-            let message = e.to_string();
-            serde::de::Error::custom(message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m))
-        })?;
-        Ok(Probe { handler: handler.unwrap_or_default(), raw })
+        match serde_json::from_str::<Option<Handler>>(raw.get()) {
+            Ok(handler) => Ok(Probe { handler: handler.unwrap_or_default(), raw, error: None }),
+            Err(e) => {
+                let message = e.to_string();
+                let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m).to_string();
+                // One line of JSON (as hosts hand objects): the column is an offset into the probe.
+                let inner =
+                    if e.line() == 1 { crate::json_path::path_at(raw.get(), e.column()) } else { String::new() };
+                Ok(Probe { handler: Handler::default(), raw, error: Some((inner, message)) })
+            }
+        }
+    }
+}
+
+impl PodSpec {
+    /// The first probe, in the order the rules visit containers, whose handler
+    /// did not read ([`Probe::error`]), in this spec or in a template it
+    /// holds: its field path from this spec, and the message. The path is
+    /// made only for an error.
+    pub(crate) fn probe_error(&self) -> Option<(String, &str)> {
+        let lists = [
+            ("initContainers", &self.init_containers),
+            ("containers", &self.containers),
+            ("ephemeralContainers", &self.ephemeral_containers),
+        ];
+        for (list, containers) in lists {
+            for (i, c) in containers.iter().enumerate() {
+                let probes = [
+                    ("livenessProbe", &c.liveness_probe),
+                    ("readinessProbe", &c.readiness_probe),
+                    ("startupProbe", &c.startup_probe),
+                ];
+                for (name, probe) in probes {
+                    if let Some((inner, message)) = probe.as_ref().and_then(|p| p.error.as_ref()) {
+                        let dot = if inner.is_empty() { "" } else { "." };
+                        return Some((format!("{list}[{i}].{name}{dot}{inner}"), message));
+                    }
+                }
+            }
+        }
+        if let Some((path, message)) = self.template.as_deref().and_then(|t| t.spec.probe_error()) {
+            return Some((format!("template.spec.{path}"), message));
+        }
+        let template = self.job_template.as_deref()?.spec.as_ref()?.template.as_ref()?;
+        let (path, message) = template.spec.probe_error()?;
+        Some((format!("jobTemplate.spec.template.spec.{path}"), message))
     }
 }
 

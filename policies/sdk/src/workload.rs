@@ -112,6 +112,15 @@ impl Workload {
             serde_json::from_str(json)
         }
         .map_err(|e| WorkloadError(format!("cannot read the object: {}", crate::json_path::explain(json, &e))))?;
+        // A probe's handler that did not read, named by the probe's path (see `pod::Probe`).
+        let probe_error = match (env.spec.as_deref().and_then(PodSpec::probe_error), &env.template) {
+            (Some((path, message)), _) => Some((format!("spec.{path}"), message)),
+            (None, Some(t)) => t.spec.probe_error().map(|(path, message)| (format!("template.spec.{path}"), message)),
+            (None, None) => None,
+        };
+        if let Some((path, message)) = probe_error {
+            return Err(WorkloadError(format!("cannot read the object: field `{path}`: {message}")));
+        }
         Self::from_envelope(env)
     }
 
@@ -381,18 +390,52 @@ mod tests {
     fn wrong_field_types_are_errors() {
         let err = Workload::from_json(r#"{"kind":"Pod","spec":{"hostNetwork":"yes"}}"#).unwrap_err();
         assert!(err.0.contains("invalid type"), "{err}");
-        // A probe is read twice (its text, then its handler): the error names the
-        // probe's container (or the probe, when another member follows it),
-        // whatever comes before it in the object.
-        for object in [
-            r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"livenessProbe":"x"}]}}"#,
-            r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}}}]}}"#,
-            r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}},"name":"a"}]}}"#,
-        ] {
+        // A probe is read twice (its text, then its handler): an error in the
+        // handler names the probe's own path, whatever comes before or after
+        // the probe in the object, so a host that prunes what follows it
+        // changes nothing.
+        let cases = [
+            (
+                r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"livenessProbe":"x"}]}}"#,
+                "spec.containers[0].livenessProbe",
+                "invalid type: string \"x\", expected struct Handler",
+            ),
+            (
+                r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}}}]}}"#,
+                "spec.containers[0].livenessProbe.httpGet.host",
+                "invalid type: integer `7`, expected a string",
+            ),
+            (
+                r#"{"kind":"Pod","spec":{"containers":[{"livenessProbe":{"httpGet":{"host":7}},"name":"a"}]}}"#,
+                "spec.containers[0].livenessProbe.httpGet.host",
+                "invalid type: integer `7`, expected a string",
+            ),
+            (
+                r#"{"kind":"Pod","spec":{"containers":[{"name":"a"},{"readinessProbe":{"tcpSocket":"x"},"image":"x"}]}}"#,
+                "spec.containers[1].readinessProbe.tcpSocket",
+                "invalid type: string \"x\", expected struct HostField",
+            ),
+            (
+                r#"{"kind":"CronJob","spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[{"startupProbe":{"tcpSocket":{"host":false}}}]}}}}}}"#,
+                "spec.jobTemplate.spec.template.spec.initContainers[0].startupProbe.tcpSocket.host",
+                "invalid type: boolean `false`, expected a string",
+            ),
+            (
+                r#"{"kind":"PodTemplate","template":{"spec":{"containers":[{"livenessProbe":7}]}}}"#,
+                "template.spec.containers[0].livenessProbe",
+                "invalid type: integer `7`, expected struct Handler",
+            ),
+        ];
+        for (object, path, message) in cases {
             let err = Workload::from_json(object).unwrap_err();
-            assert!(err.0.starts_with("cannot read the object: field `spec.containers[0]"), "{err}");
-            assert!(!err.0.contains(" at line "), "{err}");
+            assert_eq!(err.0, format!("cannot read the object: field `{path}`: {message}"), "{object}");
+            // Pruned as a host prunes for a rule that reads probes: the same error.
+            let pruned = crate::fields::prune_to(&serde_json::from_str(object).unwrap(), Fields::PROBES).to_string();
+            assert_eq!(Workload::from_json_reading(&pruned, Fields::PROBES).unwrap_err().0, err.0, "{pruned}");
         }
+        // Not reading probes, a broken probe is no error.
+        let (object, _, _) = cases[1];
+        assert!(Workload::from_json_reading(object, Fields::SECURITY_CONTEXT).is_ok());
     }
 
     const FULL: &str = r#"{"kind":"StatefulSet","metadata":{"name":"s","namespace":"n","labels":{"a":"1"},"annotations":{"b":"2"}},
