@@ -162,7 +162,8 @@ pub fn evaluate(
                 let mut times = vec![(0usize, Duration::ZERO); policies.len()];
                 while let Some(taken) = take() {
                     let contexts: Vec<_> = taken.clone().map(|r| offline_context(&resources[r])).collect();
-                    // Each object is parsed once, and pruned once per view, for the rules that read part of it.
+                    // Each object is pruned once per view (from the tape written with its JSON),
+                    // for the rules that read part of it.
                     let objects: Vec<Object> = taken
                         .clone()
                         .map(|r| Object::from_written(&resources[r].json, &resources[r].tape, &views))
