@@ -64,9 +64,9 @@ impl PodRule for ResourceLimits {
         let mut out = Vec::new();
         let names: &[&str] = if self.require_cpu { &["cpu", "memory"] } else { &["memory"] };
         for c in w.containers().filter(|c| c.kind != ContainerKind::Ephemeral) {
-            let resources = c.container.resources.clone().unwrap_or_default();
+            let resources = c.container.resources.as_ref();
             for name in names {
-                if resources.limit(name).is_none() {
+                if resources.and_then(|r| r.limit(name)).is_none() {
                     let why = if *name == "cpu" {
                         "it can take every core of its node"
                     } else {

@@ -50,9 +50,9 @@ impl PodRule for ResourceRequests {
     fn check(&self, w: &Workload, _: &Context) -> Vec<Violation> {
         let mut out = Vec::new();
         for c in w.containers().filter(|c| c.kind != ContainerKind::Ephemeral) {
-            let resources = c.container.resources.clone().unwrap_or_default();
+            let resources = c.container.resources.as_ref();
             for name in ["cpu", "memory"] {
-                if resources.request(name).is_none() {
+                if resources.and_then(|r| r.request(name)).is_none() {
                     out.push(Violation::new(
                         format!(
                             "container {:?} has no {name} request: the scheduler cannot reserve what it needs; \
