@@ -560,18 +560,31 @@ fn put_str(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The bytes of the eight-byte word `w` equal to `c`, each marked by its high
+/// bit (the "has a zero byte" test on `w ^ c…c`). A byte above a marked one
+/// may be marked falsely; the lowest mark, and whether there is one, are exact.
+#[inline]
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The bytes of `w` below `n` (at most 0x80), marked as by [`bytes_equal`].
+#[inline]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
+}
+
 /// Whether `b` holds a byte JSON escapes: a control character (below 0x20),
 /// a quote or a backslash. Eight bytes at a time, the last word overlapping
 /// the one before it; a text shorter than eight bytes is read as two
 /// overlapping halves.
 #[inline]
 fn needs_escape(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let any = |w: u64| {
-        let (q, s) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-        (w.wrapping_sub(ONES * 0x20) & !w | q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGHS != 0
-    };
+    let any = |w: u64| bytes_below(w, 0x20) | bytes_equal(w, b'"') | bytes_equal(w, b'\\') != 0;
     let word = |at: usize| b.get(at..).and_then(<[u8]>::first_chunk::<8>).map_or(0, |w| u64::from_le_bytes(*w));
     let half = |at: usize| b.get(at..).and_then(<[u8]>::first_chunk::<4>).map_or(0, |w| u32::from_le_bytes(*w));
     match b.len() {
@@ -617,22 +630,15 @@ fn skip_space(b: &[u8], mut i: usize) -> usize {
 
 /// The end of the string starting at `b[i]` (a quote), after its closing
 /// quote, and whether it has escapes. Eight bytes at a time: a word's first
-/// quote or backslash is its lowest byte equal to one (the "has a zero
-/// byte" test on the word xor each; its false positives only ever sit above
-/// a byte that is truly equal).
+/// quote or backslash is the lowest byte [`bytes_equal`] marks.
 #[inline]
 fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const QUOTES: u64 = ONES * b'"' as u64;
-    const BACKSLASHES: u64 = ONES * b'\\' as u64;
     let mut j = i + 1;
     let mut escaped = false;
     loop {
         while let Some(word) = b.get(j..).and_then(<[u8]>::first_chunk::<8>) {
             let w = u64::from_le_bytes(*word);
-            let (q, s) = (w ^ QUOTES, w ^ BACKSLASHES);
-            let found = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGHS;
+            let found = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
             if found != 0 {
                 j += (found.trailing_zeros() / 8) as usize;
                 break;
@@ -715,6 +721,7 @@ impl<'a> Object<'a> {
 
     /// An object given as JSON text that a JSON reader wrote (see [`Tape`]),
     /// read once here.
+    #[cfg(test)]
     pub fn from_text(text: &'a str, views: &Views) -> Object<'a> {
         Object::new(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned(Tape::read(text)), views)
     }

@@ -113,11 +113,11 @@ impl Workload {
         }
         .map_err(|e| WorkloadError(format!("cannot read the object: {}", crate::json_path::explain(json, &e))))?;
         // A probe's handler that did not read, named by the probe's path (see `pod::Probe`).
-        let probe_error = match (env.spec.as_deref().and_then(PodSpec::probe_error), &env.template) {
-            (Some((path, message)), _) => Some((format!("spec.{path}"), message)),
-            (None, Some(t)) => t.spec.probe_error().map(|(path, message)| (format!("template.spec.{path}"), message)),
-            (None, None) => None,
-        };
+        let probe_error =
+            env.spec.as_deref().and_then(PodSpec::probe_error).map(|(path, m)| (format!("spec.{path}"), m));
+        let probe_error = probe_error.or_else(|| {
+            env.template.as_ref()?.spec.probe_error().map(|(path, m)| (format!("template.spec.{path}"), m))
+        });
         if let Some((path, message)) = probe_error {
             return Err(WorkloadError(format!("cannot read the object: field `{path}`: {message}")));
         }
