@@ -3,6 +3,8 @@
 
 #[path = "../../host/src/documents.rs"]
 pub mod documents;
+#[path = "../../policies/sdk/src/json_eq.rs"]
+pub mod json_eq;
 #[path = "../../host/src/locate_walk.rs"]
 pub mod locate_walk;
 #[path = "../../host/src/pin.rs"]
@@ -178,4 +180,34 @@ pub fn view(data: &[u8]) {
     let (written, written_tape) = view::Tape::write(&value);
     assert_eq!(written, value.to_string());
     assert_eq!(view.prune(&written, &written_tape), view.prune(&written, &view::Tape::read(&written)), "{paths:?}");
+}
+
+/// Two JSON texts, split at the first NUL byte (the second empty without
+/// one): `json_eq::equal` says what `serde_json::Value`'s `==` says of them,
+/// a text that does not read being `null` (as the rules read a probe), and
+/// of each text and serde_json's compact and pretty spellings of its value.
+pub fn json_eq(data: &[u8]) {
+    use serde_json::value::RawValue;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (a, b) = text.split_once('\0').unwrap_or((text, "null"));
+    let (Ok(a), Ok(b)) = (serde_json::from_str::<Box<RawValue>>(a), serde_json::from_str::<Box<RawValue>>(b)) else {
+        return;
+    };
+    let value = |raw: &RawValue| serde_json::from_str::<serde_json::Value>(raw.get()).unwrap_or_default();
+    let same = |x: &RawValue, y: &RawValue| {
+        let expected = value(x) == value(y);
+        assert_eq!(json_eq::equal(x, y), expected, "{} vs {}", x.get(), y.get());
+        assert_eq!(json_eq::equal(y, x), expected, "{} vs {}", y.get(), x.get());
+    };
+    same(&a, &b);
+    for raw in [&a, &b] {
+        let v = value(raw);
+        for spelled in [v.to_string(), serde_json::to_string_pretty(&v).unwrap_or_default()] {
+            if let Ok(spelled) = serde_json::from_str::<Box<RawValue>>(&spelled) {
+                same(raw, &spelled);
+            }
+        }
+    }
 }

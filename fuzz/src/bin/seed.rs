@@ -80,7 +80,8 @@ fn main() {
         std::process::exit(2);
     };
     let out = PathBuf::from(out);
-    let dirs = ["documents", "admission_review", "provider_request", "kyverno_call", "view"].map(|d| out.join(d));
+    let dirs =
+        ["documents", "admission_review", "provider_request", "kyverno_call", "view", "json_eq"].map(|d| out.join(d));
     for d in &dirs {
         if let Err(e) = std::fs::create_dir_all(d) {
             eprintln!("seed: cannot create {}: {e}", d.display());
@@ -140,6 +141,14 @@ fn main() {
         let paths = VIEW_PATHS[n % VIEW_PATHS.len()];
         write(&dirs[4], &format!("view-{n:04}"), format!("{paths}\0{object}").as_bytes());
     }
+    // Each container's probes, two by two (as liveness-probe compares them).
+    let mut probes = Vec::new();
+    for object in &objects {
+        probes_in(object, &mut probes);
+    }
+    for (n, pair) in probes.windows(2).enumerate() {
+        write(&dirs[5], &format!("probes-{n:04}"), format!("{}\0{}", pair[0], pair[1]).as_bytes());
+    }
     println!(
         "seed: {} manifest files, {} hostile inputs, {} objects wrapped for the decoders",
         files.len(),
@@ -147,6 +156,22 @@ fn main() {
         objects.len()
     );
     seed_sigstore(&Path::new(corpus).join("sigstore"), &out);
+}
+
+/// The values of every `livenessProbe`, `readinessProbe` and `startupProbe` in `value`.
+fn probes_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key.ends_with("Probe") {
+                    out.push(v.to_string());
+                }
+                probes_in(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| probes_in(v, out)),
+        _ => {}
+    }
 }
 
 /// One target's seeds, each written once (by content).

@@ -19,7 +19,7 @@ pub struct LivenessProbe;
 impl PodRule for LivenessProbe {
     type Settings = NoSettings;
 
-    const READS: Fields = Fields::PROBES;
+    const READS: Fields = Fields::LIVENESS_PROBE.union(Fields::READINESS_PROBE);
 
     fn metadata() -> Metadata {
         Metadata {
@@ -64,7 +64,7 @@ impl PodRule for LivenessProbe {
                     ),
                     c.field("livenessProbe"),
                 )),
-                (Some(live), Some(ready)) if live.value() == ready.value() => out.push(Violation::new(
+                (Some(live), Some(ready)) if live.same_as(ready) => out.push(Violation::new(
                     format!(
                         "container {:?} has a livenessProbe identical to its readinessProbe: a slow container is \
                          restarted, not only taken out of its Services; give the livenessProbe a longer period or \

@@ -24,7 +24,7 @@ pub struct ReadinessProbe;
 impl PodRule for ReadinessProbe {
     type Settings = NoSettings;
 
-    const READS: Fields = Fields::PROBES;
+    const READS: Fields = Fields::READINESS_PROBE;
 
     fn metadata() -> Metadata {
         Metadata {

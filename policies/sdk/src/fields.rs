@@ -76,9 +76,9 @@ fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
         ("ports", Fields::PORTS),
         ("resources", Fields::RESOURCES),
         ("env", Fields::ENV),
-        ("livenessProbe", Fields::PROBES),
-        ("readinessProbe", Fields::PROBES),
-        ("startupProbe", Fields::PROBES),
+        ("livenessProbe", Fields::LIVENESS_PROBE),
+        ("readinessProbe", Fields::READINESS_PROBE),
+        ("startupProbe", Fields::STARTUP_PROBE),
         ("lifecycle", Fields::LIFECYCLE),
     ];
     out.extend(ALWAYS.iter().map(|key| format!("{at}/{key}")));
@@ -125,8 +125,18 @@ impl Fields {
     pub const RESOURCES: Fields = Fields(1 << 5 | 1 << 2);
     /// Each container's `env`.
     pub const ENV: Fields = Fields(1 << 6 | 1 << 2);
-    /// Each container's `livenessProbe`, `readinessProbe` and `startupProbe`.
-    pub const PROBES: Fields = Fields(1 << 7 | 1 << 2);
+    /// Each container's `livenessProbe`: whether there is one, and its text
+    /// ([`crate::pod::Probe::raw`]), not its handler's hosts.
+    pub const LIVENESS_PROBE: Fields = Fields(1 << 7 | 1 << 2);
+    /// Each container's `readinessProbe`, as [`Fields::LIVENESS_PROBE`].
+    pub const READINESS_PROBE: Fields = Fields(1 << 17 | 1 << 2);
+    /// Each container's `startupProbe`, as [`Fields::LIVENESS_PROBE`].
+    pub const STARTUP_PROBE: Fields = Fields(1 << 18 | 1 << 2);
+    /// Each container's `livenessProbe`, `readinessProbe` and `startupProbe`,
+    /// with the hosts their handlers name ([`crate::pod::Probe::handler`]).
+    pub const PROBES: Fields = Fields(1 << 7 | 1 << 17 | 1 << 18 | 1 << 19 | 1 << 2);
+    /// Reading a probe reads its handler's hosts too (part of [`Fields::PROBES`]).
+    pub(crate) const PROBE_HANDLERS: Fields = Fields(1 << 19);
     /// Each container's `lifecycle`.
     pub const LIFECYCLE: Fields = Fields(1 << 8 | 1 << 2);
     /// The pod's `securityContext`.
@@ -157,7 +167,7 @@ impl Fields {
 }
 
 /// The named parts with their names, in the order `Debug` lists them.
-pub const NAMED: [(&str, Fields); 17] = [
+pub const NAMED: [(&str, Fields); 20] = [
     ("LABELS", Fields::LABELS),
     ("ANNOTATIONS", Fields::ANNOTATIONS),
     ("CONTAINER_NAMES", Fields::CONTAINER_NAMES),
@@ -166,6 +176,9 @@ pub const NAMED: [(&str, Fields); 17] = [
     ("PORTS", Fields::PORTS),
     ("RESOURCES", Fields::RESOURCES),
     ("ENV", Fields::ENV),
+    ("LIVENESS_PROBE", Fields::LIVENESS_PROBE),
+    ("READINESS_PROBE", Fields::READINESS_PROBE),
+    ("STARTUP_PROBE", Fields::STARTUP_PROBE),
     ("PROBES", Fields::PROBES),
     ("LIFECYCLE", Fields::LIFECYCLE),
     ("POD_SECURITY_CONTEXT", Fields::POD_SECURITY_CONTEXT),
@@ -185,14 +198,16 @@ impl std::fmt::Debug for Fields {
             Fields::NONE => return f.write_str("Fields::NONE"),
             _ => {}
         }
-        // CONTAINER_NAMES is named only when no other container part (which
-        // includes it) is.
-        let container_part = NAMED.iter().any(|(_, part)| {
-            *part != Fields::CONTAINER_NAMES && part.contains(Fields::CONTAINER_NAMES) && self.contains(*part)
-        });
+        // A part is named only when no larger part that holds it is: not
+        // CONTAINER_NAMES beside CONTAINERS, nor LIVENESS_PROBE beside PROBES.
         let names: Vec<&str> = NAMED
             .iter()
-            .filter(|(name, part)| self.contains(*part) && !(*name == "CONTAINER_NAMES" && container_part))
+            .filter(|(_, part)| {
+                self.contains(*part)
+                    && !NAMED
+                        .iter()
+                        .any(|(_, larger)| larger != part && larger.contains(*part) && self.contains(*larger))
+            })
             .map(|(name, _)| *name)
             .collect();
         write!(f, "Fields({})", names.join(" | "))
@@ -320,9 +335,17 @@ mod tests {
 
     #[test]
     fn container_parts_include_containers() {
-        for part in
-            [Fields::SECURITY_CONTEXT, Fields::PORTS, Fields::RESOURCES, Fields::ENV, Fields::PROBES, Fields::LIFECYCLE]
-        {
+        for part in [
+            Fields::SECURITY_CONTEXT,
+            Fields::PORTS,
+            Fields::RESOURCES,
+            Fields::ENV,
+            Fields::LIVENESS_PROBE,
+            Fields::READINESS_PROBE,
+            Fields::STARTUP_PROBE,
+            Fields::PROBES,
+            Fields::LIFECYCLE,
+        ] {
             assert!(part.contains(Fields::CONTAINER_NAMES), "{part:?}");
             assert!(!Fields::CONTAINER_NAMES.contains(part), "{part:?}");
             assert!(!part.contains(Fields::CONTAINERS), "{part:?}: no image");
@@ -333,6 +356,10 @@ mod tests {
         assert!(!Fields::NONE.contains(Fields::LABELS));
         assert!(Fields::LABELS.contains(Fields::NONE));
         assert!(!(Fields::PORTS | Fields::ENV).contains(Fields::PROBES));
+        for probe in [Fields::LIVENESS_PROBE, Fields::READINESS_PROBE, Fields::STARTUP_PROBE] {
+            assert!(Fields::PROBES.contains(probe) && !probe.contains(Fields::PROBE_HANDLERS), "{probe:?}");
+        }
+        assert!(!(Fields::LIVENESS_PROBE | Fields::READINESS_PROBE | Fields::STARTUP_PROBE).contains(Fields::PROBES));
     }
 
     #[test]
@@ -346,6 +373,11 @@ mod tests {
         assert_eq!(
             format!("{:?}", Fields::CONTAINERS | Fields::PORTS | Fields::SERVICE_ACCOUNT),
             "Fields(CONTAINERS | PORTS | SERVICE_ACCOUNT)"
+        );
+        assert_eq!(format!("{:?}", Fields::PROBES | Fields::LIFECYCLE), "Fields(PROBES | LIFECYCLE)");
+        assert_eq!(
+            format!("{:?}", Fields::LIVENESS_PROBE | Fields::READINESS_PROBE),
+            "Fields(LIVENESS_PROBE | READINESS_PROBE)"
         );
         assert_eq!(format!("{:?}", Fields::ALL), "Fields::ALL");
         assert_eq!(format!("{:?}", Fields::NONE), "Fields::NONE");

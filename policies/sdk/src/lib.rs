@@ -90,6 +90,7 @@ pub mod image;
 pub mod images;
 pub mod inventory;
 pub mod istio;
+pub mod json_eq;
 pub mod json_path;
 pub mod objects;
 pub mod pod;

@@ -24,7 +24,9 @@ masked!(security_context, Fields::SECURITY_CONTEXT);
 masked!(ports, Fields::PORTS);
 masked!(resources, Fields::RESOURCES);
 masked!(env, Fields::ENV);
-masked!(probes, Fields::PROBES);
+masked!(liveness_probe, Fields::LIVENESS_PROBE);
+masked!(readiness_probe, Fields::READINESS_PROBE);
+masked!(startup_probe, Fields::STARTUP_PROBE);
 masked!(lifecycle, Fields::LIFECYCLE);
 masked!(pod_security_context, Fields::POD_SECURITY_CONTEXT);
 masked!(volumes, Fields::VOLUMES);
@@ -302,11 +304,11 @@ pub struct Container {
     pub resources: Option<ResourceRequirements>,
     #[serde(default, deserialize_with = "env")]
     pub env: Vec<EnvVar>,
-    #[serde(default, deserialize_with = "probes")]
+    #[serde(default, deserialize_with = "liveness_probe")]
     pub liveness_probe: Option<Probe>,
-    #[serde(default, deserialize_with = "probes")]
+    #[serde(default, deserialize_with = "readiness_probe")]
     pub readiness_probe: Option<Probe>,
-    #[serde(default, deserialize_with = "probes")]
+    #[serde(default, deserialize_with = "startup_probe")]
     pub startup_probe: Option<Probe>,
     #[serde(default, deserialize_with = "lifecycle")]
     pub lifecycle: Option<Lifecycle>,
@@ -356,6 +358,8 @@ pub struct Handler {
 /// text, to compare one probe with another without building a tree for it.
 #[derive(Debug, Clone)]
 pub struct Probe {
+    /// Read only when the rule reads [`Fields::PROBES`] (its default
+    /// otherwise), or when the probe is not a JSON object.
     pub handler: Handler,
     pub raw: Box<serde_json::value::RawValue>,
     /// Why the handler does not read: the path within the probe and the
@@ -372,11 +376,24 @@ impl Probe {
     pub fn value(&self) -> serde_json::Value {
         serde_json::from_str(self.raw.get()).unwrap_or_default()
     }
+
+    /// Whether the two probes hold the same JSON value: `a.value() ==
+    /// b.value()`, without building either value ([`crate::json_eq::equal`]).
+    pub fn same_as(&self, other: &Probe) -> bool {
+        crate::json_eq::equal(&self.raw, &other.raw)
+    }
 }
 
 impl<'de> Deserialize<'de> for Probe {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let raw = Box::<serde_json::value::RawValue>::deserialize(de)?;
+        // A rule that reads no hosts takes an object as it is (its handler is
+        // that rule's default, as for a field outside its mask). Anything
+        // else than an object is no probe, for every rule: reading it as a
+        // handler says why.
+        if !crate::fields::reading(Fields::PROBE_HANDLERS) && raw.get().starts_with('{') {
+            return Ok(Probe { handler: Handler::default(), raw, error: None });
+        }
         match serde_json::from_str::<Option<Handler>>(raw.get()) {
             Ok(handler) => Ok(Probe { handler: handler.unwrap_or_default(), raw, error: None }),
             Err(e) => {

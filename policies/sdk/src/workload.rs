@@ -436,6 +436,17 @@ mod tests {
         // Not reading probes, a broken probe is no error.
         let (object, _, _) = cases[1];
         assert!(Workload::from_json_reading(object, Fields::SECURITY_CONTEXT).is_ok());
+        // Reading a probe but not its hosts, a broken handler is no error
+        // either; a probe that is not an object still is.
+        let probes = Fields::LIVENESS_PROBE | Fields::READINESS_PROBE | Fields::STARTUP_PROBE;
+        for (n, (object, _, _)) in cases.iter().enumerate() {
+            let outcome = Workload::from_json_reading(object, probes);
+            let not_an_object = object.contains(r#"Probe":7"#) || object.contains(r#"Probe":"x""#);
+            assert_eq!(outcome.is_err(), not_an_object, "case {n}: {object}");
+            if let Err(e) = outcome {
+                assert_eq!(e.0, Workload::from_json(object).unwrap_err().0);
+            }
+        }
     }
 
     const FULL: &str = r#"{"kind":"StatefulSet","metadata":{"name":"s","namespace":"n","labels":{"a":"1"},"annotations":{"b":"2"}},

@@ -14,20 +14,21 @@ use palisade_sdk::{Fields, Workload};
 use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// All, none, every named part, and two unions.
-const MASKS: [(&str, Fields); 19] = {
-    let mut masks = [("ALL", Fields::ALL); 19];
+/// All, none, every named part, and three unions.
+const MASKS: [(&str, Fields); 23] = {
+    let mut masks = [("ALL", Fields::ALL); 23];
     masks[1] = ("NONE", Fields::NONE);
     let mut i = 0;
     while i < palisade_sdk::fields::NAMED.len() {
         masks[i + 2] = palisade_sdk::fields::NAMED[i];
         i += 1;
     }
-    masks[17] = (
+    masks[20] = (
         "SECURITY_CONTEXT|POD_SECURITY_CONTEXT|ANNOTATIONS",
         Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT).union(Fields::ANNOTATIONS),
     );
-    masks[18] = ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES));
+    masks[21] = ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES));
+    masks[22] = ("LIVENESS_PROBE|READINESS_PROBE", Fields::LIVENESS_PROBE.union(Fields::READINESS_PROBE));
     masks
 };
 
