@@ -5,6 +5,8 @@
 pub mod documents;
 #[path = "../../policies/sdk/src/json_eq.rs"]
 pub mod json_eq;
+#[path = "../../policies/sdk/src/json_scan.rs"]
+pub mod json_scan;
 #[path = "../../host/src/locate_walk.rs"]
 pub mod locate_walk;
 #[path = "../../host/src/pin.rs"]

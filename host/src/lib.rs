@@ -32,6 +32,8 @@ pub mod helm;
 pub mod images;
 pub mod input;
 pub mod inventory;
+/// The SDK's byte-level JSON scanning, which the host's tape shares ([`view`]).
+pub(crate) use palisade_sdk::json_scan;
 #[cfg(test)]
 mod locate_walk;
 pub(crate) mod parallel;

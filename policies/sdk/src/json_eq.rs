@@ -126,12 +126,12 @@ impl<'a> Tape<'a> {
                     continue;
                 }
                 b'"' => {
-                    // To the closing quote; an escape leaves the text to serde_json.
-                    let n = b[i + 1..].iter().position(|&c| c == b'"' || c == b'\\')?;
-                    i += n + 2;
-                    if b[i - 1] != b'"' {
+                    // An escape leaves the text to serde_json.
+                    let (end, escaped) = crate::json_scan::string_end(b, i)?;
+                    if escaped {
                         return None;
                     }
+                    i = end;
                     Kind::String
                 }
                 b't' => {

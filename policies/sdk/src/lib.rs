@@ -92,6 +92,7 @@ pub mod inventory;
 pub mod istio;
 pub mod json_eq;
 pub mod json_path;
+pub mod json_scan;
 pub mod objects;
 pub mod pod;
 pub mod pss;
