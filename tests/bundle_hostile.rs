@@ -770,3 +770,97 @@ fn pax_record(key: &str, value: &str) -> Vec<u8> {
     }
     format!("{len}{rest}").into_bytes()
 }
+
+// ================================================================ 10
+
+/// Case 10: a warm start keeps no component in memory. With every compiled
+/// form in the cache, `check --bundle` of the default tarball still reads
+/// each layer whole and hashes it, a piece at a time, but holds none of its
+/// components (17 MiB of them): its peak resident set is within a few MiB of
+/// `check` with the same built-in rules, whose compiled forms the cache holds
+/// too. (The code before kept every component until all were loaded: 17 MiB
+/// over.) It gives their findings; a flipped byte in a layer is refused as a
+/// cold start refuses it; and a component whose compiled form turns out to
+/// be damaged is read from the tarball again, checked, and compiled anew.
+#[test]
+fn warm_starts_hash_every_layer_and_keep_no_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("hardened.tar");
+    default_bundle(&tar);
+    let builtin = || {
+        let mut cmd = palisade();
+        cmd.current_dir(root()).args(["check", "--format", "json"]).arg(root().join("examples"));
+        cmd
+    };
+    // Both warmed up: their compiled forms are the same files.
+    let warm_up = run_measured(&mut check(&tar), Duration::from_secs(600), KILL_RSS_KIB);
+    let expected = findings("bundle, warm-up", &warm_up.out);
+    assert_eq!(findings("built-in, warm-up", &run_measured(&mut builtin(), LIMIT, KILL_RSS_KIB).out), expected);
+    let bundled = run_measured(&mut check(&tar), LIMIT, KILL_RSS_KIB);
+    let plain = run_measured(&mut builtin(), LIMIT, KILL_RSS_KIB);
+    println!("check --bundle (warm): {bundled}\ncheck (built-in, warm): {plain}");
+    assert_eq!(findings("bundle", &bundled.out), expected);
+    assert!(
+        bundled.peak_rss_kib < plain.peak_rss_kib + (8 << 10),
+        "a warm start from the bundle peaks at {} MiB, the built-in rules at {} MiB: the components were kept",
+        bundled.peak_rss_kib >> 10,
+        plain.peak_rss_kib >> 10
+    );
+
+    // The layers of the tarball, and where each one's bytes start in it.
+    let cache = std::fs::read_dir(root().join("target").join("test-cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("wasmtime-")))
+        .expect("the compiled cache");
+    let mut layers = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let Some(hex) = name.strip_prefix("blobs/sha256/") else { continue };
+        // A component layer: the cache holds its compiled form, under its digest.
+        if cache.join(format!("{hex}.cwasm")).is_file() {
+            layers.push((hex.to_string(), entry.raw_file_position(), entry.size()));
+        }
+    }
+    assert!(layers.len() >= 40, "{} component layers", layers.len());
+    layers.sort_by_key(|&(_, _, size)| size);
+
+    // A flipped byte in a layer (the largest): refused by its digest.
+    let (hex, offset, size) = layers.last().unwrap().clone();
+    let flipped = dir.path().join("flipped.tar");
+    std::fs::copy(&tar, &flipped).unwrap();
+    {
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&flipped).unwrap();
+        let at = offset + size / 3;
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        file.write_all(&[byte[0] ^ 0x01]).unwrap();
+    }
+    let err = refused("a flipped byte in a layer, warm", &mut check(&flipped));
+    assert!(err.contains("does not match its digest") && err.contains(&hex), "{err}");
+
+    // A damaged compiled form (of the smallest layer), in a copy of the cache:
+    // the component is read again and compiled, and its compiled form written anew.
+    let (hex, _, _) = layers.first().unwrap().clone();
+    let private = dir.path().join("cache");
+    let copy = private.join(cache.file_name().unwrap());
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&cache).unwrap().flatten() {
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let compiled = copy.join(format!("{hex}.cwasm"));
+    let good = std::fs::read(&compiled).unwrap();
+    std::fs::write(&compiled, &good[..good.len() / 2]).unwrap();
+    let mut damaged = check(&tar);
+    damaged.env("PALISADE_CACHE_DIR", &private);
+    let again = run_measured(&mut damaged, Duration::from_secs(600), KILL_RSS_KIB);
+    println!("check --bundle, one compiled form damaged: {again}");
+    assert_eq!(findings("one compiled form damaged", &again.out), expected);
+    let rewritten = std::fs::read(&compiled).unwrap();
+    assert!(rewritten.len() > good.len() / 2, "the compiled form was not written anew");
+}

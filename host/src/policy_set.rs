@@ -352,10 +352,63 @@ pub struct Bundled {
     /// `oci://registry/repo@sha256:…#id`, or the layout path and digest.
     pub origin: String,
     pub id: String,
-    /// The SHA-256 of `bytes` in hex: the layer digest the bundle was checked
-    /// against when it was read, so it is not hashed again.
+    /// The SHA-256 of the component in hex: the layer digest the bundle was
+    /// checked against when it was read, so it is not hashed again.
     pub hex: String,
-    pub bytes: Vec<u8>,
+    pub component: BundledBytes,
+}
+
+/// A bundled component's bytes, or what stands for them when the bundle was
+/// read without keeping them.
+pub enum BundledBytes {
+    Kept(Vec<u8>),
+    /// Checked against the digest and not kept, its compiled form being in
+    /// the cache: `size` bytes, and how to read (and check) them again should
+    /// that compiled form not load after all.
+    Unkept {
+        size: u64,
+        reread: Reread,
+    },
+}
+
+/// Reads a bundled component again; see [`BundledBytes::Unkept`].
+pub type Reread = Box<dyn Fn() -> anyhow::Result<Vec<u8>> + Send + Sync>;
+
+/// A component to load: `(origin, bytes, SHA-256 in hex, from the command
+/// line, opted into WASI)`, and for a bundled one read without its bytes
+/// (`bytes` empty), its size and how to read it again.
+struct Source {
+    origin: String,
+    bytes: Cow<'static, [u8]>,
+    hex: Cow<'static, str>,
+    extra: bool,
+    wasi: bool,
+    unkept: Option<(u64, Reread)>,
+}
+
+impl Source {
+    fn new(origin: String, bytes: Cow<'static, [u8]>, hex: Cow<'static, str>, extra: bool, wasi: bool) -> Source {
+        Source { origin, bytes, hex, extra, wasi, unkept: None }
+    }
+
+    fn size(&self) -> u64 {
+        self.unkept.as_ref().map_or(self.bytes.len() as u64, |(size, _)| *size)
+    }
+
+    /// Compiled (or its compiled form loaded) and described. A component
+    /// without its bytes is loaded from the cache, and read again (and
+    /// checked again) when that fails: the cache entry went, or is damaged.
+    fn load(&self, runtime: &Runtime) -> anyhow::Result<LoadedPolicy> {
+        let Some((size, reread)) = &self.unkept else {
+            return load_hashed(runtime, &self.origin, &self.bytes, &self.hex, self.wasi);
+        };
+        let mut loaded = match load_hashed(runtime, &self.origin, &[], &self.hex, false) {
+            Ok(loaded) => loaded,
+            Err(_) => load_hashed(runtime, &self.origin, &reread()?, &self.hex, false)?,
+        };
+        loaded.compiled.size = usize::try_from(*size).unwrap_or(usize::MAX);
+        Ok(loaded)
+    }
 }
 
 impl Catalog {
@@ -386,8 +439,6 @@ impl Catalog {
         extra: &[PathBuf],
         extra_wasi: &[PathBuf],
     ) -> anyhow::Result<Catalog> {
-        // (origin, bytes, SHA-256 in hex, from the command line, opted into WASI)
-        type Source = (String, Cow<'static, [u8]>, Cow<'static, str>, bool, bool);
         let mut sources: Vec<Source> = Vec::new();
         if builtin {
             for (i, (name, bytes)) in crate::builtin::BUILTIN.iter().enumerate() {
@@ -395,13 +446,18 @@ impl Catalog {
                 let hex = crate::builtin::BUILTIN_SHA256
                     .get(i)
                     .map_or_else(|| Cow::Owned(crate::runtime::sha256_hex(bytes)), |hex| Cow::Borrowed(*hex));
-                sources.push((format!("builtin:{name}"), Cow::Borrowed(*bytes), hex, false, false));
+                sources.push(Source::new(format!("builtin:{name}"), Cow::Borrowed(*bytes), hex, false, false));
             }
         }
         let mut expected_ids = std::collections::HashMap::new();
         for b in bundled {
             expected_ids.insert(b.origin.clone(), b.id);
-            sources.push((b.origin, Cow::Owned(b.bytes), Cow::Owned(b.hex), false, false));
+            let mut source = Source::new(b.origin, Cow::Borrowed(&[]), Cow::Owned(b.hex), false, false);
+            match b.component {
+                BundledBytes::Kept(bytes) => source.bytes = Cow::Owned(bytes),
+                BundledBytes::Unkept { size, reread } => source.unkept = Some((size, reread)),
+            }
+            sources.push(source);
         }
         let extras = extra.iter().map(|p| (p, false)).chain(extra_wasi.iter().map(|p| (p, true)));
         for (path, wasi) in extras {
@@ -409,33 +465,29 @@ impl Catalog {
                 let bytes =
                     std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
                 let hex = crate::runtime::sha256_hex(&bytes);
-                sources.push((file.display().to_string(), Cow::Owned(bytes), Cow::Owned(hex), true, wasi));
+                sources.push(Source::new(file.display().to_string(), Cow::Owned(bytes), Cow::Owned(hex), true, wasi));
             }
         }
-        let to_compile = sources.iter().filter(|(_, _, hex, _, _)| !runtime.is_cached(hex)).count();
+        let to_compile = sources.iter().filter(|s| !runtime.is_cached(&s.hex)).count();
         if to_compile > 0 {
             runtime.report(CompileProgress::Started { total: to_compile });
         }
         let compiled = std::sync::atomic::AtomicUsize::new(0);
         // The largest first: compiling (or loading the compiled form) takes time with the size.
-        let results = crate::parallel::map_largest_first(
-            &sources,
-            |s| s.1.len() as u64,
-            |(origin, bytes, hex, _, wasi)| {
-                let loaded = load_hashed(&runtime, origin, bytes, hex, *wasi);
-                if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
-                    let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
-                }
-                loaded
-            },
-        );
+        let results = crate::parallel::map_largest_first(&sources, Source::size, |source| {
+            let loaded = source.load(&runtime);
+            if loaded.as_ref().is_ok_and(|l| !l.compiled.cached) && to_compile > 0 {
+                let done = compiled.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                runtime.report(CompileProgress::Compiled { done: done.min(to_compile), total: to_compile });
+            }
+            loaded
+        });
         if to_compile > 0 {
             runtime.report(CompileProgress::Finished { total: to_compile });
         }
         let mut policies: Vec<Arc<LoadedPolicy>> = Vec::new();
         let mut explicit = HashSet::new();
-        for (result, (_, _, _, is_extra, _)) in results.into_iter().zip(&sources) {
+        for (result, Source { extra: is_extra, .. }) in results.into_iter().zip(&sources) {
             let loaded = result?;
             let id = loaded.meta.id.clone();
             if let Some(expected) = expected_ids.get(&loaded.origin)

@@ -5,12 +5,15 @@
 //! signatures travel as entries named `sha256-<hex>.sig`, as cosign tags them.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::content::{CheckLayer, Content, Fetch};
-use super::{Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, digest_hex, io_error};
+use super::{
+    Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, check_digest, check_hashed,
+    digest_hex, io_error,
+};
 
 const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -21,7 +24,24 @@ pub struct Layout {
     blobs: BTreeMap<String, Vec<u8>>,
     /// Where each blob of a tarball lies in it (offset, size): read when asked for.
     tar_blobs: BTreeMap<String, (u64, u64)>,
+    /// The tarball those offsets are in, opened once: every blob is read from
+    /// this one file, by position, on as many threads as read at once.
+    tar_file: Option<std::fs::File>,
     is_tar: bool,
+    /// Which layers [`Fetch::fetch_layers`] keeps ([`Layout::keep_only`]); `None`: every one.
+    keep: Option<Keep>,
+}
+
+/// Whether to keep a layer's bytes once it is checked; see [`Layout::keep_only`].
+pub type Keep = std::sync::Arc<dyn Fn(&Descriptor) -> bool + Send + Sync>;
+
+/// How much of a blob is read at a time when it is hashed and not kept.
+const PIECE: usize = 128 << 10;
+
+/// Where an unread blob is: an entry of the tarball, or a file of the layout directory.
+enum Extent {
+    Entry { offset: u64, size: u64 },
+    File,
 }
 
 /// A signature entry's name for the content it signs.
@@ -42,8 +62,21 @@ impl Layout {
             },
             blobs: BTreeMap::new(),
             tar_blobs: BTreeMap::new(),
+            tar_file: None,
             is_tar: path.extension().is_some_and(|e| e == "tar"),
+            keep: None,
         }
+    }
+
+    /// Have [`Fetch::fetch_layers`] keep only the layers `keep` says yes to.
+    /// Every other layer is still read in full and checked against its
+    /// digest, but hashed a piece at a time as it is read and not kept: its
+    /// piece of the content is empty. For a start whose compiled components
+    /// are all in the compile cache: the whole bundle is checked without
+    /// holding its components in memory. Content read so is for a start
+    /// only, never to be saved or pushed.
+    pub fn keep_only(&mut self, keep: Keep) {
+        self.keep = Some(keep);
     }
 
     pub fn open(path: &Path) -> Result<Layout> {
@@ -57,12 +90,13 @@ impl Layout {
             read_limited(&path.join("index.json"), super::MAX_MANIFEST_BYTES)?
         } else if meta.is_file() {
             layout.is_tar = true;
-            let (marker, index, blobs) = read_tar(path)?;
+            let (marker, index, blobs, file) = read_tar(path)?;
             check_marker(
                 path,
                 &marker.ok_or_else(|| io_error(path, "not an OCI image layout tarball (no oci-layout)"))?,
             )?;
             layout.tar_blobs = blobs;
+            layout.tar_file = Some(file);
             index.ok_or_else(|| io_error(path, "no index.json"))?
         } else {
             return Err(io_error(path, "not a bundle: neither a layout directory nor a regular (tar) file"));
@@ -119,8 +153,8 @@ impl Layout {
     pub fn save(&mut self) -> Result<()> {
         let index = serde_json::to_vec_pretty(&self.index).map_err(|e| Error::Format(e.to_string()))?;
         if self.is_tar {
-            // Blobs of the original tarball are copied from it, one at a time.
-            let mut original = if self.tar_blobs.is_empty() { None } else { Some(open_regular(&self.path, true)?) };
+            // Blobs of the original tarball are copied from it (the file opened
+            // with the layout), one at a time.
             // Written beside the file a link names, so the link still names the signed file.
             let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
             let tmp = target.with_extension("tar.partial");
@@ -140,15 +174,17 @@ impl Layout {
                 add(&format!("blobs/sha256/{}", digest_hex(digest)?), bytes)?;
             }
             for (digest, &(offset, size)) in &self.tar_blobs {
-                if let (false, Some(file)) = (self.blobs.contains_key(digest), original.as_mut()) {
-                    let bytes = read_at(file, &self.path, offset, size)?;
+                if let (false, Some(file)) = (self.blobs.contains_key(digest), self.tar_file.as_ref()) {
+                    let entry = Positioned { file, at: offset, end: offset.saturating_add(size) };
+                    let bytes = read_entry(entry, &self.path, offset, size)?;
                     add(&format!("blobs/sha256/{}", digest_hex(digest)?), &bytes)?;
                 }
             }
             builder.into_inner().and_then(|mut f| std::io::Write::flush(&mut f)).map_err(|e| io_error(&tmp, e))?;
             std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
             // Where each blob now lies, should this layout be read again.
-            self.tar_blobs = read_tar(&target)?.2;
+            let (_, _, blobs, file) = read_tar(&target)?;
+            (self.tar_blobs, self.tar_file) = (blobs, Some(file));
         } else {
             let blobs = self.path.join("blobs").join("sha256");
             std::fs::create_dir_all(&blobs).map_err(|e| io_error(&blobs, e))?;
@@ -170,7 +206,9 @@ impl Fetch for Layout {
     }
 
     /// Read and checked on as many threads as there are cores, each layer on
-    /// one thread (its bytes are still in that core's cache when hashed).
+    /// one thread (its bytes are still in that core's cache when hashed). A
+    /// layer [`Layout::keep_only`] does not keep is checked as `check` checks
+    /// one (`check_layer`: digest, then size), from its pieces.
     fn fetch_layers(&mut self, layers: &[Descriptor], limit: u64, check: CheckLayer) -> Result<Vec<Vec<u8>>> {
         let this = &*self;
         // The largest first, so that no thread is left hashing a large layer alone.
@@ -178,6 +216,10 @@ impl Fetch for Layout {
             layers,
             |d| d.size,
             |descriptor| {
+                if this.keep.as_ref().is_some_and(|keep| !keep(descriptor)) {
+                    this.check_blob(descriptor, limit)?;
+                    return Ok(Vec::new());
+                }
                 let bytes = this.read_blob(descriptor, limit)?;
                 check(descriptor, &bytes)?;
                 Ok(bytes)
@@ -192,8 +234,47 @@ impl Layout {
         if let Some(bytes) = self.blobs.get(&descriptor.digest) {
             return Ok(bytes.clone());
         }
+        let (reader, path, extent) = self.open_blob(descriptor, limit)?;
+        match extent {
+            Extent::Entry { offset, size } => read_entry(reader, &path, offset, size),
+            Extent::File => read_limited_from(reader, &path, limit),
+        }
+    }
+
+    /// The blob checked against its descriptor as [`check_digest`] checks
+    /// it, read a piece at a time into one buffer: nothing of its size is held.
+    fn check_blob(&self, descriptor: &Descriptor, limit: u64) -> Result<()> {
+        let what = format!("layer {}", descriptor.digest);
+        if let Some(bytes) = self.blobs.get(&descriptor.digest) {
+            return check_digest(&what, descriptor, bytes);
+        }
+        let (reader, path, extent) = self.open_blob(descriptor, limit)?;
+        let (digest, size) = match extent {
+            Extent::Entry { offset, size } => {
+                let (digest, read) = hash_pieces(reader, &path)?;
+                if read != size {
+                    return Err(truncated(&path, offset, size));
+                }
+                (digest, read)
+            }
+            Extent::File => {
+                let (digest, read) = hash_pieces(reader.take(limit + 1), &path)?;
+                if read > limit {
+                    return Err(io_error(&path, format!("over the limit of {limit} bytes")));
+                }
+                (digest, read)
+            }
+        };
+        check_hashed(&what, descriptor, digest, size)
+    }
+
+    /// A blob not written since opening, as a reader: the tarball's entry
+    /// (read by position from the file opened with the layout) or the
+    /// layout directory's file; with the file's path and where the blob lies.
+    fn open_blob(&self, descriptor: &Descriptor, limit: u64) -> Result<(Box<dyn Read + '_>, PathBuf, Extent)> {
         if self.is_tar {
-            let Some(&(offset, size)) = self.tar_blobs.get(&descriptor.digest) else {
+            let (Some(&(offset, size)), Some(file)) = (self.tar_blobs.get(&descriptor.digest), self.tar_file.as_ref())
+            else {
                 return Err(io_error(
                     &self.path,
                     format!("{} is referenced but not in the tarball", descriptor.digest),
@@ -202,12 +283,61 @@ impl Layout {
             if size > limit {
                 return Err(io_error(&self.path, format!("{}: over the limit of {limit} bytes", descriptor.digest)));
             }
-            let mut file = open_regular(&self.path, true)?;
-            return read_at(&mut file, &self.path, offset, size);
+            let entry = Positioned { file, at: offset, end: offset.saturating_add(size) };
+            return Ok((Box::new(entry), self.path.clone(), Extent::Entry { offset, size }));
         }
-        let blobs = blob_dir(&self.path)?;
-        read_limited(&blobs.join(digest_hex(&descriptor.digest)?), limit)
+        let path = blob_dir(&self.path)?.join(digest_hex(&descriptor.digest)?);
+        Ok((Box::new(open_regular(&path, false)?), path, Extent::File))
     }
+}
+
+/// The bytes of a file from `at` to `end`, read by position (`pread`), so
+/// that several threads read one open file at once.
+struct Positioned<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Positioned<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
+        let want = buffer.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buffer[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+thread_local! {
+    /// The buffer [`hash_pieces`] reads into, one a thread (made once, not once a layer).
+    static PIECES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `sha256:<hex>` of what `reader` holds, and how many bytes that was, read
+/// [`PIECE`] bytes at a time.
+fn hash_pieces(mut reader: impl Read, path: &Path) -> Result<(String, u64)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut total: u64 = 0;
+    PIECES.with_borrow_mut(|buffer| {
+        buffer.resize(PIECE, 0);
+        loop {
+            match reader.read(buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    hasher.update(&buffer[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(path, e)),
+            }
+        }
+    })?;
+    Ok((format!("sha256:{}", crate::runtime::hex(&hasher.finalize())), total))
 }
 
 fn check_marker(path: &Path, marker: &str) -> Result<()> {
@@ -268,18 +398,25 @@ fn open_regular(path: &Path, follow: bool) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn read_at(file: &mut std::fs::File, path: &Path, offset: u64, size: u64) -> Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(offset)).map_err(|e| io_error(path, e))?;
+/// The `size` bytes of a tar entry at `offset`, from `reader` (which ends where the entry ends).
+fn read_entry(mut reader: impl Read, path: &Path, offset: u64, size: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(size.min(MAX_BLOB_BYTES) as usize);
-    file.take(size).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    reader.read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
     if bytes.len() as u64 != size {
-        return Err(io_error(path, format!("truncated tar file: an entry of {size} bytes at offset {offset}")));
+        return Err(truncated(path, offset, size));
     }
     Ok(bytes)
 }
 
+fn truncated(path: &Path, offset: u64, size: u64) -> Error {
+    io_error(path, format!("truncated tar file: an entry of {size} bytes at offset {offset}"))
+}
+
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let file = open_regular(path, false)?;
+    read_limited_from(open_regular(path, false)?, path, limit)
+}
+
+fn read_limited_from(file: impl Read, path: &Path, limit: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
     if bytes.len() as u64 > limit {
@@ -288,7 +425,7 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, (u64, u64)>);
+type TarParts = (Option<String>, Option<Vec<u8>>, BTreeMap<String, (u64, u64)>, std::fs::File);
 
 /// The layout files of a tarball: `oci-layout` and `index.json` read, blobs
 /// only located (read when fetched); anything else in it is ignored, and no
@@ -346,7 +483,7 @@ fn read_tar(path: &Path) -> Result<TarParts> {
             }
         }
     }
-    Ok((marker, index, blobs))
+    Ok((marker, index, blobs, archive.into_inner()))
 }
 
 #[cfg(test)]

@@ -113,16 +113,17 @@ pub fn digest_hex(digest: &str) -> Result<&str> {
 
 /// Check bytes against the descriptor that named them.
 pub fn check_digest(what: &str, descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
-    let actual = digest_of(bytes);
+    check_hashed(what, descriptor, digest_of(bytes), bytes.len() as u64)
+}
+
+/// [`check_digest`] for content hashed as it was read: `actual` is its
+/// digest, `size` how many bytes it had.
+pub fn check_hashed(what: &str, descriptor: &Descriptor, actual: String, size: u64) -> Result<()> {
     if actual != descriptor.digest {
         return Err(Error::Digest { what: what.to_string(), expected: descriptor.digest.clone(), actual });
     }
-    if bytes.len() as u64 != descriptor.size {
-        return Err(Error::Format(format!(
-            "{what}: {} bytes, but its descriptor says {}",
-            bytes.len(),
-            descriptor.size
-        )));
+    if size != descriptor.size {
+        return Err(Error::Format(format!("{what}: {size} bytes, but its descriptor says {}", descriptor.size)));
     }
     Ok(())
 }

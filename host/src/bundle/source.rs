@@ -1,8 +1,9 @@
 //! A bundle reference turned into checked content, and the operations the
 //! `palisade bundle` commands and `--bundle` are made of.
 
+use super::content::Fetch;
 use super::content::{Content, PolicyArtifact};
-use super::layout::{Layout, signature_tag};
+use super::layout::{Keep, Layout, signature_tag};
 use super::reference::Location;
 use super::registry::{self, Registry};
 use super::signature::{self, PrivateKey, PublicKey};
@@ -99,12 +100,40 @@ fn bundle_name(content: &Content) -> String {
 /// `want_signatures`: also find the signatures (a network round trip for a
 /// digest reference whose signatures were never cached).
 pub fn open(location: &Location, options: &Options, want_signatures: bool) -> Result<Opened> {
+    open_keeping(location, options, want_signatures, None)
+}
+
+/// [`open`] for a start: of a layout, the policy layers `keep` says no to
+/// are checked as every layer is, but not kept ([`Layout::keep_only`]; their
+/// components' bytes are empty). A registry reference is opened as [`open`]
+/// opens it. Not for content that is saved or pushed.
+pub fn open_for_start(location: &Location, options: &Options, want_signatures: bool, keep: Keep) -> Result<Opened> {
+    open_keeping(location, options, want_signatures, Some(keep))
+}
+
+/// The layer `layer` of the layout bundle at `location`, read and checked
+/// against its digest again (for a component [`open_for_start`] did not keep).
+pub fn reread_layer(location: &Location, layer: &Descriptor) -> Result<Vec<u8>> {
+    let Location::Layout(path) = location else {
+        return Err(Error::Format(format!("{location}: only a layout's layers are read again")));
+    };
+    let mut layout = Layout::open(path)?;
+    let bytes = layout.fetch(layer, super::MAX_BLOB_BYTES)?;
+    super::check_digest(&format!("layer {}", layer.digest), layer, &bytes)?;
+    Ok(bytes)
+}
+
+fn open_keeping(location: &Location, options: &Options, want_signatures: bool, keep: Option<Keep>) -> Result<Opened> {
     match location {
         Location::Layout(path) => {
             let mut layout = Layout::open(path)?;
             let root = layout.root()?;
+            let signature = layout.signature_for(&root.digest)?;
+            if let Some(keep) = keep {
+                layout.keep_only(keep);
+            }
             let content = Content::walk(&root, &mut layout)?;
-            let signatures = match layout.signature_for(&root.digest)? {
+            let signatures = match signature {
                 Some(d) => Some(Content::walk(&d, &mut layout)?),
                 None => None,
             };

@@ -142,7 +142,7 @@ fn start(
             // The bundle is opened (cache or registry, every digest checked,
             // the signature verified) inside each start, as `check --bundle` does.
             let t = Instant::now();
-            let (bundled, _) = super::bundle::load_bundle(reference, &source.verify_key, &source.registry)?;
+            let (bundled, _) = super::bundle::load_bundle(reference, &source.verify_key, &source.registry, &runtime)?;
             (Some(bundled), Some(t.elapsed()))
         }
         None => (None, None),

@@ -1,22 +1,26 @@
 //! `palisade bundle …` and the `--bundle` option of `check`, `serve`,
 //! `policies` and `explain`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use palisade::bundle::assemble::{self, BundleInfo};
 use palisade::bundle::content::Content;
+use palisade::bundle::layout::Keep;
 use palisade::bundle::reference::{self, Location};
 use palisade::bundle::signature::{self, PublicKey};
 use palisade::bundle::source::{self, Opened};
 use palisade::bundle::store::Store;
-use palisade::bundle::{Manifest, SIMPLE_SIGNING_MEDIA_TYPE, annotations, registry};
+use palisade::bundle::{
+    Descriptor, Manifest, SIMPLE_SIGNING_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, annotations, digest_hex, registry,
+};
 use palisade::check::PolicyBundle;
-use palisade::policy_set::{Bundled, component_files};
+use palisade::policy_set::{Bundled, BundledBytes, component_files};
 use palisade::runtime::{Runtime, SandboxLimits, default_cache_dir};
 
 /// A line on standard output; a closed pipe (`| head`) is an error, not a panic.
@@ -179,13 +183,32 @@ fn registry_target(text: &str) -> anyhow::Result<oci_client::Reference> {
 
 /// The components of the bundle `text`, ready for
 /// [`palisade::policy_set::Catalog::load_with`], and what a report says of it.
+/// Every layer is checked against its digest; of a layout, a component whose
+/// compiled form `runtime` has in its cache is not kept in memory
+/// ([`BundledBytes::Unkept`]).
 pub fn load_bundle(
     text: &str,
     keys: &[PathBuf],
     registry: &RegistryArgs,
+    runtime: &Arc<Runtime>,
 ) -> anyhow::Result<(Vec<Bundled>, PolicyBundle)> {
     let keys = read_keys(keys)?;
-    let opened = open(text, registry, !keys.is_empty()).with_context(|| format!("--bundle {text}"))?;
+    let location = reference::parse(text)?;
+    // The policy layers not kept, by digest: each decided once, when it is read.
+    let unkept: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let keep: Keep = {
+        let (unkept, runtime) = (unkept.clone(), runtime.clone());
+        Arc::new(move |layer: &Descriptor| {
+            let cached = layer.media_type == WASM_LAYER_MEDIA_TYPE
+                && digest_hex(&layer.digest).is_ok_and(|hex| runtime.is_cached(hex));
+            if cached {
+                unkept.lock().unwrap_or_else(|e| e.into_inner()).insert(layer.digest.clone());
+            }
+            !cached
+        })
+    };
+    let opened = source::open_for_start(&location, &options(registry), !keys.is_empty(), keep)
+        .with_context(|| format!("--bundle {text}"))?;
     let verified_by = if keys.is_empty() {
         None
     } else {
@@ -202,16 +225,24 @@ pub fn load_bundle(
     if policies.is_empty() {
         bail!("--bundle {text}: the bundle holds no policies");
     }
+    let unkept = std::mem::take(&mut *unkept.lock().unwrap_or_else(|e| e.into_inner()));
     let mut bundled = Vec::with_capacity(policies.len());
     for p in policies {
         // Each layer was checked against this digest when the bundle was read: not hashed again.
-        let hex = palisade::bundle::digest_hex(&p.layer.digest).with_context(|| format!("--bundle {text}"))?;
-        bundled.push(Bundled {
-            origin: format!("{}#{}", bundle.pinned, p.id),
-            id: p.id,
-            hex: hex.to_string(),
-            bytes: p.component,
-        });
+        let hex = digest_hex(&p.layer.digest).with_context(|| format!("--bundle {text}"))?;
+        let origin = format!("{}#{}", bundle.pinned, p.id);
+        let component = if unkept.contains(&p.layer.digest) {
+            let (location, layer, what) = (location.clone(), p.layer.clone(), origin.clone());
+            BundledBytes::Unkept {
+                size: p.layer.size,
+                reread: Box::new(move || {
+                    source::reread_layer(&location, &layer).with_context(|| format!("{what}: reading it again"))
+                }),
+            }
+        } else {
+            BundledBytes::Kept(p.component)
+        };
+        bundled.push(Bundled { origin, id: p.id, hex: hex.to_string(), component });
     }
     Ok((bundled, bundle))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::{Colour, Format, PolicyArgs, catalog_from, image_verifier, policy_sources, selection, threads};
+use super::{Colour, Format, PolicyArgs, catalog_from, image_verifier, policy_sources, runtime, selection, threads};
 use palisade::check;
 use palisade::config::Config;
 use palisade::documents::Limits;
@@ -102,9 +102,10 @@ pub(super) fn run(args: CheckArgs) -> anyhow::Result<u8> {
         args.offline,
         &args.image_layout,
     )?;
-    let sources = policy_sources(&args.policy, &config.verify.keys)?;
+    let runtime = runtime(&args.policy)?;
+    let sources = policy_sources(&args.policy, &config.verify.keys, &runtime)?;
     let bundle = sources.bundle.clone();
-    let catalog = catalog_from(&args.policy, sources)?;
+    let catalog = catalog_from(&args.policy, sources, runtime)?;
     catalog.runtime.set_images(images);
     let (policies, mut errors) = match catalog.select(&selection) {
         Ok(policies) => (policies, Vec::new()),

@@ -270,7 +270,7 @@ fn compile_progress(cache: Option<PathBuf>) -> Arc<dyn Fn(CompileProgress) + Sen
 /// The policies a run starts from: a bundle's (fetched, checked against its
 /// digests and contract, and verified when keys are configured), or the
 /// built-in ones. Fetching happens here, before any server starts.
-fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Sources> {
+fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf], runtime: &Arc<Runtime>) -> anyhow::Result<Sources> {
     let keys: Vec<PathBuf> = config_keys.iter().chain(&args.source.verify_key).cloned().collect();
     if !keys.is_empty() {
         if args.source.bundle.is_none() {
@@ -291,7 +291,7 @@ fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<
         }
         return Ok(Sources { builtin: !args.no_builtin, bundled: Vec::new(), bundle: None });
     };
-    let (bundled, bundle) = bundle::load_bundle(reference, &keys, &args.source.registry)?;
+    let (bundled, bundle) = bundle::load_bundle(reference, &keys, &args.source.registry, runtime)?;
     Ok(Sources { builtin: false, bundled, bundle: Some(bundle) })
 }
 
@@ -301,12 +301,13 @@ struct Sources {
     bundle: Option<palisade::check::PolicyBundle>,
 }
 
-fn catalog_from(args: &PolicyArgs, sources: Sources) -> anyhow::Result<Catalog> {
-    Catalog::load_opted(runtime(args)?, sources.builtin, sources.bundled, &args.policies, &args.policies_wasi)
+fn catalog_from(args: &PolicyArgs, sources: Sources, runtime: Arc<Runtime>) -> anyhow::Result<Catalog> {
+    Catalog::load_opted(runtime, sources.builtin, sources.bundled, &args.policies, &args.policies_wasi)
 }
 
 fn catalog(args: &PolicyArgs, config_keys: &[PathBuf]) -> anyhow::Result<Catalog> {
-    catalog_from(args, policy_sources(args, config_keys)?)
+    let runtime = runtime(args)?;
+    catalog_from(args, policy_sources(args, config_keys, &runtime)?, runtime)
 }
 
 /// The image verifier a run gives the policies: the configuration's trust

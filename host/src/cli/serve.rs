@@ -105,15 +105,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None if images.status() == palisade::images::Status::Enabled => cores.max(args.max_concurrency),
         None => cores,
     };
-    let sources = policy_sources(&args.policy, &config.verify.keys)?;
+    // Compiling is logged as the server's other lines are: JSON.
+    let runtime =
+        runtime_reporting(&args.policy, palisade::serve::log::compile_progress, palisade::serve::log::policy_output)?;
+    let sources = policy_sources(&args.policy, &config.verify.keys, &runtime)?;
     let load = move || -> anyhow::Result<palisade::serve::engine::Engine> {
         let selection = selection(&config, args.profile.as_ref(), args.pss_version.as_ref());
-        // Compiling is logged as the server's other lines are: JSON.
-        let runtime = runtime_reporting(
-            &args.policy,
-            palisade::serve::log::compile_progress,
-            palisade::serve::log::policy_output,
-        )?;
         let catalog = Catalog::load_opted(
             runtime,
             sources.builtin,

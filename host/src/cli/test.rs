@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{Colour, PolicyArgs, catalog_from, policy_sources, threads};
+use super::{Colour, PolicyArgs, catalog_from, policy_sources, runtime, threads};
 use palisade::report;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,8 +37,9 @@ pub struct Args {
 /// 0: every expectation agrees; 1: a difference; 2: a broken suite (or
 /// policies that could not be loaded).
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let sources = policy_sources(&args.policy, &[])?;
-    let catalog = catalog_from(&args.policy, sources)?;
+    let runtime = runtime(&args.policy)?;
+    let sources = policy_sources(&args.policy, &[], &runtime)?;
+    let catalog = catalog_from(&args.policy, sources, runtime)?;
     let run = palisade::suite::run_paths(&catalog, &args.paths, threads(args.threads));
     let text = match args.format {
         TestFormat::Junit => {
