@@ -374,15 +374,18 @@ pub enum BundledBytes {
 /// Reads a bundled component again; see [`BundledBytes::Unkept`].
 pub type Reread = Box<dyn Fn() -> anyhow::Result<Vec<u8>> + Send + Sync>;
 
-/// A component to load: `(origin, bytes, SHA-256 in hex, from the command
-/// line, opted into WASI)`, and for a bundled one read without its bytes
-/// (`bytes` empty), its size and how to read it again.
+/// A component to load.
 struct Source {
     origin: String,
+    /// Empty for a bundled component read without its bytes (`unkept`).
     bytes: Cow<'static, [u8]>,
+    /// The SHA-256 of the component, in hex.
     hex: Cow<'static, str>,
+    /// Given on the command line (`--policies`), not a base set's.
     extra: bool,
+    /// Opted into (deny-all) WASI.
     wasi: bool,
+    /// A bundled component read without its bytes: its size, and how to read it again.
     unkept: Option<(u64, Reread)>,
 }
 

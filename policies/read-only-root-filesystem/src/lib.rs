@@ -18,7 +18,7 @@ pub struct ReadOnlyRootFilesystem;
 impl PodRule for ReadOnlyRootFilesystem {
     type Settings = NoSettings;
 
-    const READS: Fields = Fields::SECURITY_CONTEXT;
+    const READS: Fields = Fields::READ_ONLY_ROOT_FILESYSTEM;
 
     fn metadata() -> Metadata {
         Metadata {

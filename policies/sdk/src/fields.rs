@@ -69,10 +69,11 @@ fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
         ("selector", Fields::SELECTOR),
         ("volumeClaimTemplates", Fields::VOLUME_CLAIM_TEMPLATES),
     ];
-    const CONTAINER_PARTS: [(&str, Fields); 10] = [
+    const CONTAINER_PARTS: [(&str, Fields); 11] = [
         ("name", Fields::CONTAINER_NAMES),
         ("image", Fields::CONTAINERS),
         ("securityContext", Fields::SECURITY_CONTEXT),
+        ("securityContext/readOnlyRootFilesystem", Fields::READ_ONLY_ROOT_FILESYSTEM),
         ("ports", Fields::PORTS),
         ("resources", Fields::RESOURCES),
         ("env", Fields::ENV),
@@ -83,9 +84,15 @@ fn spec_paths(reads: Fields, at: &str, outer: bool, out: &mut Vec<String>) {
     ];
     out.extend(ALWAYS.iter().map(|key| format!("{at}/{key}")));
     out.extend(PARTS.iter().filter(|(_, part)| reads.contains(*part)).map(|(key, _)| format!("{at}/{key}")));
+    // A part inside another part that is read is in that one's path already.
+    let within_read = |key: &str| {
+        CONTAINER_PARTS.iter().any(|(outer, part)| {
+            key.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/')) && reads.contains(*part)
+        })
+    };
     for list in ["initContainers", "containers", "ephemeralContainers"] {
         for (key, part) in CONTAINER_PARTS {
-            if reads.contains(part) {
+            if reads.contains(part) && !within_read(key) {
                 out.push(format!("{at}/{list}/*/{key}"));
             }
         }
@@ -117,8 +124,11 @@ impl Fields {
     pub const CONTAINER_NAMES: Fields = Fields(1 << 2);
     /// Every container: its name and its `image`.
     pub const CONTAINERS: Fields = Fields(1 << 15 | 1 << 2);
-    /// Each container's `securityContext`.
-    pub const SECURITY_CONTEXT: Fields = Fields(1 << 3 | 1 << 2);
+    /// Each container's `securityContext`, all of it.
+    pub const SECURITY_CONTEXT: Fields = Fields(1 << 3 | 1 << 20 | 1 << 2);
+    /// Each container's `securityContext.readOnlyRootFilesystem`, and nothing
+    /// else of its `securityContext` (part of [`Fields::SECURITY_CONTEXT`]).
+    pub const READ_ONLY_ROOT_FILESYSTEM: Fields = Fields(1 << 20 | 1 << 2);
     /// Each container's `ports`.
     pub const PORTS: Fields = Fields(1 << 4 | 1 << 2);
     /// Each container's `resources`.
@@ -167,12 +177,13 @@ impl Fields {
 }
 
 /// The named parts with their names, in the order `Debug` lists them.
-pub const NAMED: [(&str, Fields); 20] = [
+pub const NAMED: [(&str, Fields); 21] = [
     ("LABELS", Fields::LABELS),
     ("ANNOTATIONS", Fields::ANNOTATIONS),
     ("CONTAINER_NAMES", Fields::CONTAINER_NAMES),
     ("CONTAINERS", Fields::CONTAINERS),
     ("SECURITY_CONTEXT", Fields::SECURITY_CONTEXT),
+    ("READ_ONLY_ROOT_FILESYSTEM", Fields::READ_ONLY_ROOT_FILESYSTEM),
     ("PORTS", Fields::PORTS),
     ("RESOURCES", Fields::RESOURCES),
     ("ENV", Fields::ENV),
@@ -312,6 +323,22 @@ pub fn prune(value: &serde_json::Value, paths: &[&[String]]) -> serde_json::Valu
 /// is in the mask: otherwise its value is skipped and it gets its `Default`.
 /// Read, `null` is the `Default` too (as [`crate::pod::nullable`]).
 macro_rules! masked {
+    // For an `Option` field: read as it is (`null` is `None` already), not
+    // through a second `Option`.
+    (optional $name:ident, $part:expr) => {
+        pub(crate) fn $name<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+        where
+            D: serde::Deserializer<'de>,
+            T: serde::Deserialize<'de>,
+        {
+            if $crate::fields::reading($part) {
+                Option::<T>::deserialize(de)
+            } else {
+                serde::de::IgnoredAny::deserialize(de)?;
+                Ok(None)
+            }
+        }
+    };
     ($name:ident, $part:expr) => {
         pub(crate) fn $name<'de, D, T>(de: D) -> Result<T, D::Error>
         where
@@ -337,6 +364,7 @@ mod tests {
     fn container_parts_include_containers() {
         for part in [
             Fields::SECURITY_CONTEXT,
+            Fields::READ_ONLY_ROOT_FILESYSTEM,
             Fields::PORTS,
             Fields::RESOURCES,
             Fields::ENV,
@@ -356,6 +384,8 @@ mod tests {
         assert!(!Fields::NONE.contains(Fields::LABELS));
         assert!(Fields::LABELS.contains(Fields::NONE));
         assert!(!(Fields::PORTS | Fields::ENV).contains(Fields::PROBES));
+        assert!(Fields::SECURITY_CONTEXT.contains(Fields::READ_ONLY_ROOT_FILESYSTEM));
+        assert!(!Fields::READ_ONLY_ROOT_FILESYSTEM.contains(Fields::SECURITY_CONTEXT));
         for probe in [Fields::LIVENESS_PROBE, Fields::READINESS_PROBE, Fields::STARTUP_PROBE] {
             assert!(Fields::PROBES.contains(probe) && !probe.contains(Fields::PROBE_HANDLERS), "{probe:?}");
         }
@@ -381,6 +411,16 @@ mod tests {
         );
         assert_eq!(format!("{:?}", Fields::ALL), "Fields::ALL");
         assert_eq!(format!("{:?}", Fields::NONE), "Fields::NONE");
+    }
+
+    #[test]
+    fn a_part_inside_a_part_read_has_no_path_of_its_own() {
+        let rorfs = "/spec/template/spec/containers/*/securityContext/readOnlyRootFilesystem";
+        assert!(paths(Fields::READ_ONLY_ROOT_FILESYSTEM).iter().any(|p| p == rorfs));
+        assert!(!paths(Fields::READ_ONLY_ROOT_FILESYSTEM).iter().any(|p| p.ends_with("/securityContext")));
+        let both = paths(Fields::SECURITY_CONTEXT);
+        assert!(both.iter().any(|p| p == "/spec/template/spec/containers/*/securityContext"));
+        assert!(!both.iter().any(|p| p.ends_with("readOnlyRootFilesystem")), "{both:?}");
     }
 
     #[test]

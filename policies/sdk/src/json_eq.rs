@@ -21,7 +21,8 @@
 //! serde_json: a string with an escape, a number with an exponent or of 300
 //! characters or more (serde_json refuses one out of `f64`'s range, and then
 //! the whole text reads as `null`), an object of more than [`WIDE`] keys
-//! (matching keys here takes quadratic time), a text that is not JSON.
+//! (matching keys here takes quadratic time), arrays and objects nested more
+//! than 32 deep, a text that is not JSON.
 
 use serde_json::value::RawValue;
 
@@ -99,7 +100,9 @@ impl<'a> Tape<'a> {
         let b = text.as_bytes();
         u32::try_from(b.len()).ok()?;
         let mut nodes: Vec<Node> = Vec::with_capacity(b.len() / 6 + 1);
-        let mut open: Vec<usize> = Vec::with_capacity(8);
+        // The arrays and objects open at `i`, innermost last.
+        let mut open = [0u32; 32];
+        let mut depth = 0;
         let mut i = 0;
         loop {
             while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b',' | b':') {
@@ -108,19 +111,20 @@ impl<'a> Tape<'a> {
             let start = i;
             let kind = match *b.get(i)? {
                 c @ (b'{' | b'[') => {
-                    open.push(nodes.len());
+                    *open.get_mut(depth)? = nodes.len() as u32;
+                    depth += 1;
                     let kind = if c == b'{' { Kind::Object } else { Kind::Array };
                     nodes.push(Node { kind, start: start as u32, end: 0, next: 0 });
                     i += 1;
                     continue;
                 }
                 b'}' | b']' => {
-                    let at = open.pop()?;
+                    depth = depth.checked_sub(1)?;
                     let next = nodes.len() as u32;
                     i += 1;
-                    nodes[at].end = i as u32;
-                    nodes[at].next = next;
-                    if open.is_empty() {
+                    let node = nodes.get_mut(open[depth] as usize)?;
+                    (node.end, node.next) = (i as u32, next);
+                    if depth == 0 {
                         break;
                     }
                     continue;
@@ -146,24 +150,30 @@ impl<'a> Tape<'a> {
                     i += 4;
                     Kind::Null
                 }
-                b'-' | b'0'..=b'9' => {
-                    let token = &b[i..];
-                    let n = token
-                        .iter()
-                        .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'.' | b'e' | b'E' | b'+'))
-                        .unwrap_or(token.len());
-                    let token = &token[..n];
-                    i += n;
-                    if n >= 300 || token.iter().any(|c| matches!(c, b'e' | b'E' | b'+')) {
+                first @ (b'-' | b'0'..=b'9') => {
+                    let mut fraction = false;
+                    i += 1;
+                    while let Some(&c) = b.get(i) {
+                        match c {
+                            b'0'..=b'9' => {}
+                            b'.' => fraction = true,
+                            b'e' | b'E' | b'+' | b'-' => return None,
+                            _ => break,
+                        }
+                        i += 1;
+                    }
+                    let n = i - start;
+                    if n >= 300 {
                         return None;
                     }
-                    let digits = n - usize::from(token[0] == b'-');
-                    if digits <= 18 && token != b"-0" && !token.contains(&b'.') { Kind::Integer } else { Kind::Float }
+                    let negative = first == b'-';
+                    let minus_zero = negative && n == 2 && b[start + 1] == b'0';
+                    if fraction || minus_zero || n - usize::from(negative) > 18 { Kind::Float } else { Kind::Integer }
                 }
                 _ => return None,
             };
             nodes.push(Node { kind, start: start as u32, end: i as u32, next: nodes.len() as u32 + 1 });
-            if open.is_empty() {
+            if depth == 0 {
                 break;
             }
         }
@@ -171,8 +181,13 @@ impl<'a> Tape<'a> {
         b[i.min(b.len())..].iter().all(u8::is_ascii_whitespace).then_some(Tape { text, nodes })
     }
 
-    fn bytes(&self, node: Node) -> Option<&'a str> {
-        self.text.get(node.start as usize..node.end as usize)
+    fn bytes(&self, node: Node) -> Option<&'a [u8]> {
+        self.text.as_bytes().get(node.start as usize..node.end as usize)
+    }
+
+    /// The bytes of the key at index `key`.
+    fn key(&self, key: usize) -> Option<&'a [u8]> {
+        self.bytes(*self.nodes.get(key)?)
     }
 
     /// Whether value `i` here equals value `j` of `other`; `None`: the walk
@@ -190,7 +205,7 @@ impl<'a> Tape<'a> {
             // Two integers are equal only when written alike, and never equal a float.
             Kind::Integer | Kind::Float if x.kind != y.kind || x.kind == Kind::Integer => false,
             Kind::Float => {
-                let number = |t: &str| serde_json::from_str::<serde_json::Number>(t).ok();
+                let number = |t: &[u8]| serde_json::from_slice::<serde_json::Number>(t).ok();
                 number(self.bytes(x)?)? == number(other.bytes(y)?)?
             }
             Kind::String | Kind::Integer => false,
@@ -208,32 +223,28 @@ impl<'a> Tape<'a> {
             }
             Kind::Object => {
                 let (Some(mine), Some(theirs)) = (self.members(i), other.members(j)) else { return None };
-                let mut keys = 0;
                 for (n, &(key, value)) in mine.iter().enumerate() {
-                    if self.key_again(&mine[n + 1..], key)? {
-                        continue;
-                    }
-                    keys += 1;
-                    // Their last member of that key.
+                    let name = self.key(key)?;
+                    // Their last member of that key (serde_json keeps the last).
                     let mut found = None;
                     for &(their_key, their_value) in theirs.iter().rev() {
-                        if self.bytes(self.nodes[key])? == other.bytes(other.nodes[their_key])? {
+                        if other.key(their_key)? == name {
                             found = Some(their_value);
                             break;
                         }
                     }
-                    match found {
-                        Some(their_value) if self.equal(value, other, their_value)? => {}
-                        _ => return Some(false),
+                    let same = match found {
+                        Some(their_value) => self.equal(value, other, their_value)?,
+                        None => false,
+                    };
+                    // Only the last member of a key here counts as well.
+                    if !same && !self.key_again(&mine[n + 1..], name)? {
+                        return Some(false);
                     }
                 }
-                let mut their_keys = 0;
-                for (n, &(key, _)) in theirs.iter().enumerate() {
-                    if !other.key_again(&theirs[n + 1..], key)? {
-                        their_keys += 1;
-                    }
-                }
-                keys == their_keys
+                // Each key's last value here has its equal there: the same
+                // keys, when there are as many.
+                self.distinct_keys(&mine)? == other.distinct_keys(&theirs)?
             }
         })
     }
@@ -253,15 +264,25 @@ impl<'a> Tape<'a> {
         Some(out)
     }
 
-    /// Whether one of `later` has the key `key`.
-    fn key_again(&self, later: &[(usize, usize)], key: usize) -> Option<bool> {
-        let name = self.bytes(*self.nodes.get(key)?)?;
+    /// Whether one of `later` has the key `name`.
+    fn key_again(&self, later: &[(usize, usize)], name: &[u8]) -> Option<bool> {
         for &(other, _) in later {
-            if self.bytes(*self.nodes.get(other)?)? == name {
+            if self.key(other)? == name {
                 return Some(true);
             }
         }
         Some(false)
+    }
+
+    /// How many keys `members` have, a key given twice counted once.
+    fn distinct_keys(&self, members: &[(usize, usize)]) -> Option<usize> {
+        let mut count = 0;
+        for (n, &(key, _)) in members.iter().enumerate() {
+            if !self.key_again(&members[n + 1..], self.key(key)?)? {
+                count += 1;
+            }
+        }
+        Some(count)
     }
 }
 
@@ -361,6 +382,11 @@ mod tests {
         assert!(Tape::read(&forward).unwrap().equal(0, &Tape::read(&backward).unwrap(), 0).is_none());
         assert!(check(&forward, &backward));
         assert!(!check(&forward, &backward.replace("\"k3\":3", "\"k3\":4")));
+        // Nested deeper than the walk goes: compared as values too.
+        let deep = |inner: &str| format!("{}{inner}{}", "[".repeat(40), "]".repeat(40));
+        assert!(Tape::read(&deep("1")).is_none());
+        assert!(check(&deep("1.0"), &deep("1.00")));
+        assert!(!check(&deep("1"), &deep("2")));
     }
 
     /// A small generator (xorshift), so the cases are the same every run.

@@ -20,7 +20,8 @@ masked!(annotations, Fields::ANNOTATIONS);
 masked!(containers, Fields::CONTAINER_NAMES);
 masked!(image, Fields::CONTAINERS);
 masked!(service_account, Fields::SERVICE_ACCOUNT);
-masked!(security_context, Fields::SECURITY_CONTEXT);
+masked!(security_context, Fields::READ_ONLY_ROOT_FILESYSTEM);
+masked!(optional security_context_field, Fields::SECURITY_CONTEXT);
 masked!(ports, Fields::PORTS);
 masked!(resources, Fields::RESOURCES);
 masked!(env, Fields::ENV);
@@ -324,16 +325,26 @@ pub struct ContainerPort {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityContext {
+    #[serde(default, deserialize_with = "security_context_field")]
     pub privileged: Option<bool>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub capabilities: Option<Capabilities>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub allow_privilege_escalation: Option<bool>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub proc_mount: Option<String>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub run_as_non_root: Option<bool>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub run_as_user: Option<i64>,
     #[serde(rename = "seLinuxOptions")]
+    #[serde(default, deserialize_with = "security_context_field")]
     pub se_linux_options: Option<SeLinuxOptions>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub seccomp_profile: Option<SeccompProfile>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub app_armor_profile: Option<AppArmorProfile>,
+    #[serde(default, deserialize_with = "security_context_field")]
     pub windows_options: Option<WindowsOptions>,
     pub read_only_root_filesystem: Option<bool>,
 }

@@ -15,20 +15,20 @@ use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// All, none, every named part, and three unions.
-const MASKS: [(&str, Fields); 23] = {
-    let mut masks = [("ALL", Fields::ALL); 23];
+const MASKS: [(&str, Fields); 24] = {
+    let mut masks = [("ALL", Fields::ALL); 24];
     masks[1] = ("NONE", Fields::NONE);
     let mut i = 0;
     while i < palisade_sdk::fields::NAMED.len() {
         masks[i + 2] = palisade_sdk::fields::NAMED[i];
         i += 1;
     }
-    masks[20] = (
+    masks[21] = (
         "SECURITY_CONTEXT|POD_SECURITY_CONTEXT|ANNOTATIONS",
         Fields::SECURITY_CONTEXT.union(Fields::POD_SECURITY_CONTEXT).union(Fields::ANNOTATIONS),
     );
-    masks[21] = ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES));
-    masks[22] = ("LIVENESS_PROBE|READINESS_PROBE", Fields::LIVENESS_PROBE.union(Fields::READINESS_PROBE));
+    masks[22] = ("CONTAINERS|VOLUMES", Fields::CONTAINERS.union(Fields::VOLUMES));
+    masks[23] = ("LIVENESS_PROBE|READINESS_PROBE", Fields::LIVENESS_PROBE.union(Fields::READINESS_PROBE));
     masks
 };
 
