@@ -269,7 +269,8 @@ fn compile_progress(cache: Option<PathBuf>) -> Arc<dyn Fn(CompileProgress) + Sen
 
 /// The policies a run starts from: a bundle's (fetched, checked against its
 /// digests and contract, and verified when keys are configured), or the
-/// built-in ones. Fetching happens here, before any server starts.
+/// built-in ones. Fetching happens here, before any server starts. What
+/// `runtime`'s compile cache holds is not kept in memory from a layout bundle.
 fn policy_sources(args: &PolicyArgs, config_keys: &[PathBuf], runtime: &Arc<Runtime>) -> anyhow::Result<Sources> {
     let keys: Vec<PathBuf> = config_keys.iter().chain(&args.source.verify_key).cloned().collect();
     if !keys.is_empty() {
