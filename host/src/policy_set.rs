@@ -377,33 +377,41 @@ pub type Reread = Box<dyn Fn() -> anyhow::Result<Vec<u8>> + Send + Sync>;
 /// A component to load.
 struct Source {
     origin: String,
-    /// Empty for a bundled component read without its bytes (`unkept`).
-    bytes: Cow<'static, [u8]>,
+    component: Component,
     /// The SHA-256 of the component, in hex.
     hex: Cow<'static, str>,
     /// Given on the command line (`--policies`), not a base set's.
     extra: bool,
     /// Opted into (deny-all) WASI.
     wasi: bool,
-    /// A bundled component read without its bytes: its size, and how to read it again.
-    unkept: Option<(u64, Reread)>,
+}
+
+/// A [`Source`]'s component: its bytes, or (bundled, not kept) its size and
+/// how to read it again.
+enum Component {
+    Bytes(Cow<'static, [u8]>),
+    Unkept { size: u64, reread: Reread },
 }
 
 impl Source {
     fn new(origin: String, bytes: Cow<'static, [u8]>, hex: Cow<'static, str>, extra: bool, wasi: bool) -> Source {
-        Source { origin, bytes, hex, extra, wasi, unkept: None }
+        Source { origin, component: Component::Bytes(bytes), hex, extra, wasi }
     }
 
     fn size(&self) -> u64 {
-        self.unkept.as_ref().map_or(self.bytes.len() as u64, |(size, _)| *size)
+        match &self.component {
+            Component::Bytes(bytes) => bytes.len() as u64,
+            Component::Unkept { size, .. } => *size,
+        }
     }
 
     /// Compiled (or its compiled form loaded) and described. A component
     /// without its bytes is loaded from the cache, and read again (and
     /// checked again) when that fails: the cache entry went, or is damaged.
     fn load(&self, runtime: &Runtime) -> anyhow::Result<LoadedPolicy> {
-        let Some((size, reread)) = &self.unkept else {
-            return load_hashed(runtime, &self.origin, &self.bytes, &self.hex, self.wasi);
+        let (size, reread) = match &self.component {
+            Component::Bytes(bytes) => return load_hashed(runtime, &self.origin, bytes, &self.hex, self.wasi),
+            Component::Unkept { size, reread } => (size, reread),
         };
         let mut loaded = match load_hashed(runtime, &self.origin, &[], &self.hex, false) {
             Ok(loaded) => loaded,
@@ -455,12 +463,11 @@ impl Catalog {
         let mut expected_ids = std::collections::HashMap::new();
         for b in bundled {
             expected_ids.insert(b.origin.clone(), b.id);
-            let mut source = Source::new(b.origin, Cow::Borrowed(&[]), Cow::Owned(b.hex), false, false);
-            match b.component {
-                BundledBytes::Kept(bytes) => source.bytes = Cow::Owned(bytes),
-                BundledBytes::Unkept { size, reread } => source.unkept = Some((size, reread)),
-            }
-            sources.push(source);
+            let component = match b.component {
+                BundledBytes::Kept(bytes) => Component::Bytes(Cow::Owned(bytes)),
+                BundledBytes::Unkept { size, reread } => Component::Unkept { size, reread },
+            };
+            sources.push(Source { origin: b.origin, component, hex: Cow::Owned(b.hex), extra: false, wasi: false });
         }
         let extras = extra.iter().map(|p| (p, false)).chain(extra_wasi.iter().map(|p| (p, true)));
         for (path, wasi) in extras {

@@ -356,8 +356,8 @@ pub(crate) fn base64_decode(text: &str) -> std::result::Result<Vec<u8>, base64::
     base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
 }
 
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex (also the host's, for digests).
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -3,7 +3,7 @@
 
 use super::{
     Descriptor, Error, Index, MAX_BLOB_BYTES, MAX_ENTRIES, MAX_MANIFEST_BYTES, Manifest, Result,
-    WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, WasmConfig, annotations, check_contract, check_digest,
+    WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, WasmConfig, annotations, check_contract, check_digest, check_hashed,
 };
 
 /// Where content comes from: a layout, the cache, a registry. Implementations
@@ -38,8 +38,14 @@ pub trait Fetch {
 pub type CheckLayer<'a> = &'a (dyn Fn(&Descriptor, &[u8]) -> Result<()> + Sync);
 
 /// A layer's bytes against its descriptor's digest.
-fn check_layer(descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_layer(descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
     check_digest(&format!("layer {}", descriptor.digest), descriptor, bytes)
+}
+
+/// [`check_layer`] for a layer hashed as it was read: `digest` is what it
+/// hashed to, `size` how many bytes it had.
+pub(crate) fn check_layer_hashed(descriptor: &Descriptor, digest: String, size: u64) -> Result<()> {
+    check_hashed(&format!("layer {}", descriptor.digest), descriptor, digest, size)
 }
 
 /// A closed set of content: `pieces` holds every manifest, config and layer,

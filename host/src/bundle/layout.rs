@@ -9,11 +9,8 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::content::{CheckLayer, Content, Fetch};
-use super::{
-    Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, check_digest, check_hashed,
-    digest_hex, io_error,
-};
+use super::content::{CheckLayer, Content, Fetch, check_layer, check_layer_hashed};
+use super::{Descriptor, Error, INDEX_MEDIA_TYPE, Index, MAX_BLOB_BYTES, Result, annotations, digest_hex, io_error};
 
 const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -207,8 +204,8 @@ impl Fetch for Layout {
 
     /// Read and checked on as many threads as there are cores, each layer on
     /// one thread (its bytes are still in that core's cache when hashed). A
-    /// layer [`Layout::keep_only`] does not keep is checked as `check` checks
-    /// one (`check_layer`: digest, then size), from its pieces.
+    /// layer [`Layout::keep_only`] does not keep is checked as `check` (which
+    /// is [`check_layer`]) checks one, from its pieces.
     fn fetch_layers(&mut self, layers: &[Descriptor], limit: u64, check: CheckLayer) -> Result<Vec<Vec<u8>>> {
         let this = &*self;
         // The largest first, so that no thread is left hashing a large layer alone.
@@ -241,12 +238,11 @@ impl Layout {
         }
     }
 
-    /// The blob checked against its descriptor as [`check_digest`] checks
+    /// The layer checked against its descriptor as [`check_layer`] checks
     /// it, read a piece at a time into one buffer: nothing of its size is held.
     fn check_blob(&self, descriptor: &Descriptor, limit: u64) -> Result<()> {
-        let what = format!("layer {}", descriptor.digest);
         if let Some(bytes) = self.blobs.get(&descriptor.digest) {
-            return check_digest(&what, descriptor, bytes);
+            return check_layer(descriptor, bytes);
         }
         let (reader, path, extent) = self.open_blob(descriptor, limit)?;
         let (digest, size) = match extent {
@@ -265,7 +261,7 @@ impl Layout {
                 (digest, read)
             }
         };
-        check_hashed(&what, descriptor, digest, size)
+        check_layer_hashed(descriptor, digest, size)
     }
 
     /// A blob not written since opening, as a reader: the tarball's entry
@@ -337,7 +333,7 @@ fn hash_pieces(mut reader: impl Read, path: &Path) -> Result<(String, u64)> {
             }
         }
     })?;
-    Ok((format!("sha256:{}", crate::runtime::hex(&hasher.finalize())), total))
+    Ok((format!("sha256:{}", palisade_sigstore::keys::hex(&hasher.finalize())), total))
 }
 
 fn check_marker(path: &Path, marker: &str) -> Result<()> {

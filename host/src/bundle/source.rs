@@ -1,8 +1,8 @@
 //! A bundle reference turned into checked content, and the operations the
 //! `palisade bundle` commands and `--bundle` are made of.
 
-use super::content::Fetch;
 use super::content::{Content, PolicyArtifact};
+use super::content::{Fetch, check_layer};
 use super::layout::{Keep, Layout, signature_tag};
 use super::reference::Location;
 use super::registry::{self, Registry};
@@ -119,7 +119,7 @@ pub fn reread_layer(location: &Location, layer: &Descriptor) -> Result<Vec<u8>> 
     };
     let mut layout = Layout::open(path)?;
     let bytes = layout.fetch(layer, super::MAX_BLOB_BYTES)?;
-    super::check_digest(&format!("layer {}", layer.digest), layer, &bytes)?;
+    check_layer(layer, &bytes)?;
     Ok(bytes)
 }
 

@@ -22,7 +22,7 @@
 //! characters or more (serde_json refuses one out of `f64`'s range, and then
 //! the whole text reads as `null`), an object of more than [`WIDE`] keys
 //! (matching keys here takes quadratic time), arrays and objects nested more
-//! than 32 deep, a text that is not JSON.
+//! than 32 deep. (The texts are `RawValue`s: JSON, as serde_json reads it.)
 
 use serde_json::value::RawValue;
 
